@@ -18,7 +18,7 @@ import numbers
 from functools import reduce
 from operator import add, mul
 
-__all__ = ["Value", "make_node", "dot"]
+__all__ = ["Value", "make_node", "dot", "dots", "logsumexp"]
 
 
 class Value:
@@ -168,12 +168,14 @@ class Value:
 
 
 def _topological_order(root):
-    """Nodes below `root`, children before parents; intermediate grads zeroed.
+    """Interior nodes below `root`, children before parents, their grads zeroed.
 
     An explicit stack of (node, iterator over its children) replaces recursion,
     so graph depth is limited only by memory. Every node is entered once, so a
     graph with exponentially many paths costs time linear in its edges. The
     order equals that of the familiar recursive depth-first post-order.
+    Leaves have nothing to propagate, so they are never pushed (most edges of
+    a network end at a weight: skipping them halves the walk).
     """
     order = []
     visited = {root}
@@ -181,7 +183,7 @@ def _topological_order(root):
     while stack:
         node, children = stack[-1]
         for child in children:
-            if child not in visited:
+            if child._prev and child not in visited:
                 visited.add(child)
                 stack.append((child, iter(child._prev)))
                 break
@@ -214,39 +216,77 @@ def make_node(data, children, local_grads, op):
 
 
 def dot(weights, inputs, bias=None):
-    """sum_i weights[i] * inputs[i] (+ bias) as a single node.
+    """sum_i weights[i] * inputs[i] (+ bias) as a single node; see `dots`."""
+    return dots([weights], inputs, None if bias is None else [bias])[0]
 
-    A neuron's pre-activation as one node with n (or 2n+1) children instead
-    of a chain of 2n binary nodes: the same gradients for a fraction of the
-    nodes. Inputs may be Values or plain numbers (numbers get no gradient).
-    The products are summed left to right, then the bias is added.
+
+def dots(weight_rows, inputs, biases=None):
+    """One node per row: sum_i row[i] * inputs[i] + bias, all reading the same inputs.
+
+    A neuron's pre-activation as one node with 2n+1 children instead of a
+    chain of 2n binary nodes: the same gradients for a fraction of the nodes
+    and time. A layer's rows share the inputs, so they are read once here.
+    Inputs may be Values or plain numbers (numbers get no gradient). The
+    products are summed left to right, then the bias is added.
     """
-    if len(weights) != len(inputs):
-        raise ValueError(f"dot needs as many weights as inputs, got {len(weights)} and {len(inputs)}")
-    w_data = [w.data for w in weights]
+    inputs = tuple(inputs)
+    x_data, x_values, x_weight_index = _split_inputs(inputs)
+    n = len(inputs)
+    if biases is None:
+        biases = [None] * len(weight_rows)
+    nodes = []
+    for weights, bias in zip(weight_rows, biases):
+        if len(weights) != n:
+            raise ValueError(f"dot needs as many weights as inputs, got {len(weights)} and {n}")
+        w_data = [w.data for w in weights]
+        total = reduce(add, map(mul, w_data, x_data), 0.0)
+        # d/dw_i = x_i and d/dx_i = w_i: the products' other factors.
+        w_local = w_data if x_weight_index is None else [w_data[i] for i in x_weight_index]
+        if bias is None:
+            children = (*weights, *x_values)
+            local_grads = (*x_data, *w_local)
+        else:
+            total += bias.data
+            children = (*weights, *x_values, bias)
+            local_grads = (*x_data, *w_local, 1.0)
+        nodes.append(make_node(total, children, local_grads, "dot"))
+    return nodes
+
+
+def _split_inputs(inputs):
+    """(data of every input, the inputs that are Values, their positions or None if all are)."""
     if all(type(x) is Value for x in inputs):
-        x_data = [x.data for x in inputs]
-        children = (*weights, *inputs)
-        local_grads = (*x_data, *w_data)  # d/dw_i = x_i, d/dx_i = w_i
-    else:
-        x_data = [_input_data(x) for x in inputs]
-        x_values = [(x, w) for x, w in zip(inputs, w_data) if isinstance(x, Value)]
-        children = (*weights, *(x for x, _ in x_values))
-        local_grads = (*x_data, *(w for _, w in x_values))
-    total = reduce(add, map(mul, w_data, x_data), 0.0)
-    if bias is not None:
-        total = total + bias.data
-        children = (*children, bias)
-        local_grads = (*local_grads, 1.0)
-    return make_node(total, children, local_grads, "dot")
+        return tuple([x.data for x in inputs]), inputs, None
+    x_data, x_values, positions = [], [], []
+    for i, x in enumerate(inputs):
+        if isinstance(x, Value):
+            x_data.append(x.data)
+            x_values.append(x)
+            positions.append(i)
+        elif _is_number(x):
+            x_data.append(float(x))
+        else:
+            raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
+    return tuple(x_data), tuple(x_values), positions
 
 
-def _input_data(x):
-    if isinstance(x, Value):
-        return x.data
-    if _is_number(x):
-        return float(x)
-    raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
+def logsumexp(values):
+    """log(sum_i exp(x_i)) as a single node, stable for inputs of any size.
+
+    A fused primitive: shifting by the max keeps every exp() in (0, 1], so
+    cross-entropy on logits like [1000, 0, -1000] stays finite, and the local
+    derivatives are the softmax probabilities exp(x_i - lse).
+    """
+    values = tuple(values)
+    if not values:
+        raise ValueError("logsumexp needs at least one value")
+    data = [v.data for v in values]
+    shift = max(data)
+    if math.isinf(shift):  # inf - inf has no value: the slopes are NaN, as in PyTorch
+        return make_node(shift, values, (math.nan,) * len(values), "logsumexp")
+    exps = [math.exp(x - shift) for x in data]
+    total = reduce(add, exps, 0.0)
+    return make_node(shift + math.log(total), values, tuple(e / total for e in exps), "logsumexp")
 
 
 def _is_number(x):

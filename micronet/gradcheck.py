@@ -1,0 +1,67 @@
+"""Numerical derivatives, to check autograd against the definition.
+
+The symmetric (central) difference (f(x+h) - f(x-h)) / 2h has error O(h^2),
+the one-sided (forward) difference (f(x+h) - f(x)) / h only O(h); with
+float64 and h = 1e-6 the central one is typically good to 1e-9.
+"""
+
+import math
+
+from micronet.engine import Value
+
+__all__ = ["numerical_grad", "gradcheck", "GradcheckError"]
+
+METHODS = ("central", "forward")
+
+
+class GradcheckError(AssertionError):
+    """Autograd and the numerical gradient disagree."""
+
+
+def numerical_grad(f, xs, h=1e-6, method="central"):
+    """Partial derivatives of `f(*xs) -> float` at `xs` by finite differences."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if not h > 0.0:
+        raise ValueError(f"h must be > 0, got {h!r}")
+    xs = [float(x) for x in xs]
+    f_at_x = float(f(*xs)) if method == "forward" else None
+    grads = []
+    for i, x in enumerate(xs):
+        plus = [*xs[:i], x + h, *xs[i + 1 :]]
+        if method == "central":
+            minus = [*xs[:i], x - h, *xs[i + 1 :]]
+            grads.append((float(f(*plus)) - float(f(*minus))) / (2.0 * h))
+        else:
+            grads.append((float(f(*plus)) - f_at_x) / h)
+    return grads
+
+
+def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """True when autograd's gradient of `f(*Values) -> Value` matches central differences.
+
+    Coordinate i passes when |autograd_i - numeric_i| <= atol + rtol * |numeric_i|.
+    On failure, raises GradcheckError naming the worst coordinate, or returns
+    False when `raise_exception` is False.
+    """
+    leaves = [Value(x) for x in xs]
+    out = f(*leaves)
+    if not isinstance(out, Value):
+        raise TypeError(f"f must return a Value, got {type(out).__name__}")
+    out.backward()
+    analytic = [leaf.grad for leaf in leaves]
+    numeric = numerical_grad(lambda *args: f(*map(Value, args)).data, xs, h)
+
+    def excess(i):  # how far coordinate i is beyond its tolerance; NaN is worst
+        over = abs(analytic[i] - numeric[i]) - (atol + rtol * abs(numeric[i]))
+        return math.inf if math.isnan(over) else over
+
+    worst = max(range(len(leaves)), key=excess, default=None)
+    if worst is None or excess(worst) <= 0.0:
+        return True
+    if raise_exception:
+        raise GradcheckError(
+            f"gradient mismatch at input {worst} (x={float(xs[worst])!r}): autograd "
+            f"{analytic[worst]!r}, central difference {numeric[worst]!r} (atol={atol}, rtol={rtol})"
+        )
+    return False

@@ -1,0 +1,208 @@
+"""Neural-net modules built from Values: Module, Neuron, Layer, MLP.
+
+A Module finds its parameters by walking its attributes in assignment order:
+every `Value`, `Module`, or list of them stored on it is part of the model, so
+a custom model needs no registration code. That walk fixes the public
+parameter order: layer by layer, neuron by neuron, weights then bias.
+"""
+
+import math
+import random
+
+from micronet.engine import Value, dots
+
+__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS"]
+
+
+def _linear(x):
+    return x
+
+
+# Activations by name: a function Value -> Value.
+ACTIVATIONS = {
+    "relu": Value.relu,
+    "tanh": Value.tanh,
+    "sigmoid": Value.sigmoid,
+    "linear": _linear,
+}
+
+
+class Module:
+    """Base class: parameters, gradients and plain-data state of a model."""
+
+    def named_parameters(self):
+        """(dotted name, Value) pairs in the fixed order, each Value once."""
+        seen = set()
+        pairs = []
+        for name, entry in self._entries(""):
+            items = [(f"{name}.{i}", v) for i, v in enumerate(entry)] if isinstance(entry, list) else [(name, entry)]
+            for item_name, value in items:
+                if id(value) not in seen:  # a shared Value is one parameter, as in PyTorch
+                    seen.add(id(value))
+                    pairs.append((item_name, value))
+        return pairs
+
+    def parameters(self):
+        """All parameters as one flat list of Values, in the fixed order."""
+        return [value for _, value in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def state_dict(self):
+        """Parameters as plain JSON-ready data: name -> float or list of floats."""
+        return {
+            name: [v.data for v in entry] if isinstance(entry, list) else entry.data
+            for name, entry in self._entries("")
+        }
+
+    def load_state_dict(self, state):
+        """Copy parameter values from `state`; validate all of it before changing anything."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state_dict must be a dict, got {type(state).__name__}")
+        entries = dict(self._entries(""))
+        for name in entries:
+            if name not in state:
+                raise KeyError(f"state_dict is missing {name!r}")
+        for name in state:
+            if name not in entries:
+                raise KeyError(f"state_dict has unexpected entry {name!r} (expected names like {next(iter(entries))!r})")
+        updates = []
+        for name, entry in entries.items():
+            given = state[name]
+            if isinstance(entry, list):
+                if not isinstance(given, (list, tuple)) or len(given) != len(entry):
+                    shape = f"a list of {len(given)}" if isinstance(given, (list, tuple)) else type(given).__name__
+                    raise ValueError(f"state_dict[{name!r}] must be a list of {len(entry)} numbers, got {shape}")
+                updates.extend((v, _finite(f"{name}.{i}", x)) for i, (v, x) in enumerate(zip(entry, given)))
+            else:
+                updates.append((entry, _finite(name, given)))
+        for value, data in updates:
+            value.data = data
+
+    def _entries(self, prefix):
+        """(name, Value or list of Values) for every parameter tensor, in attribute order."""
+        for name, attribute in vars(self).items():
+            yield from _entries_of(prefix + name, attribute)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(parameters={len(self.parameters())})"
+
+
+def _entries_of(name, obj):
+    if isinstance(obj, Value):
+        yield name, obj
+    elif isinstance(obj, Module):
+        yield from obj._entries(name + ".")
+    elif isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(x, Value) for x in obj):
+            yield name, list(obj)
+        else:
+            for i, item in enumerate(obj):
+                yield from _entries_of(f"{name}.{i}", item)
+
+
+def _finite(name, x):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"state_dict[{name!r}] must be a number, got {type(x).__name__}: {x!r}")
+    if not math.isfinite(x):
+        raise ValueError(f"state_dict[{name!r}] must be finite, got {x!r}")
+    return float(x)
+
+
+def _rng(seed):
+    """A private random.Random: an int seeds it, an instance is shared, None is fresh."""
+    if isinstance(seed, random.Random):
+        return seed
+    if seed is None or (isinstance(seed, int) and not isinstance(seed, bool)):
+        return random.Random(seed)
+    raise TypeError(f"seed must be an int, a random.Random or None, got {type(seed).__name__}: {seed!r}")
+
+
+def _check_activation(activation):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+
+
+class Neuron(Module):
+    """activation(w . x + b), with the dot product as one node.
+
+    Weights are drawn uniformly from +-limit so their variance suits the
+    activation: He (limit = sqrt(6 / fan_in)) for relu, Glorot
+    (limit = sqrt(6 / (fan_in + fan_out))) for tanh, sigmoid and linear.
+    The bias starts at 0.
+    """
+
+    def __init__(self, nin, activation="relu", seed=None, fan_out=1):
+        _check_activation(activation)
+        if isinstance(nin, bool) or not isinstance(nin, int) or nin < 1:
+            raise ValueError(f"nin must be an int >= 1, got {nin!r}")
+        rng = _rng(seed)
+        limit = math.sqrt(6.0 / nin) if activation == "relu" else math.sqrt(6.0 / (nin + fan_out))
+        self.w = [Value(rng.uniform(-limit, limit)) for _ in range(nin)]
+        self.b = Value(0.0)
+        self.activation = activation
+        self._activate = ACTIVATIONS[activation]
+
+    def __call__(self, x):
+        _check_length(self, len(self.w), x)
+        return [self._activate(dots([self.w], x, [self.b])[0])]
+
+    def __repr__(self):
+        return f"Neuron({len(self.w)}, activation={self.activation!r})"
+
+
+class Layer(Module):
+    """nout neurons that all read the same nin inputs."""
+
+    def __init__(self, nin, nout, activation="relu", seed=None):
+        if isinstance(nout, bool) or not isinstance(nout, int) or nout < 1:
+            raise ValueError(f"nout must be an int >= 1, got {nout!r}")
+        rng = _rng(seed)
+        self.neurons = [Neuron(nin, activation, rng, fan_out=nout) for _ in range(nout)]
+        self.activation = activation
+
+    def __call__(self, x):
+        _check_length(self, len(self.neurons[0].w), x)
+        activate = ACTIVATIONS[self.activation]
+        neurons = self.neurons
+        return [activate(z) for z in dots([n.w for n in neurons], x, [n.b for n in neurons])]
+
+    def __repr__(self):
+        return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"
+
+
+class MLP(Module):
+    """A stack of Layers: `activation` on every hidden layer, a linear last layer (logits)."""
+
+    def __init__(self, nin, nouts, activation="relu", seed=None):
+        _check_activation(activation)
+        nouts = list(nouts)
+        if not nouts:
+            raise ValueError("nouts must list at least one layer size, got []")
+        rng = _rng(seed)
+        sizes = [nin, *nouts]
+        self.layers = [
+            Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else "linear", rng)
+            for i in range(len(nouts))
+        ]
+        self.activation = activation
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __repr__(self):
+        sizes = " -> ".join(str(s) for s in [len(self.layers[0].neurons[0].w)] + [len(l.neurons) for l in self.layers])
+        return f"MLP({sizes}, activation={self.activation!r}, parameters={len(self.parameters())})"
+
+
+def _check_length(module, expected, x):
+    try:
+        n = len(x)
+    except TypeError:
+        raise TypeError(f"{type(module).__name__} expects a sequence of {expected} numbers or Values, got {type(x).__name__}") from None
+    if n != expected:
+        raise ValueError(f"{type(module).__name__} expects {expected} inputs, got {n}")
