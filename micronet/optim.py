@@ -1,0 +1,497 @@
+"""Optimizers and learning-rate schedules with PyTorch's numbers.
+
+`SGD` and `Adam` update a list of `Value`s in place from their `.grad`, with
+the same arithmetic, in the same order, as PyTorch's single-tensor (CPU
+default) code path, so a trajectory can be checked against PyTorch in float64
+to ~1e-14 rather than "roughly". (Not bit for bit: PyTorch's `a.add(b,
+alpha=c)` is a fused multiply-add that rounds once, Python's `a + c*b` rounds
+twice.) Their whole state is plain JSON data, so a run that is stopped and
+resumed continues exactly as if it had never stopped.
+
+A schedule wraps an optimizer and sets its `lr` from a closed form in the
+step count `t`, which makes `lr_at(t)` testable on its own and a resumed
+schedule independent of the history that led to it.
+"""
+
+import math
+import numbers
+
+from micronet.engine import Value
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "ConstantSchedule",
+    "StepSchedule",
+    "ExponentialSchedule",
+    "CosineSchedule",
+    "LinearSchedule",
+    "InverseScalingSchedule",
+    "OPTIMIZERS",
+    "SCHEDULES",
+]
+
+
+# ----- argument checks ------------------------------------------------------
+
+
+def _number(name, value, ok, expected):
+    """`value` as a float if it is a real number that satisfies `ok`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
+    if not ok(float(value)):  # NaN fails every comparison, so it lands here
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def _positive(name, value):
+    return _number(name, value, lambda x: 0.0 < x < math.inf, "> 0 and finite")
+
+
+def _non_negative(name, value):
+    return _number(name, value, lambda x: 0.0 <= x < math.inf, ">= 0 and finite")
+
+
+def _fraction(name, value):
+    return _number(name, value, lambda x: 0.0 <= x < 1.0, "in [0, 1)")
+
+
+def _integer(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def _check_params(params):
+    """The parameters as a list, in the given order; each Value exactly once."""
+    if isinstance(params, Value) or not hasattr(params, "__iter__"):
+        raise TypeError(
+            f"params must be an iterable of Values (such as model.parameters()), "
+            f"got {type(params).__name__}"
+        )
+    params = list(params)
+    if not params:
+        raise ValueError("params must contain at least one Value, got an empty list")
+    seen = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Value):
+            raise TypeError(f"params[{i}] must be a Value, got {type(p).__name__}: {p!r}")
+        if id(p) in seen:  # it would be updated twice per step
+            raise ValueError(f"params[{i}] is the same Value as params[{seen[id(p)]}]")
+        seen[id(p)] = i
+    return params
+
+
+def _check_keys(sd, expected):
+    if not isinstance(sd, dict):
+        raise TypeError(f"state_dict must be a dict, got {type(sd).__name__}")
+    missing = sorted(set(expected) - set(sd))
+    if missing:
+        raise ValueError(f"state_dict is missing keys {missing}")
+    unknown = sorted(set(sd) - set(expected), key=str)
+    if unknown:
+        raise ValueError(f"state_dict has unknown keys {unknown}; expected {sorted(expected)}")
+
+
+def _check_kind(sd, key, kind):
+    if sd[key] != kind:
+        raise ValueError(f"state_dict[{key!r}] is {sd[key]!r}, but this is a {kind!r} {key}")
+
+
+def _float_list(name, values, length):
+    """A list of `length` floats (JSON's lists of numbers), checked entry by entry."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of floats, got {type(values).__name__}")
+    if len(values) != length:
+        raise ValueError(f"{name} has {len(values)} entries, but the optimizer has {length} parameters")
+    return [_number(f"{name}[{i}]", v, lambda x: True, "") for i, v in enumerate(values)]
+
+
+# ----- optimizers -----------------------------------------------------------
+
+
+class _Optimizer:
+    """What SGD and Adam share: the parameter list, `lr`, and `zero_grad`."""
+
+    name = ""
+
+    def __init__(self, params, lr):
+        self.params = _check_params(params)
+        self.lr = _positive("lr", lr)
+        self.step_count = 0  # number of step() calls so far
+
+    @property
+    def lr(self):
+        """The learning rate of the next step; a schedule or the user may set it."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        # >= 0 rather than > 0: a schedule may anneal all the way to zero.
+        self._lr = _non_negative("lr", value)
+
+    def zero_grad(self):
+        """Reset every parameter's gradient: backward() accumulates into leaves."""
+        for p in self.params:
+            p.grad = 0.0
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self.params)} params, {self._hyper_repr()})"
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent with PyTorch's momentum and Nesterov rule.
+
+    For each parameter p with gradient grad, in this order:
+
+        g   = grad + weight_decay * p            (L2 penalty folded into the gradient)
+        buf = g                                  on the first step,
+        buf = momentum * buf + g                 afterwards (dampening 0)
+        d   = g + momentum * buf  if nesterov,  buf  if momentum > 0,  g  otherwise
+        p   = p - lr * d
+
+    The buffer starts as the first g (not zero), as in PyTorch, so the very
+    first step is a plain gradient step and early steps are not too small.
+    """
+
+    name = "sgd"
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum = _fraction("momentum", momentum)
+        self.nesterov = _flag("nesterov", nesterov)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
+        self.momentum_buffer = None  # one float per parameter after the first step
+
+    def step(self):
+        """Update every parameter from its current `.grad`."""
+        lr, momentum, wd = self.lr, self.momentum, self.weight_decay
+        first = self.momentum_buffer is None
+        if momentum != 0.0 and first:
+            self.momentum_buffer = [0.0] * len(self.params)
+        buf = self.momentum_buffer
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if wd != 0.0:
+                g = g + wd * p.data
+            if momentum != 0.0:
+                buf[i] = g if first else buf[i] * momentum + g
+                g = g + momentum * buf[i] if self.nesterov else buf[i]
+            p.data = p.data - lr * g
+        self.step_count += 1
+
+    def state_dict(self):
+        """Everything a resumed run needs, as plain JSON-serialisable data."""
+        buf = self.momentum_buffer
+        return {
+            "optimizer": self.name,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "step": self.step_count,
+            "momentum_buffer": None if buf is None else list(buf),
+        }
+
+    def load_state_dict(self, sd):
+        """Restore `state_dict()` output; on any error the optimizer is unchanged."""
+        _check_keys(sd, self.state_dict())
+        _check_kind(sd, "optimizer", self.name)
+        lr = _non_negative("state_dict['lr']", sd["lr"])
+        momentum = _fraction("state_dict['momentum']", sd["momentum"])
+        nesterov = _flag("state_dict['nesterov']", sd["nesterov"])
+        weight_decay = _non_negative("state_dict['weight_decay']", sd["weight_decay"])
+        if nesterov and momentum == 0.0:
+            raise ValueError("state_dict has nesterov=True with momentum=0.0")
+        step = _integer("state_dict['step']", sd["step"], 0)
+        buf = sd["momentum_buffer"]
+        if buf is not None:
+            if momentum == 0.0:
+                raise ValueError("state_dict has a momentum_buffer but momentum=0.0")
+            buf = _float_list("state_dict['momentum_buffer']", buf, len(self.params))
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.weight_decay, self.step_count, self.momentum_buffer = weight_decay, step, buf
+
+    def _hyper_repr(self):
+        return (
+            f"lr={self.lr!r}, momentum={self.momentum!r}, "
+            f"nesterov={self.nesterov!r}, weight_decay={self.weight_decay!r}"
+        )
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba) with PyTorch's bias correction and L2 weight decay.
+
+    With t the step number (1 on the first step) and m, v starting at 0:
+
+        g = grad + weight_decay * p              (L2 in the gradient; this is not AdamW)
+        m = m + (1 - beta1) * (g - m)            (= beta1*m + (1-beta1)*g, as torch.lerp)
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    eps is added after the bias correction of sqrt(v), exactly where PyTorch
+    adds it; it matters while v is tiny.
+    """
+
+    name = "adam"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas = _check_betas("betas", betas)
+        self.eps = _positive("eps", eps)
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.exp_avg = [0.0] * len(self.params)  # m: running mean of g
+        self.exp_avg_sq = [0.0] * len(self.params)  # v: running mean of g*g
+
+    def step(self):
+        """Update every parameter from its current `.grad`."""
+        beta1, beta2 = self.betas
+        eps, wd = self.eps, self.weight_decay
+        self.step_count += 1
+        t = self.step_count
+        step_size = self.lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
+        m, v = self.exp_avg, self.exp_avg_sq
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if wd != 0.0:
+                g = g + wd * p.data
+            m[i] = _lerp(m[i], g, 1.0 - beta1)
+            v[i] = v[i] * beta2 + (1.0 - beta2) * g * g
+            denom = math.sqrt(v[i]) / bias_correction2_sqrt + eps
+            p.data = p.data - step_size * m[i] / denom
+
+    def state_dict(self):
+        """Everything a resumed run needs, as plain JSON-serialisable data."""
+        return {
+            "optimizer": self.name,
+            "lr": self.lr,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "step": self.step_count,
+            "exp_avg": list(self.exp_avg),
+            "exp_avg_sq": list(self.exp_avg_sq),
+        }
+
+    def load_state_dict(self, sd):
+        """Restore `state_dict()` output; on any error the optimizer is unchanged."""
+        _check_keys(sd, self.state_dict())
+        _check_kind(sd, "optimizer", self.name)
+        lr = _non_negative("state_dict['lr']", sd["lr"])
+        betas = _check_betas("state_dict['betas']", sd["betas"])
+        eps = _positive("state_dict['eps']", sd["eps"])
+        weight_decay = _non_negative("state_dict['weight_decay']", sd["weight_decay"])
+        step = _integer("state_dict['step']", sd["step"], 0)
+        n = len(self.params)
+        exp_avg = _float_list("state_dict['exp_avg']", sd["exp_avg"], n)
+        exp_avg_sq = _float_list("state_dict['exp_avg_sq']", sd["exp_avg_sq"], n)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.step_count, self.exp_avg, self.exp_avg_sq = step, exp_avg, exp_avg_sq
+
+    def _hyper_repr(self):
+        return f"lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, weight_decay={self.weight_decay!r}"
+
+
+def _check_betas(name, betas):
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+    return (_fraction(f"{name}[0]", betas[0]), _fraction(f"{name}[1]", betas[1]))
+
+
+def _lerp(start, end, weight):
+    """start + weight * (end - start), rounded the way torch.lerp rounds it.
+
+    torch switches formula at weight 0.5 so the result is exact at weight 1;
+    following it keeps Adam bit-for-bit close to PyTorch for every beta1.
+    """
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1.0 - weight)
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+# ----- learning-rate schedules ----------------------------------------------
+
+
+class _Schedule:
+    """Sets `optimizer.lr = lr_at(t)`, t = 0 on construction, +1 per `step()`.
+
+    `base_lr` is the optimizer's lr when the schedule is made (as PyTorch's
+    `base_lrs`). Call `step()` once per optimizer step or once per epoch,
+    whichever unit the schedule's parameters are in.
+    """
+
+    name = ""
+    _param_names = ()
+
+    def __init__(self, optimizer):
+        if not isinstance(getattr(optimizer, "lr", None), float):
+            raise TypeError(
+                f"a schedule needs an optimizer with a float lr, got {type(optimizer).__name__}"
+            )
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.t = 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, t):
+        """The learning rate after `t` calls of `step()`, in closed form."""
+        t = _integer("t", t, 0)
+        return self._lr_at(t)
+
+    def step(self):
+        """Advance one step (or epoch) and set the optimizer's lr."""
+        self.t += 1
+        self.optimizer.lr = self.lr_at(self.t)
+
+    def params(self):
+        """The schedule's own parameters, by keyword name."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def state_dict(self):
+        """t and base_lr (plus the schedule's name and parameters, for checking)."""
+        return {"schedule": self.name, "t": self.t, "base_lr": self.base_lr, "params": self.params()}
+
+    def load_state_dict(self, sd):
+        """Restore t and base_lr and set the optimizer's lr to `lr_at(t)`.
+
+        The saved parameters must equal this schedule's: resuming with a
+        different schedule is a configuration mistake, not a resume.
+        """
+        _check_keys(sd, self.state_dict())
+        _check_kind(sd, "schedule", self.name)
+        t = _integer("state_dict['t']", sd["t"], 0)
+        base_lr = _positive("state_dict['base_lr']", sd["base_lr"])
+        if sd["params"] != self.params():
+            raise ValueError(
+                f"state_dict['params'] is {sd['params']!r}, but this schedule has {self.params()!r}"
+            )
+        self.t, self.base_lr = t, base_lr
+        self.optimizer.lr = self.lr_at(t)
+
+    def __repr__(self):
+        params = "".join(f", {k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}(t={self.t}, base_lr={self.base_lr!r}{params})"
+
+
+class ConstantSchedule(_Schedule):
+    """lr(t) = base_lr: the default, so every run has a schedule object."""
+
+    name = "constant"
+
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        return self.base_lr
+
+
+class StepSchedule(_Schedule):
+    """lr(t) = base_lr * gamma ** floor(t / step_size)  (PyTorch's StepLR)."""
+
+    name = "step"
+    _param_names = ("step_size", "gamma")
+
+    def __init__(self, optimizer, *, step_size, gamma=0.1):
+        self.step_size = _integer("step_size", step_size, 1)
+        self.gamma = _positive("gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        return self.base_lr * self.gamma ** (t // self.step_size)
+
+
+class ExponentialSchedule(_Schedule):
+    """lr(t) = base_lr * gamma ** t  (PyTorch's ExponentialLR)."""
+
+    name = "exponential"
+    _param_names = ("gamma",)
+
+    def __init__(self, optimizer, *, gamma):
+        self.gamma = _positive("gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        return self.base_lr * self.gamma**t
+
+
+class CosineSchedule(_Schedule):
+    """lr(t) = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2.
+
+    PyTorch's CosineAnnealingLR in closed form: it reaches eta_min at
+    t = T_max and, as in PyTorch, rises again after that (no restarts), so
+    choose T_max = the number of steps to anneal exactly once.
+    """
+
+    name = "cosine"
+    _param_names = ("T_max", "eta_min")
+
+    def __init__(self, optimizer, *, T_max, eta_min=0.0):
+        self.T_max = _integer("T_max", T_max, 1)
+        self.eta_min = _non_negative("eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        cosine = 1.0 + math.cos(math.pi * t / self.T_max)
+        return self.eta_min + (self.base_lr - self.eta_min) * cosine / 2.0
+
+
+class LinearSchedule(_Schedule):
+    """lr(t) = base_lr * (start + (end - start) * min(t, total_iters) / total_iters).
+
+    PyTorch's LinearLR. The defaults give micrograd's demo decay: with
+    base_lr 1.0, lr(k) = 1.0 - 0.9 * k / 100 for k = 0..100.
+    """
+
+    name = "linear"
+    _param_names = ("start_factor", "end_factor", "total_iters")
+
+    def __init__(self, optimizer, *, start_factor=1.0, end_factor=0.1, total_iters=100):
+        self.start_factor = _number("start_factor", start_factor, lambda x: 0.0 < x <= 1.0, "in (0, 1]")
+        self.end_factor = _number("end_factor", end_factor, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
+        self.total_iters = _integer("total_iters", total_iters, 1)
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        slope = self.end_factor - self.start_factor
+        return self.base_lr * (self.start_factor + slope * min(t, self.total_iters) / self.total_iters)
+
+
+class InverseScalingSchedule(_Schedule):
+    """lr(t) = base_lr / (t + 1) ** power_t  (scikit-learn's MLP 'invscaling').
+
+    scikit-learn counts t in samples seen; here t counts `step()` calls.
+    """
+
+    name = "invscaling"
+    _param_names = ("power_t",)
+
+    def __init__(self, optimizer, *, power_t=0.5):
+        self.power_t = _non_negative("power_t", power_t)
+        super().__init__(optimizer)
+
+    def _lr_at(self, t):
+        return self.base_lr / (t + 1) ** self.power_t
+
+
+SCHEDULES = {
+    "constant": ConstantSchedule,
+    "step": StepSchedule,
+    "exponential": ExponentialSchedule,
+    "cosine": CosineSchedule,
+    "linear": LinearSchedule,
+    "invscaling": InverseScalingSchedule,
+}
