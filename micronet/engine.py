@@ -18,7 +18,7 @@ import numbers
 from functools import reduce
 from operator import add, mul
 
-__all__ = ["Value", "make_node", "dot", "dots", "logsumexp"]
+__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 
 
 class Value:
@@ -251,6 +251,42 @@ def dots(weight_rows, inputs, biases=None):
             local_grads = (*x_data, *w_local, 1.0)
         nodes.append(make_node(total, children, local_grads, "dot"))
     return nodes
+
+
+def _split_inputs(inputs):
+    """(data of every input, the inputs that are Values, their positions or None if all are)."""
+    if all(type(x) is Value for x in inputs):
+        return tuple([x.data for x in inputs]), inputs, None
+    x_data, x_values, positions = [], [], []
+    for i, x in enumerate(inputs):
+        if isinstance(x, Value):
+            x_data.append(x.data)
+            x_values.append(x)
+            positions.append(i)
+        elif _is_number(x):
+            x_data.append(float(x))
+        else:
+            raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
+    return tuple(x_data), tuple(x_values), positions
+
+
+def log_softmax_at(values, k):
+    """log(exp(x_k) / sum_j exp(x_j)) as a single node, stable for inputs of any size.
+
+    A fused primitive: computed as (x_k - m) - log(sum_j exp(x_j - m)) with m
+    the largest x, so no exp() overflows and the result keeps full precision
+    even for logits like [1000, 0, -1000]. Its children are x_k, then every
+    x_j; the local derivatives are 1 and -softmax(x)_j.
+    """
+    values = tuple(values)
+    if not 0 <= k < len(values):
+        raise IndexError(f"log_softmax_at index {k} is out of range for {len(values)} values")
+    data = [v.data for v in values]
+    shift = max(data)
+    exps = [math.exp(x - shift) for x in data]
+    total = reduce(add, exps, 0.0)
+    out = (data[k] - shift) - math.log(total)
+    return make_node(out, (values[k], *values), (1.0, *[-e / total for e in exps]), "log_softmax")
 
 
 def _split_inputs(inputs):

@@ -4,7 +4,7 @@ Every classification loss takes `(logits, target)` with `target` an integer
 class index, so the trainer can pick any of them from `LOSSES` by name.
 """
 
-from micronet.engine import Value, logsumexp
+from micronet.engine import Value, log_softmax_at
 
 __all__ = [
     "softmax",
@@ -19,20 +19,19 @@ __all__ = [
 
 
 def log_softmax(logits):
-    """log p_k = x_k - logsumexp(x): finite for logits of any magnitude."""
-    negative_lse = -logsumexp(logits)
-    return [x + negative_lse for x in logits]
+    """log p_k = x_k - log(sum_j exp(x_j)), each a max-shifted fused node."""
+    return [log_softmax_at(logits, k) for k in range(len(logits))]
 
 
 def softmax(logits):
-    """p_k = exp(x_k - logsumexp(x)); every exponent is <= 0, so nothing overflows."""
+    """p_k = exp(log p_k); every exponent is <= 0, so nothing overflows."""
     return [x.exp() for x in log_softmax(logits)]
 
 
 def cross_entropy(logits, target):
-    """-log softmax(x)[t] = logsumexp(x) - x_t, for one example with class index t."""
+    """-log softmax(x)[t] = log(sum_j exp(x_j)) - x_t, for one example with class index t."""
     _check_target(target, len(logits))
-    return logsumexp(logits) - logits[target]
+    return -log_softmax_at(logits, target)
 
 
 def hinge_loss(score, label):

@@ -1,0 +1,361 @@
+"""The engine: values, derivatives, domain errors and graph shapes that break naive engines."""
+
+import gc
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at
+from micronet.gradcheck import numerical_grad
+
+finite = st.floats(-5.0, 5.0, allow_nan=False)
+positive = st.floats(0.05, 5.0)
+away_from_zero = finite.filter(lambda x: abs(x) > 1e-3)
+
+
+def autograd(f, *xs):
+    leaves = [Value(x) for x in xs]
+    out = f(*leaves)
+    out.backward()
+    return out.data, [leaf.grad for leaf in leaves]
+
+
+def assert_matches_central_difference(f, *xs, rel=1e-6, abs_=1e-7):
+    value, grads = autograd(f, *xs)
+    numeric = numerical_grad(lambda *a: f(*map(Value, a)).data, xs)
+    assert grads == pytest.approx(numeric, rel=rel, abs=abs_)
+    return value
+
+
+# ----- construction -----------------------------------------------------------
+
+
+def test_data_is_stored_as_float_and_grad_starts_at_zero():
+    v = Value(3)
+    assert type(v.data) is float and v.data == 3.0 and v.grad == 0.0
+
+
+@pytest.mark.parametrize("bad", [True, "1.0", None, [1.0], (1.0,), {"x": 1}, 1 + 2j, Value(1.0)])
+def test_non_real_data_is_rejected(bad):
+    with pytest.raises(TypeError, match="real number"):
+        Value(bad)
+
+
+def test_repr_shows_data_grad_and_label():
+    assert repr(Value(2.5, label="w")) == "Value(data=2.5, grad=0.0, label='w')"
+
+
+def test_op_and_label_are_kept_for_graph_export():
+    a = Value(1.0, label="a")
+    b = (a * 2).tanh()
+    assert (b._op, b._prev[0]._op, a.label) == ("tanh", "*", "a")
+
+
+# ----- forward values ----------------------------------------------------------
+
+
+def test_numbers_on_either_side():
+    v = Value(4.0)
+    results = [2 + v, v + 2, 2 - v, v - 2, 2 * v, v * 2, 2 / v, v / 2, 2**v, v**2, -v]
+    assert [r.data for r in results] == [6.0, 6.0, -2.0, 2.0, 8.0, 8.0, 0.5, 2.0, 16.0, 16.0, -4.0]
+
+
+def test_sum_of_values():
+    assert sum([Value(1.0), Value(2.0), Value(3.5)]).data == 6.5
+
+
+@pytest.mark.parametrize("other", ["2", [1.0], None, 1j])
+def test_unsupported_operand_raises_python_type_error(other):
+    v = Value(1.0)
+    for op in (lambda: v + other, lambda: other * v, lambda: v ** other, lambda: v / other):
+        with pytest.raises(TypeError, match="unsupported operand|can't multiply|not supported"):
+            op()
+
+
+@pytest.mark.parametrize("x", [-1000.0, -40.0, -1.0, 0.0, 1.0, 40.0, 1000.0, 1e308, -1e308])
+def test_sigmoid_and_tanh_are_stable_for_any_finite_input(x):
+    s, t = Value(x).sigmoid(), Value(x).tanh()
+    assert 0.0 <= s.data <= 1.0 and -1.0 <= t.data <= 1.0
+    assert math.isfinite(s._local[0]) and math.isfinite(t._local[0])
+
+
+def test_relu_derivative_at_zero_is_zero():
+    assert autograd(Value.relu, 0.0) == (0.0, [0.0])
+
+
+# ----- every op against central differences -----------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=finite, y=finite)
+def test_add_mul_sub_derivatives(x, y):
+    assert_matches_central_difference(lambda a, b: a + b, x, y)
+    assert_matches_central_difference(lambda a, b: a * b, x, y)
+    assert_matches_central_difference(lambda a, b: a - b, x, y)
+    assert_matches_central_difference(lambda a: -a, x)
+    assert_matches_central_difference(lambda a: 3.5 - a * 2, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=finite, y=away_from_zero.filter(lambda y: abs(y) > 0.05))
+def test_div_derivatives(x, y):
+    assert_matches_central_difference(lambda a, b: a / b, x, y)
+    assert_matches_central_difference(lambda b: 2 / b, y)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=positive, n=st.floats(-3.0, 3.0), y=st.floats(-2.0, 2.0))
+def test_pow_derivatives_with_number_and_value_exponents(x, n, y):
+    assert_matches_central_difference(lambda a: a**n, x)
+    assert_matches_central_difference(lambda a, b: a**b, x, y)
+    assert_matches_central_difference(lambda b: 2.5**b, y)
+
+
+@settings(max_examples=30, deadline=None)
+@given(x=st.floats(-3.0, 3.0).filter(lambda x: abs(x) > 1e-3), n=st.integers(-3, 4))
+def test_negative_bases_with_integer_powers(x, n):
+    assert_matches_central_difference(lambda a: a**n, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=finite)
+def test_unary_derivatives(x):
+    for f in (Value.exp, Value.tanh, Value.sigmoid, Value.sin, Value.cos):
+        assert_matches_central_difference(f, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=positive)
+def test_log_derivative(x):
+    assert_matches_central_difference(Value.log, x)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=away_from_zero)
+def test_relu_derivative_away_from_the_kink(x):
+    assert_matches_central_difference(Value.relu, x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(xs=st.lists(finite, min_size=2, max_size=6))
+def test_dot_and_log_softmax_derivatives(xs):
+    n = len(xs) // 2
+    assert_matches_central_difference(lambda *v: dot(v[:n], v[n : 2 * n], v[-1]), *xs)
+    for k in range(len(xs)):
+        assert_matches_central_difference(lambda *v: log_softmax_at(v, k), *xs)
+
+
+def test_dot_with_plain_number_inputs_differentiates_only_the_values():
+    w = [Value(2.0), Value(-1.0)]
+    x = [3.0, Value(4.0)]
+    b = Value(0.5)
+    out = dot(w, x, b)
+    out.backward()
+    assert out.data == 2.0 * 3.0 - 4.0 + 0.5
+    assert [wi.grad for wi in w] == [3.0, 4.0] and x[1].grad == -1.0 and b.grad == 1.0
+    assert len(out._prev) == 4
+
+
+def test_dots_share_inputs_and_check_lengths():
+    x = [Value(1.0), Value(2.0)]
+    rows = [[Value(1.0), Value(1.0)], [Value(3.0), Value(-1.0)]]
+    assert [z.data for z in dots(rows, x)] == [3.0, 1.0]
+    with pytest.raises(ValueError, match="as many weights as inputs, got 1 and 2"):
+        dots([[Value(1.0)]], x)
+    with pytest.raises(TypeError, match="Values or real numbers, got str"):
+        dot([Value(1.0)], ["a"])
+
+
+def test_log_softmax_at_is_exact_for_huge_logits():
+    v = [Value(1000.0), Value(0.0), Value(-1000.0)]
+    out = log_softmax_at(v, 1)
+    out.backward()
+    assert out.data == -1000.0 and [x.grad for x in v] == [-1.0, 1.0, 0.0]
+    with pytest.raises(IndexError, match="index 3 is out of range for 3 values"):
+        log_softmax_at(v, 3)
+
+
+# ----- domain errors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("x", [0.0, -1.0, float("nan")])
+def test_log_of_non_positive_names_x(x):
+    with pytest.raises(ValueError, match=r"log is defined for positive numbers only, got x="):
+        Value(x).log()
+
+
+def test_division_by_zero_is_a_clear_zero_division_error():
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 1.0 / 0.0"):
+        Value(1.0) / 0
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 1.0 / 0.0"):
+        Value(1.0) / Value(0.0)
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 2 / 0.0"):
+        2 / Value(0.0)
+
+
+def test_zero_to_a_negative_power_is_a_zero_division_error():
+    with pytest.raises(ZeroDivisionError, match=r"0.0 cannot be raised to the negative power -2.0"):
+        Value(0.0) ** -2
+    with pytest.raises(ZeroDivisionError, match="negative power"):
+        0 ** Value(-1.0)
+
+
+def test_negative_base_to_a_fractional_power_is_a_value_error_not_complex():
+    with pytest.raises(ValueError, match=r"negative base -8.0 to the non-integer power 0.5"):
+        Value(-8.0) ** 0.5
+    with pytest.raises(ValueError, match="not a real number"):
+        (-2) ** Value(0.3)
+
+
+def test_exp_overflow_raises_overflow_error_with_a_message():
+    # Chosen behaviour: raise (not inf), so a blow-up is reported where it happens.
+    with pytest.raises(OverflowError, match=r"exp\(710.0\) overflows a float"):
+        Value(710.0).exp()
+    with pytest.raises(OverflowError, match=r"overflows a float"):
+        Value(10.0) ** 400
+
+
+def test_pow_slope_conventions_follow_pytorch():
+    _, (d,) = autograd(lambda a: a**0.5, 0.0)
+    assert d == math.inf  # sqrt has a vertical tangent at 0
+    _, (d,) = autograd(lambda a: a**0, 0.0)
+    assert d == 0.0
+    _, (db, de) = autograd(lambda a, b: a**b, 0.0, 2.0)
+    assert (db, de) == (0.0, 0.0)
+    _, (db, de) = autograd(lambda a, b: a**b, -2.0, 3.0)
+    assert db == 12.0 and math.isnan(de)  # ln(-2) is not real
+    x = Value(-3.0)
+    y = x**2
+    y.backward()
+    assert x.grad == -6.0 and y._prev[1].grad == 0.0  # a number exponent gets no gradient
+
+
+# ----- backward semantics and graph shapes -----------------------------------
+
+
+def test_x_times_x_accumulates_both_paths():
+    assert autograd(lambda x: x * x, 3.0) == (9.0, [6.0])
+
+
+def test_reused_node_accumulates():
+    a = Value(-2.0)
+    b = a + a
+    c = b + b
+    c.backward()
+    assert (a.grad, b.grad, c.grad) == (4.0, 2.0, 1.0)
+
+
+def test_diamond():
+    x = Value(0.7)
+    y = x.tanh()
+    z = y * y.exp() + y.sin()
+    z.backward()
+    t = math.tanh(0.7)
+    expected = (math.exp(t) + t * math.exp(t) + math.cos(t)) * (1 - t * t)
+    assert x.grad == pytest.approx(expected, rel=1e-14)
+
+
+def test_backward_twice_adds_to_leaves_but_not_to_intermediates():
+    a, b = Value(2.0), Value(-3.0)
+    mid = a * b
+    out = mid.tanh() + mid
+    out.backward()
+    first = (a.grad, b.grad, mid.grad)
+    out.backward()
+    assert (a.grad, b.grad) == (2 * first[0], 2 * first[1])
+    assert mid.grad == first[2]  # micrograd would double-count here
+
+
+def test_backward_on_a_leaf_gives_it_gradient_one():
+    a = Value(5.0)
+    a.backward()
+    assert a.grad == 1.0
+
+
+def test_backward_on_an_intermediate_sets_it_to_one():
+    a = Value(1.5)
+    b = a * 4
+    b.grad = 123.0
+    b.backward()
+    assert (b.grad, a.grad) == (1.0, 4.0)
+
+
+def test_children_keep_a_deterministic_order():
+    a, b = Value(1.0), Value(2.0)
+    assert (a * b)._prev == (a, b) and (b * a)._prev == (b, a)
+    assert dot([a], [b])._prev == (a, b)
+
+
+def test_summation_order_and_results_are_reproducible():
+    def run():
+        rng = random.Random(7)
+        xs = [Value(rng.uniform(-1, 1)) for _ in range(200)]
+        out = sum(x * y for x, y in zip(xs, reversed(xs))).tanh()
+        out.backward()
+        return [x.grad for x in xs]
+
+    assert run() == run()
+
+
+def test_deep_chain_of_a_million_nodes_backpropagates_without_recursion():
+    x = Value(0.5)
+    y = x
+    for _ in range(1_000_000):
+        y = y + 1.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+def test_wide_sum_of_100k_terms():
+    xs = [Value(float(i)) for i in range(100_000)]
+    total = sum(xs)
+    total.backward()
+    assert total.data == sum(range(100_000)) and all(x.grad == 1.0 for x in xs)
+
+
+def test_stacked_diamonds_visit_each_node_once():
+    # 60 stacked diamonds: 2**60 paths from the top to x, 3 nodes per diamond.
+    x = Value(1.0001)
+    y = x
+    for _ in range(60):
+        y = y * 1.0 + y * 1.0
+    assert len(_topological_order(y)) == 3 * 60
+    y.backward()
+    assert x.grad == 2.0**60
+
+
+def test_work_is_linear_in_the_number_of_nodes():
+    # Count visits instead of timing: order length and edges scale exactly with n.
+    for n in (1_000, 10_000, 100_000):
+        y = Value(0.1)
+        for _ in range(n):
+            y = y.tanh()
+        assert len(_topological_order(y)) == n
+
+
+def test_finished_graph_leaves_no_cycles_for_the_collector():
+    gc.collect()
+    gc.disable()
+    try:
+        xs = [Value(0.1 * i) for i in range(50)]
+        out = log_softmax_at([dot(xs, xs[::-1]).tanh(), (xs[0] * xs[1]).exp() ** 2, xs[2] / 3], 1)
+        out.backward()
+        del out
+        assert gc.collect() == 0  # reference counting already freed every node
+    finally:
+        gc.enable()
+
+
+# ----- the seed exercise ------------------------------------------------------
+
+
+def test_exercise_function_value_and_gradient():
+    def f(a, b, c):
+        return -(a**3) + (3 * b).sin() - 1.0 / c + b**2.5 - a**0.5
+
+    value, grads = autograd(f, 2.0, 3.0, 4.0)
+    assert value == 6.336362190988558
+    assert grads == [-12.353553390593273, 10.25699027111255, 0.0625]
