@@ -1,6 +1,14 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
-from micronet.engine import Value, dot, make_node
+from micronet.engine import Value, dot, dots, log_softmax_at, make_node
+from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
+from micronet.nn import MLP, Layer, Module, Neuron
+from micronet.optim import SGD, Adam
 
-__all__ = ["Value", "dot", "make_node"]
+__all__ = [
+    "Value", "dot", "dots", "log_softmax_at", "make_node",
+    "cross_entropy", "hinge_loss", "log_softmax", "mse_loss", "multiclass_hinge_loss", "softmax",
+    "MLP", "Layer", "Module", "Neuron",
+    "SGD", "Adam",
+]
 __version__ = "0.1.0"
