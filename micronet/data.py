@@ -286,10 +286,9 @@ class Standardizer:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise ValueError(f"Standardizer.fit needs a non-empty 2-d array, got shape {X.shape}")
-        self.mean_ = X.mean(axis=0)
-        scale = X.std(axis=0)
-        scale[np.ptp(X, axis=0) == 0] = 1.0
-        self.scale_ = scale
+        constant = np.ptp(X, axis=0) == 0
+        self.mean_ = np.where(constant, X[0], X.mean(axis=0))  # exact, so a constant maps to exactly 0
+        self.scale_ = np.where(constant, 1.0, X.std(axis=0))
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -1,0 +1,283 @@
+"""The dataset registry, csv reading, the stratified split, standardisation and batches."""
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from micronet.data import (
+    DATASETS,
+    DataError,
+    PreparedData,
+    Standardizer,
+    batches,
+    load_dataset,
+    prepare_data,
+    split,
+)
+
+SHAPES = {
+    "moons": (300, 2, 2),
+    "circles": (300, 2, 2),
+    "blobs": (300, 2, 3),
+    "classification": (300, 2, 2),
+    "gaussian_quantiles": (300, 2, 3),
+    "iris": (150, 4, 3),
+    "wine": (178, 13, 3),
+    "breast_cancer": (569, 30, 2),
+    "digits": (1797, 64, 10),
+}
+
+
+def test_registry_names():
+    assert set(DATASETS) == set(SHAPES) | {"csv"}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_dataset_loads_offline_with_integer_labels(name):
+    X, y, class_names = load_dataset(name, {}, seed=0)
+    n, d, k = SHAPES[name]
+    assert X.shape == (n, d) and X.dtype == np.float64
+    assert y.shape == (n,) and y.dtype == np.int64
+    assert sorted(set(y.tolist())) == list(range(k))
+    assert len(class_names) == k
+    assert all(type(c) in (str, int, float) for c in class_names)
+
+
+def test_bundled_sets_keep_their_class_names():
+    assert load_dataset("iris")[2] == ["setosa", "versicolor", "virginica"]
+    assert load_dataset("digits")[2] == list(range(10))
+
+
+@pytest.mark.parametrize("name", ["moons", "circles", "blobs", "classification", "gaussian_quantiles"])
+def test_generated_sets_follow_the_seed(name):
+    X1, y1, _ = load_dataset(name, {}, seed=1)
+    X2, y2, _ = load_dataset(name, {}, seed=1)
+    X3, _, _ = load_dataset(name, {}, seed=2)
+    assert np.array_equal(X1, X2) and np.array_equal(y1, y2)
+    assert not np.array_equal(X1, X3)
+
+
+def test_options_reach_the_generator():
+    X, y, names = load_dataset("blobs", {"n_samples": 40, "centers": 4, "n_features": 3}, seed=0)
+    assert X.shape == (40, 3) and names == [0, 1, 2, 3]
+    X, y, names = load_dataset("classification", {"n_features": 5, "n_informative": 3, "n_classes": 4}, seed=0)
+    assert X.shape == (300, 5) and len(names) == 4
+    X, _, _ = load_dataset("moons", {"n_samples": 50, "noise": None}, seed=0)  # None: the default
+    assert X.shape == (50, 2)
+
+
+def test_an_option_of_another_dataset_is_refused():
+    with pytest.raises(DataError, match=r"dataset\.factor does not apply to dataset 'moons' \(it takes: n_samples, noise\)"):
+        load_dataset("moons", {"factor": 0.5})
+    with pytest.raises(DataError, match="it takes: no options"):
+        load_dataset("iris", {"n_samples": 10})
+    with pytest.raises(DataError, match="dataset.name must be one of moons"):
+        load_dataset("mnist")
+
+
+def test_fewer_than_two_classes_is_an_error():
+    with pytest.raises(DataError, match="need at least 2"):
+        load_dataset("blobs", {"n_samples": 2, "centers": 1})
+
+
+# ----- split ------------------------------------------------------------------
+
+
+def test_split_is_stratified_and_seeded():
+    X, y, _ = load_dataset("iris")
+    X_train, X_test, y_train, y_test = split(X, y, 0.2, seed=0)
+    assert len(X_test) == 30 and len(X_train) == 120
+    assert np.bincount(y_test).tolist() == [10, 10, 10]
+    assert np.bincount(y_train).tolist() == [40, 40, 40]
+    again = split(X, y, 0.2, seed=0)
+    other = split(X, y, 0.2, seed=1)
+    assert np.array_equal(again[1], X_test)
+    assert not np.array_equal(other[1], X_test)
+
+
+def test_split_names_the_numbers_when_too_few_test_samples():
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(DataError, match=r"dataset.n_samples=4 with dataset.test_size=0.25 gives 1 test sample for 2 classes"):
+        split(np.zeros((4, 1)), y, 0.25, seed=0)
+
+
+def test_split_names_the_numbers_when_too_few_training_samples():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    with pytest.raises(DataError, match="gives 2 training samples for 3 classes"):
+        split(np.zeros((6, 1)), y, 0.6, seed=0)
+
+
+def test_split_refuses_a_class_with_one_member():
+    y = np.array([0, 0, 0, 0, 1])
+    with pytest.raises(DataError, match="class 1 has 1 sample"):
+        split(np.zeros((5, 1)), y, 0.4, seed=0)
+
+
+# ----- standardiser -------------------------------------------------------------
+
+
+def test_standardizer_uses_training_statistics_only():
+    cfg = SimpleNamespace(name="wine", test_size=0.25, standardize=True)
+    data = prepare_data(cfg, seed=0)
+    X, y, _ = load_dataset("wine")
+    X_train, X_test, _, _ = split(X, y, 0.25, seed=0)
+    assert np.allclose(data.scaler.mean_, X_train.mean(axis=0))
+    assert np.allclose(data.scaler.scale_, X_train.std(axis=0))
+    assert not np.allclose(data.scaler.mean_, X.mean(axis=0))
+    assert np.allclose(data.X_train.mean(axis=0), 0) and np.allclose(data.X_train.std(axis=0), 1)
+    assert np.allclose(data.X_test, (X_test - X_train.mean(axis=0)) / X_train.std(axis=0))
+
+
+def test_constant_feature_gets_scale_one():
+    X = np.array([[1.0, 0.1], [3.0, 0.1], [5.0, 0.1]])
+    s = Standardizer().fit(X)
+    assert s.scale_.tolist()[1] == 1.0
+    assert s.transform(X)[:, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_standardizer_round_trips_as_plain_lists():
+    s = Standardizer().fit(np.array([[1.0, 2.0], [3.0, 6.0]]))
+    d = s.to_dict()
+    assert d == {"mean": [2.0, 4.0], "scale": [1.0, 2.0]}
+    t = Standardizer.from_dict(d)
+    x = np.array([[0.0, 0.0]])
+    assert np.array_equal(t.transform(x), s.transform(x))
+
+
+def test_unfitted_standardizer_says_so():
+    with pytest.raises(ValueError, match="not fitted"):
+        Standardizer().transform(np.zeros((1, 2)))
+
+
+def test_prepare_data_without_standardisation():
+    cfg = SimpleNamespace(name="moons", n_samples=40, noise=0.2, test_size=0.25, standardize=False)
+    data = prepare_data(cfg, seed=3)
+    assert isinstance(data, PreparedData) and data.scaler is None
+    assert data.X_train.shape == (30, 2) and data.X_test.shape == (10, 2)
+    assert data.feature_count == 2 and data.n_classes == 2 and data.class_names == [0, 1]
+
+
+# ----- batches -------------------------------------------------------------------
+
+
+def test_batches_cover_every_index_once():
+    out = batches(10, 3, random.Random(0))
+    assert [len(b) for b in out] == [3, 3, 3, 1]
+    assert sorted(i for b in out for i in b) == list(range(10))
+
+
+def test_batch_size_larger_than_the_set_is_one_batch():
+    assert batches(5, 32, random.Random(0), shuffle=False) == [[0, 1, 2, 3, 4]]
+    assert batches(5, "full", random.Random(0), shuffle=False) == [[0, 1, 2, 3, 4]]
+
+
+def test_batches_without_shuffle_keep_order_and_leave_rng_alone():
+    rng = random.Random(0)
+    state = rng.getstate()
+    assert batches(5, 2, rng, shuffle=False) == [[0, 1], [2, 3], [4]]
+    assert rng.getstate() == state
+
+
+def test_batches_resume_exactly_from_a_saved_rng_state():
+    rng = random.Random(7)
+    batches(20, 4, rng)
+    saved = rng.getstate()
+    expected = [batches(20, 4, rng) for _ in range(3)]
+    resumed = random.Random()
+    resumed.setstate(saved)
+    assert [batches(20, 4, resumed) for _ in range(3)] == expected
+
+
+def test_shuffled_epochs_differ():
+    rng = random.Random(0)
+    assert batches(20, 4, rng) != batches(20, 4, rng)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "half"])
+def test_bad_batch_size_is_refused(bad):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1 or 'full'"):
+        batches(10, bad, random.Random(0))
+
+
+# ----- csv -------------------------------------------------------------------------
+
+
+def _csv(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return {"path": str(path), "target": "label"}
+
+
+def test_csv_with_string_labels(tmp_path):
+    options = _csv(tmp_path, "a,label,b\n1,cat,2\n3,dog,4\n5, cat ,6.5\n\n")
+    X, y, names = load_dataset("csv", options)
+    assert X.tolist() == [[1.0, 2.0], [3.0, 4.0], [5.0, 6.5]]
+    assert y.tolist() == [0, 1, 0] and names == ["cat", "dog"]
+
+
+def test_csv_numeric_labels_sort_as_numbers(tmp_path):
+    options = _csv(tmp_path, "x,label\n1,10\n2,2\n3,10\n4,2\n")
+    X, y, names = load_dataset("csv", options)
+    assert names == [2, 10] and type(names[0]) is int
+    assert y.tolist() == [1, 0, 1, 0]
+
+
+def test_csv_goes_through_prepare_data(tmp_path):
+    rows = "".join(f"{i},{i % 3},{'abc'[i % 3]}\n" for i in range(30))
+    options = _csv(tmp_path, "x,y,label\n" + rows)
+    cfg = SimpleNamespace(name="csv", test_size=0.2, standardize=True, **options)
+    data = prepare_data(cfg, seed=0)
+    assert data.class_names == ["a", "b", "c"] and data.feature_count == 2
+    assert len(data.y_test) == 6
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "is empty"),
+        ("\n\n", "is empty"),
+        ("a,label\n", "header but no data rows"),
+        ("a,b\n1,2\n3,4\n", r"dataset.target 'label' is not a column of .*; columns: a, b"),
+        ("label\nx\ny\n", "only the target column"),
+        ("a,a,label\n1,2,x\n", "duplicate column names: a"),
+        ("a,label\n1,x\nfoo,y\n", r"column 'a' at line 3 is not a number: 'foo'"),
+        ("a,label\n1,x\nnan,y\n", r"column 'a' at line 3 is not finite: 'nan'"),
+        ("a,label\n1,x\n-inf,y\n", r"column 'a' at line 3 is not finite"),
+        ("a,label\n1,x\n,y\n", r"empty value in column 'a' at line 3"),
+        ("a,label\n1,x\n2,\n", r"empty value in column 'label' at line 3"),
+        ("a,label\n1,x\n2,y,3\n", r"line 3 has 3 fields, the header has 2"),
+        ("a,label\n1,x\n2\n", r"line 3 has 1 fields"),
+        ("a,label\n1,x\n2,x\n", r"dataset.target 'label' has a single class 'x'"),
+        ("a,label\n1,x\n2,nan\n", r"label 'nan' in column 'label' at line 3 is not finite"),
+    ],
+)
+def test_csv_errors_name_the_problem(tmp_path, text, message):
+    options = _csv(tmp_path, text)
+    with pytest.raises(DataError, match=message):
+        load_dataset("csv", options)
+
+
+def test_csv_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"dataset.path '.*nope.csv': file not found"):
+        load_dataset("csv", {"path": str(tmp_path / "nope.csv"), "target": "label"})
+
+
+def test_csv_path_that_is_a_directory(tmp_path):
+    with pytest.raises(DataError, match="is not a file"):
+        load_dataset("csv", {"path": str(tmp_path), "target": "label"})
+
+
+def test_csv_that_is_not_text(tmp_path):
+    path = tmp_path / "bin.csv"
+    path.write_bytes(b"a,label\n\xff\xfe,1\n")
+    with pytest.raises(DataError, match="cannot be read"):
+        load_dataset("csv", {"path": str(path), "target": "label"})
+
+
+def test_csv_requires_path_and_target(tmp_path):
+    with pytest.raises(DataError, match="dataset.path is required for dataset 'csv'"):
+        load_dataset("csv", {"target": "label"})
+    with pytest.raises(DataError, match="dataset.target is required"):
+        load_dataset("csv", {"path": "x.csv"})
