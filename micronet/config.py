@@ -12,6 +12,7 @@ belong to another dataset, optimizer or schedule must stay unset.
 
 import difflib
 import math
+import numbers
 import re
 import reprlib
 from collections.abc import Mapping
@@ -196,7 +197,7 @@ def _real(key: str, value: Any, expected: str, ok: Callable[[float], bool]) -> f
     x = None
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         x = float(value)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
         try:
             x = float(value)
         except OverflowError:  # an int beyond float range
@@ -207,9 +208,9 @@ def _real(key: str, value: Any, expected: str, ok: Callable[[float], bool]) -> f
 
 
 def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    """An int (not a bool, not 3.0) within bounds."""
+    """An int (not a bool, not 3.0; numpy ints are fine) within bounds."""
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _fail(key, expected, value)
     if value < minimum or (maximum is not None and value > maximum):
         raise _fail(key, expected, value)
@@ -245,8 +246,12 @@ def _name(key: str, value: Any) -> str:
     return value
 
 
-def _fraction(expected: str, ok: Callable[[float], bool]) -> Callable[[str, Any], float]:
+def _number_rule(expected: str, ok: Callable[[float], bool]) -> Callable[[str, Any], float]:
     return lambda key, v: _real(key, v, expected, ok)
+
+
+def _int_rule(minimum: int) -> Callable[[str, Any], int]:
+    return lambda key, v: _int(key, v, minimum)
 
 
 def _betas(key: str, value: Any) -> list[float]:
@@ -262,40 +267,40 @@ def _hidden(key: str, value: Any) -> list[int]:
 
 
 def _batch_size(key: str, value: Any) -> int | str:
-    if value == "full" and isinstance(value, str):
+    if isinstance(value, str) and value == "full":
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise _fail(key, "an int >= 1 or 'full'", value)
-    return value
+    return int(value)
 
 
 # How to check each option that only some datasets, optimizers or schedules take.
 _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     # dataset
-    "n_samples": lambda k, v: _int(k, v, 2),
-    "noise": _fraction(">= 0", lambda x: x >= 0),
-    "factor": _fraction("in (0, 1)", lambda x: 0 < x < 1),
-    "centers": lambda k, v: _int(k, v, 2),
-    "cluster_std": _fraction("> 0", lambda x: x > 0),
-    "n_features": lambda k, v: _int(k, v, 1),
-    "n_classes": lambda k, v: _int(k, v, 2),
-    "n_informative": lambda k, v: _int(k, v, 1),
+    "n_samples": _int_rule(2),
+    "noise": _number_rule(">= 0", lambda x: x >= 0),
+    "factor": _number_rule("in (0, 1)", lambda x: 0 < x < 1),
+    "centers": _int_rule(2),
+    "cluster_std": _number_rule("> 0", lambda x: x > 0),
+    "n_features": _int_rule(1),
+    "n_classes": _int_rule(2),
+    "n_informative": _int_rule(1),
     "path": _text,
     "target": _text,
     # optimizer
-    "momentum": _fraction("in [0, 1)", lambda x: 0 <= x < 1),
+    "momentum": _number_rule("in [0, 1)", lambda x: 0 <= x < 1),
     "nesterov": _bool,
     "betas": _betas,
-    "eps": _fraction("> 0", lambda x: x > 0),
+    "eps": _number_rule("> 0", lambda x: x > 0),
     # schedule
-    "step_size": lambda k, v: _int(k, v, 1),
-    "gamma": _fraction("> 0", lambda x: x > 0),
-    "T_max": lambda k, v: _int(k, v, 1),
-    "eta_min": _fraction(">= 0", lambda x: x >= 0),
-    "start_factor": _fraction("in (0, 1]", lambda x: 0 < x <= 1),
-    "end_factor": _fraction("in [0, 1]", lambda x: 0 <= x <= 1),
-    "total_iters": lambda k, v: _int(k, v, 1),
-    "power_t": _fraction(">= 0", lambda x: x >= 0),
+    "step_size": _int_rule(1),
+    "gamma": _number_rule("> 0", lambda x: x > 0),
+    "T_max": _int_rule(1),
+    "eta_min": _number_rule(">= 0", lambda x: x >= 0),
+    "start_factor": _number_rule("in (0, 1]", lambda x: 0 < x <= 1),
+    "end_factor": _number_rule("in [0, 1]", lambda x: 0 <= x <= 1),
+    "total_iters": _int_rule(1),
+    "power_t": _number_rule(">= 0", lambda x: x >= 0),
 }
 
 

@@ -90,6 +90,15 @@ def test_params_build_the_optimizer_and_schedule():
     SCHEDULES[cfg.optimizer.schedule.name](opt, **cfg.optimizer.schedule.params())
 
 
+def test_numpy_scalars_and_tuples_from_python_callers_are_accepted():
+    import numpy as np
+
+    cfg = parse_config({"seed": np.int64(3), "model": {"hidden": (np.int32(4),)}, "optimizer": {"lr": np.float64(0.5)}})
+    assert cfg.seed == 3 and type(cfg.seed) is int
+    assert cfg.model.hidden == [4] and type(cfg.model.hidden[0]) is int
+    assert cfg.optimizer.lr == 0.5 and type(cfg.optimizer.lr) is float
+
+
 # ----- shipped configs -------------------------------------------------------------
 
 
