@@ -16,7 +16,8 @@ import gc
 import math
 import numbers
 from functools import reduce
-from operator import add, mul
+from itertools import count
+from operator import add, attrgetter, mul
 
 __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 
@@ -24,7 +25,7 @@ __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 class Value:
     """One scalar in a computation graph: its data, its gradient, its origin."""
 
-    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label")
+    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq")
 
     def __init__(self, data, label=""):
         if isinstance(data, bool) or not isinstance(data, numbers.Real):
@@ -37,6 +38,7 @@ class Value:
         self._local = ()  # d(self)/d(child) for each child, same order
         self._op = ""  # the op that made this node; "" for a leaf
         self.label = label
+        self._seq = next(_creation)  # creation order: children are always older than parents
 
     def __repr__(self):
         name = f", label={self.label!r}" if self.label else ""
@@ -168,33 +170,35 @@ class Value:
 
 
 def _topological_order(root):
-    """Interior nodes below `root`, children before parents, their grads zeroed.
+    """Interior nodes below `root` (and root), oldest first, their grads zeroed.
 
-    An explicit stack of (node, iterator over its children) replaces recursion,
-    so graph depth is limited only by memory. Every node is entered once, so a
-    graph with exponentially many paths costs time linear in its edges. The
-    order equals that of the familiar recursive depth-first post-order.
-    Leaves have nothing to propagate, so they are never pushed (most edges of
-    a network end at a weight: skipping them halves the walk).
+    A node is always created after its children, so creation order is a
+    topological order, and a canonical one: backward visits nodes newest
+    first whatever the shape of the graph, which is what lets the compiled
+    executor replay eager's gradient sums in the same order. The walk uses an
+    explicit stack (no recursion, so depth is limited only by memory) and
+    enters every node once, so a graph with exponentially many paths costs
+    time linear in its edges. Leaves have nothing to propagate and are never
+    pushed (most edges of a network end at a weight).
     """
-    order = []
-    visited = {root}
-    stack = [(root, iter(root._prev))]
+    found = [root]
+    seen = {root}
+    stack = [root]
     while stack:
-        node, children = stack[-1]
-        for child in children:
-            if child._prev and child not in visited:
-                visited.add(child)
-                stack.append((child, iter(child._prev)))
-                break
-        else:
-            stack.pop()
-            if node._prev:
-                node.grad = 0.0  # intermediates restart; leaves accumulate
-            order.append(node)
-    return order
+        for child in stack.pop()._prev:
+            if child._prev and child not in seen:
+                seen.add(child)
+                found.append(child)
+                stack.append(child)
+                child.grad = 0.0  # intermediates restart; leaves accumulate
+    if root._prev:
+        root.grad = 0.0
+    found.sort(key=_creation_order)
+    return found
 
 
+_creation = count()
+_creation_order = attrgetter("_seq")
 _new_object = object.__new__
 
 
@@ -212,6 +216,7 @@ def make_node(data, children, local_grads, op):
     node._local = local_grads
     node._op = op
     node.label = ""
+    node._seq = next(_creation)
     return node
 
 
@@ -225,12 +230,12 @@ def dots(weight_rows, inputs, biases=None):
 
     A neuron's pre-activation as one node with 2n+1 children instead of a
     chain of 2n binary nodes: the same gradients for a fraction of the nodes
-    and time. A layer's rows share the inputs, so they are read once here.
-    Inputs may be Values or plain numbers (numbers get no gradient). The
+    and time. Number inputs become constant leaves once, shared by every row,
+    so each node's children are always (*weights, *inputs[, bias]). The
     products are summed left to right, then the bias is added.
     """
-    inputs = tuple(inputs)
-    x_data, x_values, x_weight_index = _split_inputs(inputs)
+    inputs = tuple(x if type(x) is Value else _input_value(x) for x in inputs)
+    x_data = tuple([x.data for x in inputs])
     n = len(inputs)
     if biases is None:
         biases = [None] * len(weight_rows)
@@ -240,34 +245,21 @@ def dots(weight_rows, inputs, biases=None):
             raise ValueError(f"dot needs as many weights as inputs, got {len(weights)} and {n}")
         w_data = [w.data for w in weights]
         total = reduce(add, map(mul, w_data, x_data), 0.0)
-        # d/dw_i = x_i and d/dx_i = w_i: the products' other factors.
-        w_local = w_data if x_weight_index is None else [w_data[i] for i in x_weight_index]
+        # d/dw_i = x_i and d/dx_i = w_i: each product's other factor.
         if bias is None:
-            children = (*weights, *x_values)
-            local_grads = (*x_data, *w_local)
+            nodes.append(make_node(total, (*weights, *inputs), (*x_data, *w_data), "dot"))
         else:
-            total += bias.data
-            children = (*weights, *x_values, bias)
-            local_grads = (*x_data, *w_local, 1.0)
-        nodes.append(make_node(total, children, local_grads, "dot"))
+            children, local_grads = (*weights, *inputs, bias), (*x_data, *w_data, 1.0)
+            nodes.append(make_node(total + bias.data, children, local_grads, "dot"))
     return nodes
 
 
-def _split_inputs(inputs):
-    """(data of every input, the inputs that are Values, their positions or None if all are)."""
-    if all(type(x) is Value for x in inputs):
-        return tuple([x.data for x in inputs]), inputs, None
-    x_data, x_values, positions = [], [], []
-    for i, x in enumerate(inputs):
-        if isinstance(x, Value):
-            x_data.append(x.data)
-            x_values.append(x)
-            positions.append(i)
-        elif _is_number(x):
-            x_data.append(float(x))
-        else:
-            raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
-    return tuple(x_data), tuple(x_values), positions
+def _input_value(x):
+    if isinstance(x, Value):
+        return x
+    if _is_number(x):
+        return Value(x)
+    raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
 
 
 def log_softmax_at(values, k):
@@ -275,8 +267,8 @@ def log_softmax_at(values, k):
 
     A fused primitive: computed as (x_k - m) - log(sum_j exp(x_j - m)) with m
     the largest x, so no exp() overflows and the result keeps full precision
-    even for logits like [1000, 0, -1000]. Its children are x_k, then every
-    x_j; the local derivatives are 1 and -softmax(x)_j.
+    even for logits like [1000, 0, -1000]. Its children are every x_j, then
+    x_k again; the local derivatives are -softmax(x)_j, then 1.
     """
     values = tuple(values)
     if not 0 <= k < len(values):
@@ -286,43 +278,7 @@ def log_softmax_at(values, k):
     exps = [math.exp(x - shift) for x in data]
     total = reduce(add, exps, 0.0)
     out = (data[k] - shift) - math.log(total)
-    return make_node(out, (values[k], *values), (1.0, *[-e / total for e in exps]), "log_softmax")
-
-
-def _split_inputs(inputs):
-    """(data of every input, the inputs that are Values, their positions or None if all are)."""
-    if all(type(x) is Value for x in inputs):
-        return tuple([x.data for x in inputs]), inputs, None
-    x_data, x_values, positions = [], [], []
-    for i, x in enumerate(inputs):
-        if isinstance(x, Value):
-            x_data.append(x.data)
-            x_values.append(x)
-            positions.append(i)
-        elif _is_number(x):
-            x_data.append(float(x))
-        else:
-            raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
-    return tuple(x_data), tuple(x_values), positions
-
-
-def logsumexp(values):
-    """log(sum_i exp(x_i)) as a single node, stable for inputs of any size.
-
-    A fused primitive: shifting by the max keeps every exp() in (0, 1], so
-    cross-entropy on logits like [1000, 0, -1000] stays finite, and the local
-    derivatives are the softmax probabilities exp(x_i - lse).
-    """
-    values = tuple(values)
-    if not values:
-        raise ValueError("logsumexp needs at least one value")
-    data = [v.data for v in values]
-    shift = max(data)
-    if math.isinf(shift):  # inf - inf has no value: the slopes are NaN, as in PyTorch
-        return make_node(shift, values, (math.nan,) * len(values), "logsumexp")
-    exps = [math.exp(x - shift) for x in data]
-    total = reduce(add, exps, 0.0)
-    return make_node(shift + math.log(total), values, tuple(e / total for e in exps), "logsumexp")
+    return make_node(out, (*values, values[k]), (*[-e / total for e in exps], 1.0), "log_softmax")
 
 
 def _is_number(x):

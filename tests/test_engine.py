@@ -156,7 +156,7 @@ def test_dot_with_plain_number_inputs_differentiates_only_the_values():
     out.backward()
     assert out.data == 2.0 * 3.0 - 4.0 + 0.5
     assert [wi.grad for wi in w] == [3.0, 4.0] and x[1].grad == -1.0 and b.grad == 1.0
-    assert len(out._prev) == 4
+    assert len(out._prev) == 5  # the number input is a constant leaf
 
 
 def test_dots_share_inputs_and_check_lengths():

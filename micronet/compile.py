@@ -1,0 +1,527 @@
+"""A batch executor: trace a model once, then run whole batches with NumPy.
+
+Tracing calls the model on placeholder Values and records the scalar graph.
+Scalar nodes that do the same thing to the same inputs are then grouped into
+array operations: all the dot-product nodes of a layer (they share their
+inputs) become one (batch, inputs, neurons) product-and-sum, and the
+activations on top of them one elementwise call. Anything else runs node by
+node, each node over the whole batch.
+
+The arithmetic is the eager engine's, operation for operation: sums run left
+to right (NumPy's reductions are sequential along a non-contiguous axis),
+gradients accumulate in the order backward() visits nodes, and exp, log and
+tanh use Python's math module (NumPy's vectorised versions can differ in the
+last bit). So for MLPs the compiled gradients equal the eager ones bit for
+bit, at any batch size. Gradients are added into the same `Value.grad` fields
+eager backward would fill, so optimizers and checkpoints work unchanged.
+
+A graph whose shape depends on the input values (Python `if` on `.data`)
+cannot be replayed: tracing on several inputs detects it and refuses with
+`CompileError`, and the trainer falls back to the eager engine.
+"""
+
+import math
+from functools import reduce
+from operator import add
+
+import numpy as np
+
+from micronet.engine import Value, _topological_order, make_node
+
+__all__ = ["CompileError", "CompiledModel", "compile_model"]
+
+CHUNK = 4096  # rows per forward chunk when only predicting: bounds the (rows, in, out) temporaries
+
+
+class CompileError(ValueError):
+    """The model's graph cannot be run as a fixed batch program."""
+
+
+# ----- kernels: one per engine op, over whole columns -------------------------
+# Each returns (output, local derivatives), the batch twin of the engine op.
+
+
+def _exact(fn, a):
+    """`fn` from Python's math module applied to every element (bit-equal to eager)."""
+    a = np.asarray(a, dtype=float)
+    return np.fromiter(map(fn, a.ravel().tolist()), float, a.size).reshape(a.shape)
+
+
+def _exp(x):
+    if np.any(x > 709.78):
+        bad = float(x[x > 709.78].flat[0])
+        raise OverflowError(f"exp({bad!r}) overflows a float (the largest finite result is exp(709.78))")
+    e = _exact(math.exp, x)
+    return e, e
+
+
+def _log(x):
+    if not np.all(x > 0.0):
+        bad = float(x[~(x > 0.0)].flat[0])
+        raise ValueError(f"log is defined for positive numbers only, got x={bad!r}")
+    return _exact(math.log, x), 1.0 / x
+
+
+def _tanh(x):
+    t = _exact(math.tanh, x)
+    return t, 1.0 - t * t
+
+
+def _sigmoid(x):
+    e = _exact(math.exp, -np.abs(x))  # exp(-x) where x >= 0, exp(x) elsewhere: never large
+    s = np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return s, s * (1.0 - s)
+
+
+def _relu(x):
+    positive = x > 0.0
+    return np.where(positive, x, 0.0), positive.astype(float)
+
+
+UNARY = {
+    "exp": _exp,
+    "log": _log,
+    "tanh": _tanh,
+    "sigmoid": _sigmoid,
+    "relu": _relu,
+    "sin": lambda x: (np.sin(x), np.cos(x)),  # NumPy's sin and cos agree with math's
+    "cos": lambda x: (np.cos(x), -np.sin(x)),
+}
+
+
+def _power(b, e, differentiate_exponent):
+    b, e = np.broadcast_arrays(np.asarray(b, float), np.asarray(e, float))
+    if np.any((b == 0.0) & (e < 0.0)):
+        raise ZeroDivisionError("0.0 cannot be raised to a negative power")
+    if np.any((b < 0.0) & (e != np.round(e))):
+        raise ValueError("a negative base to a non-integer power is not a real number")
+    with np.errstate(all="ignore"):
+        out = np.power(b, e)
+        if np.any(np.isinf(out) & np.isfinite(b) & np.isfinite(e)):
+            raise OverflowError("a power overflows a float")
+        d_base = np.where(e == 0.0, 0.0, e * np.power(b, e - 1.0))
+        if not differentiate_exponent:
+            d_exp = np.zeros_like(out)
+        else:
+            d_exp = np.where(b > 0.0, out * np.log(np.where(b > 0.0, b, 1.0)), np.where(b == 0.0, 0.0, np.nan))
+    return out, d_base, d_exp
+
+
+# ----- where a value lives at run time ----------------------------------------
+# ("col", block, column): a column of a block computed by a step (block 0 is X)
+# ("param", index):       a model parameter, one scalar for the whole batch
+# ("const", value):       a constant leaf
+
+
+class _Step:
+    """One block of columns: a group of isomorphic nodes, or a single node."""
+
+    def __init__(self, block, nodes):
+        self.block = block
+        self.nodes = nodes  # the traced nodes, in topological order
+
+
+class _Affine(_Step):
+    """Dot-product nodes sharing their inputs: Z = sum_i X_i * W_i + b, summed left to right."""
+
+    def __init__(self, block, nodes, inputs, weights, biases):
+        super().__init__(block, nodes)
+        self.inputs = inputs  # gather plan of the shared inputs
+        self.weights = np.array(weights)  # (width, n) parameter indices
+        self.biases = None if biases is None else np.array(biases)
+        used = self.weights.ravel().tolist() + ([] if biases is None else list(biases))
+        self._shared = len(set(used)) < len(used)  # a parameter used twice needs np.add.at
+
+    def forward(self, env, p, keep):
+        X = _gather(env, self.inputs)
+        W = p[self.weights]
+        Z = _sum_first_axis(_outer(X.T, W.T))  # products (inputs, rows, neurons), summed in input order
+        if self.biases is not None:
+            Z += p[self.biases]
+        if keep:
+            self.saved = (X, W)
+        return Z
+
+    def backward(self, grads, dZ, pgrad):
+        X, W = self.saved
+        # Eager visits the group's nodes newest (last) first and the samples last first.
+        _scatter_add(grads, self.inputs, _sum_first_axis(_outer(dZ.T[::-1], W[::-1])))
+        dW = _sum_first_axis(_outer(dZ[::-1], X[::-1]))
+        db = None if self.biases is None else _sum_first_axis(dZ[::-1])
+        if self._shared:
+            np.add.at(pgrad, self.weights, dW)
+            if db is not None:
+                np.add.at(pgrad, self.biases, db)
+        else:
+            pgrad[self.weights] += dW
+            if db is not None:
+                pgrad[self.biases] += db
+
+
+def _outer(A, B):
+    """C-ordered (k, m, n) products A[k, m] * B[k, n], laid out for `_sum_first_axis`."""
+    out = np.empty((A.shape[0], A.shape[1], B.shape[1]))
+    return np.multiply(A[:, :, None], B[:, None, :], out=out)
+
+
+def _sum_first_axis(P):
+    """Sum over axis 0 strictly left to right, as eager's reduce(add, ...) does.
+
+    NumPy sums along a contiguous run pairwise (a different rounding), but
+    when the other axes of a C-ordered array hold more than one element they
+    form the inner loop and axis 0 is accumulated in order.
+    """
+    P = np.ascontiguousarray(P)
+    if P[0].size > 1:
+        return np.add.reduce(P, axis=0)
+    return np.full(P.shape[1:], reduce(add, P.ravel().tolist(), 0.0))
+
+
+class _Map(_Step):
+    """One unary op applied to a block of columns."""
+
+    def __init__(self, block, nodes, op, inputs):
+        super().__init__(block, nodes)
+        self.kernel = UNARY[op]
+        self.inputs = inputs
+
+    def forward(self, env, p, keep):
+        out, local = self.kernel(_gather(env, self.inputs))
+        if keep:
+            self.saved = local
+        return out
+
+    def backward(self, grads, dout, pgrad):
+        _scatter_add(grads, self.inputs, self.saved * dout)
+
+
+class _Node(_Step):
+    """A single node of any engine op, over the batch: the general fallback."""
+
+    def __init__(self, block, node, refs):
+        super().__init__(block, [node])
+        self.op = node._op
+        self.refs = refs  # one ref per child
+        if self.op not in UNARY and self.op not in ("+", "*", "**", "dot", "log_softmax"):
+            raise CompileError(f"op {self.op!r} has no batch kernel; use the eager backend")
+        if self.op == "**":  # does the exponent get a gradient? eager records 0.0 for a number
+            self.differentiate_exponent = refs[1][0] != "const" or node._local[1] != 0.0
+
+    def forward(self, env, p, keep):
+        xs = [_value(env, p, ref) for ref in self.refs]
+        op = self.op
+        if op in UNARY:
+            out, local = UNARY[op](np.asarray(xs[0], float))
+            locals_ = [local]
+        elif op == "+":
+            out, locals_ = xs[0] + xs[1], [1.0, 1.0]
+        elif op == "*":
+            out, locals_ = xs[0] * xs[1], [xs[1], xs[0]]
+        elif op == "**":
+            out, d_base, d_exp = _power(xs[0], xs[1], self.differentiate_exponent)
+            locals_ = [d_base, d_exp]
+        elif op == "dot":
+            n = len(xs) // 2
+            out = reduce(add, (w * x for w, x in zip(xs[:n], xs[n : 2 * n])), 0.0)
+            if len(xs) % 2:
+                out = out + xs[-1]
+            locals_ = [*xs[n : 2 * n], *xs[:n], 1.0][: len(xs)]
+        else:  # log_softmax: children are every x_j, then the selected x_k again
+            out, locals_ = _log_softmax(xs)
+        out = np.broadcast_to(np.asarray(out, float), (len(env[0]),))
+        if keep:
+            self.saved = locals_
+        return out[:, None]
+
+    def backward(self, grads, dout, pgrad):
+        g = dout[:, 0]
+        for ref, local in zip(self.refs, self.saved):
+            contribution = local * g
+            if ref[0] == "col":
+                grads[ref[1]][:, ref[2]] += contribution
+            elif ref[0] == "param":
+                pgrad[ref[1]] += reduce(add, np.broadcast_to(contribution, g.shape)[::-1].tolist(), 0.0)
+
+
+def _log_softmax(xs):
+    """The batch twin of engine.log_softmax_at, summing over classes left to right."""
+    values = np.array(np.broadcast_arrays(*[np.asarray(x, float) for x in xs[:-1]]))  # (k, batch)
+    shift = values.max(axis=0)
+    exps = _exact(math.exp, values - shift)
+    total = _sum_first_axis(exps)
+    out = (np.asarray(xs[-1], float) - shift) - _exact(math.log, total)
+    return out, [*(-e / total for e in exps), 1.0]
+
+
+def _value(env, p, ref):
+    if ref[0] == "col":
+        return env[ref[1]][:, ref[2]]
+    if ref[0] == "param":
+        return p[ref[1]]
+    return ref[1]
+
+
+def _gather(env, plan):
+    kind, block, cols = plan
+    if kind == "block":
+        return env[block]
+    return env[block][:, cols]
+
+
+def _scatter_add(grads, plan, d):
+    kind, block, cols = plan
+    if kind == "block":
+        grads[block] += d
+    else:
+        np.add.at(grads[block], (slice(None), cols), d)
+
+
+# ----- tracing and grouping -----------------------------------------------------
+
+
+def _trace(fn, n_inputs, row):
+    """Run `fn` on placeholder leaves; return (placeholders, outputs, nodes in eager order)."""
+    placeholders = [Value(float(x)) for x in row]
+    outputs = fn(placeholders)
+    if isinstance(outputs, Value):
+        outputs = [outputs]
+    if not isinstance(outputs, (list, tuple)) or not all(isinstance(o, Value) for o in outputs):
+        raise CompileError(f"the model must return a list of Values, got {type(outputs).__name__}")
+    root = make_node(0.0, tuple(outputs), (0.0,) * len(outputs), "outputs")
+    nodes = _topological_order(root)[:-1]  # the same order eager backward uses, without the root
+    return placeholders, list(outputs), nodes
+
+
+def _signature(placeholders, outputs, nodes, params):
+    """The graph's shape: ops, wiring and constants (what must not depend on the data)."""
+    index = {id(v): ("in", i) for i, v in enumerate(placeholders)}
+    index.update({id(v): ("param", i) for i, v in enumerate(params)})
+    index.update({id(v): ("node", i) for i, v in enumerate(nodes)})
+
+    def ref(v):
+        return index.get(id(v)) or ("const", v.data)
+
+    return [(n._op, tuple(ref(c) for c in n._prev)) for n in nodes], [ref(o) for o in outputs]
+
+
+class _Program:
+    """A traced function of n inputs as a list of steps over blocks of columns."""
+
+    def __init__(self, fn, n_inputs, params, rows):
+        traces = [_trace(fn, n_inputs, row) for row in rows]
+        signatures = [_signature(*t, params) for t in traces]
+        if any(s != signatures[0] for s in signatures[1:]):
+            raise CompileError(
+                "the graph changes with the input values (Python control flow on .data?); "
+                "it cannot be compiled into one batch program"
+            )
+        placeholders, outputs, nodes = traces[0]
+        self.n_inputs = n_inputs
+        where = {id(v): ("col", 0, i) for i, v in enumerate(placeholders)}
+        param_index = {id(p): i for i, p in enumerate(params)}
+        self.steps, block_of = _group(nodes, where, param_index, n_inputs)
+        where.update({id(n): block_of[i] for i, n in enumerate(nodes)})
+        self.outputs = [self._ref(o, where, param_index) for o in outputs]
+
+    @staticmethod
+    def _ref(v, where, param_index):
+        if id(v) in where:
+            return where[id(v)]
+        if id(v) in param_index:
+            return ("param", param_index[id(v)])
+        return ("const", v.data)
+
+    def forward(self, X, p, keep):
+        env = [X]
+        for step in self.steps:
+            env.append(step.forward(env, p, keep))
+        self.env = env if keep else None
+        return np.column_stack([np.broadcast_to(_value(env, p, r), (len(X),)) for r in self.outputs])
+
+    def backward(self, d_outputs, pgrad):
+        """Add d(loss)/d(inputs) into the returned array and d/d(params) into pgrad."""
+        grads = [np.zeros_like(block) for block in self.env]
+        for ref, d in zip(self.outputs, d_outputs.T):
+            if ref[0] == "col":
+                grads[ref[1]][:, ref[2]] += d
+            elif ref[0] == "param":
+                pgrad[ref[1]] += reduce(add, d[::-1].tolist(), 0.0)
+        for step in reversed(self.steps):
+            step.backward(grads, grads[step.block], pgrad)
+        return grads[0]
+
+
+def _group(nodes, where, param_index, n_inputs):
+    """Steps for the traced nodes: dot nodes sharing inputs and the unary ops on them grouped."""
+    position = {id(n): i for i, n in enumerate(nodes)}
+
+    def child_ref(c):  # before grouping: every interior child is ("node", position)
+        if id(c) in position:
+            return ("node", position[id(c)])
+        return _Program._ref(c, where, param_index)
+
+    groups, owner = {}, {}  # key -> member positions in creation order; position -> key
+    for i, n in enumerate(nodes):
+        key = ("node", i)
+        kids = [child_ref(c) for c in n._prev]
+        if n._op == "dot":
+            k = len(kids) // 2
+            inputs, weights, bias = kids[k : 2 * k], kids[:k], kids[2 * k :]
+            if all(r[0] == "param" for r in weights + bias) and all(r[0] != "param" for r in inputs):
+                key = ("dot", tuple(inputs), bool(bias))
+        elif n._op in UNARY and kids[0][0] == "node":
+            key = (n._op, "on", owner[kids[0][1]])
+        groups.setdefault(key, []).append(i)
+        owner[i] = key
+
+    steps, block_of, widths = [], {}, {0: n_inputs}  # block_of: node position -> ("col", block, column)
+    for key in _schedule(groups, nodes, position, owner):
+        members = groups[key]
+        block = len(steps) + 1
+        refs = [[_resolve(child_ref(c), block_of) for c in nodes[m]._prev] for m in members]
+        step = None
+        if key[0] == "dot":
+            k = len(refs[0]) // 2
+            plan = _plan(refs[0][k : 2 * k], widths)
+            if plan is not None:
+                weights = [[r[1] for r in rr[:k]] for rr in refs]
+                biases = [rr[2 * k][1] for rr in refs] if key[2] else None
+                step = _Affine(block, [nodes[m] for m in members], plan, weights, biases)
+        elif key[0] != "node":
+            plan = _plan([rr[0] for rr in refs], widths)
+            if plan is not None:
+                step = _Map(block, [nodes[m] for m in members], key[0], plan)
+        if step is None:  # ungroupable: one step per node
+            for m, rr in zip(members, refs):
+                step = _Node(len(steps) + 1, nodes[m], rr)
+                block_of[m] = ("col", step.block, 0)
+                widths[step.block] = 1
+                steps.append(step)
+            continue
+        for column, m in enumerate(members):
+            block_of[m] = ("col", block, column)
+        widths[block] = len(members)
+        steps.append(step)
+    return steps, block_of
+
+
+def _schedule(groups, nodes, position, owner):
+    """Group keys in an order where every group runs after the groups it reads."""
+    deps = {
+        key: {owner[position[id(c)]] for m in members for c in nodes[m]._prev if id(c) in position} - {key}
+        for key, members in groups.items()
+    }
+    order, done = [], set()
+    pending = sorted(groups, key=lambda k: groups[k][0])
+    while pending:
+        ready = [k for k in pending if deps[k] <= done]
+        if not ready:
+            raise CompileError("could not order the grouped graph (a cycle between groups)")
+        order.extend(ready)
+        done.update(ready)
+        pending = [k for k in pending if k not in done]
+    return order
+
+
+def _resolve(ref, block_of):
+    return block_of[ref[1]] if ref[0] == "node" else ref
+
+
+def _plan(refs, widths):
+    """How a group reads its inputs from one block (None if they span several).
+
+    ("block", b, None) when they are exactly block b's columns in order (no
+    copy), else ("cols", b, indices).
+    """
+    if any(r[0] != "col" for r in refs) or len({r[1] for r in refs}) != 1:
+        return None
+    block = refs[0][1]
+    cols = [r[2] for r in refs]
+    if cols == list(range(widths[block])):
+        return ("block", block, None)
+    return ("cols", block, np.array(cols))
+
+
+# ----- the public object ----------------------------------------------------------
+
+
+class CompiledModel:
+    """A model (and optionally a loss) as fixed batch programs over NumPy arrays.
+
+    `loss_and_grad(X, y)` returns the mean loss over the rows and adds its
+    gradient into every parameter's `.grad`, exactly as eager
+    `(sum(losses) * (1 / n)).backward()` would.
+    """
+
+    name = "compiled"
+
+    def __init__(self, model, n_inputs, loss=None, examples=None):
+        self.model = model
+        self.params = model.parameters()
+        self.loss = loss
+        rows = np.random.default_rng(0).standard_normal((3, n_inputs)) if examples is None else examples
+        rows = [list(map(float, r)) for r in rows]
+        if len(rows) < 2:
+            raise CompileError("tracing needs at least two example rows to detect data-dependent graphs")
+        self.program = _Program(model, n_inputs, self.params, rows)
+        self.n_outputs = len(self.program.outputs)
+        self._loss_programs = {}
+
+    def _loss_program(self, target):
+        """The loss for one target class, traced with the logits as its inputs."""
+        program = self._loss_programs.get(target)
+        if program is None:
+            rows = np.random.default_rng(1).standard_normal((3, self.n_outputs)).tolist()
+            program = _Program(lambda logits: [self.loss(logits, target)], self.n_outputs, [], rows)
+            self._loss_programs[target] = program
+        return program
+
+    def _param_data(self):
+        return np.array([p.data for p in self.params])
+
+    def logits(self, X):
+        """Model outputs for every row of X, in chunks so large grids fit in memory."""
+        X = np.asarray(X, dtype=float)
+        p = self._param_data()
+        parts = [self.program.forward(X[i : i + CHUNK], p, keep=False) for i in range(0, len(X), CHUNK)]
+        return np.vstack(parts) if parts else np.zeros((0, self.n_outputs))
+
+    def _losses(self, logits, y, keep):
+        losses = np.empty(len(y))
+        for target in np.unique(y).tolist():
+            rows = np.flatnonzero(y == target)
+            program = self._loss_program(target)
+            losses[rows] = program.forward(logits[rows], np.zeros(0), keep)[:, 0]
+            if keep:
+                self._kept.append((rows, program))
+        return losses
+
+    def evaluate(self, X, y):
+        """(per-sample losses, logits) for rows X with integer targets y."""
+        logits = self.logits(X)
+        return self._losses(logits, np.asarray(y), keep=False), logits
+
+    def loss_and_grad(self, X, y):
+        """Mean loss over the batch; its gradient is added into the parameters' grads."""
+        X = np.asarray(X, dtype=float)
+        y = np.asarray(y)
+        p = self._param_data()
+        logits = self.program.forward(X, p, keep=True)
+        self._kept = []
+        losses = self._losses(logits, y, keep=True)
+        n = len(y)
+        seed = 1.0 / n  # d(mean)/d(loss_i), as eager's sum(...) * (1 / n) passes it down
+        d_logits = np.zeros_like(logits)
+        for rows, program in self._kept:
+            d_logits[rows] = program.backward(np.full((len(rows), 1), seed), np.zeros(0))
+        self._kept = []
+        pgrad = np.zeros(len(self.params))
+        self.program.backward(d_logits, pgrad)
+        for param, g in zip(self.params, pgrad.tolist()):
+            param.grad += g
+        return reduce(add, losses.tolist(), 0.0) * seed
+
+
+def compile_model(model, n_inputs, loss=None, examples=None):
+    """Trace `model` (and `loss(logits, target)`) into a CompiledModel, or raise CompileError."""
+    return CompiledModel(model, n_inputs, loss, examples)

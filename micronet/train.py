@@ -1,0 +1,508 @@
+"""The training loop, and the command line that turns a YAML file into a run.
+
+    python -m micronet.train configs/moons.yaml [KEY=VALUE ...] [--out DIR]
+
+`fit` is the one training loop (the CLI and the scikit-learn estimator both
+use it): it takes a validated config, prepared data and a `TrainState`, and
+reports each finished epoch to a callback. `main` is the only function that
+touches argv, files and the terminal.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from micronet.checkpoint import load_checkpoint, save_model, write_json_atomic
+from micronet.config import ConfigError, config_to_dict, load_config, parse_config
+from micronet.data import DataError, PreparedData, Standardizer, batches, prepare_data
+from micronet.losses import LOSSES
+from micronet.nn import MLP
+from micronet.optim import OPTIMIZERS, SCHEDULES
+
+__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "fit", "main"]
+
+METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
+EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
+
+
+class Diverged(ArithmeticError):
+    """Training produced a non-finite loss, gradient or parameter."""
+
+    def __init__(self, epoch, cause):
+        super().__init__(f"training diverged at epoch {epoch} ({cause}); try a smaller optimizer.lr")
+        self.epoch = epoch
+
+
+# ----- executors: how a batch turns into a loss and gradients -----------------
+
+
+class EagerExecutor:
+    """Builds a Value graph per sample: slow, but runs any model."""
+
+    name = "eager"
+
+    def __init__(self, model, loss):
+        self.model = model
+        self.loss = loss
+
+    def loss_and_grad(self, X, y):
+        """Mean loss over the batch; its gradient is added into every parameter's grad."""
+        losses = [self.loss(self.model(x), t) for x, t in zip(X.tolist(), y.tolist())]
+        total = sum(losses) * (1.0 / len(losses))
+        total.backward()
+        return total.data
+
+    def evaluate(self, X, y):
+        """(per-sample losses, logits) without keeping any graph."""
+        logits, losses = [], []
+        for x, t in zip(X.tolist(), y.tolist()):
+            out = self.model(x)
+            logits.append([v.data for v in out])
+            losses.append(self.loss(out, t).data)
+        return np.array(losses), np.array(logits).reshape(len(logits), -1)
+
+    def logits(self, X):
+        return np.array([[v.data for v in self.model(x)] for x in X.tolist()]).reshape(len(X), -1)
+
+
+def make_executor(model, loss, backend, n_features, warn=print):
+    """The compiled executor when asked for and possible, else eager (saying why)."""
+    if backend == "compiled":
+        from micronet.compile import CompileError, compile_model
+
+        try:
+            return compile_model(model, n_features, loss)
+        except CompileError as e:
+            warn(f"note: using the eager backend: {e}")
+    return EagerExecutor(model, loss)
+
+
+# ----- training state and the loop --------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training, and all that resume needs."""
+
+    model: MLP
+    optimizer: object
+    schedule: object
+    shuffle_rng: random.Random
+    epoch: int = 0  # completed epochs
+    history: list = field(default_factory=list)  # one metrics dict per completed epoch
+
+    def to_dict(self):
+        """The resume part of a checkpoint: plain JSON data."""
+        return {
+            "epoch": self.epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "shuffle_rng": _rng_to_json(self.shuffle_rng.getstate()),
+        }
+
+    def load_dict(self, data):
+        """Restore `to_dict()` output; raise ValueError if it does not fit."""
+        try:
+            self.optimizer.load_state_dict(data["optimizer"])
+            self.schedule.load_state_dict(data["schedule"])
+            self.shuffle_rng.setstate(_rng_from_json(data["shuffle_rng"]))
+            epoch = data["epoch"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"the checkpoint's training state is damaged: {e}") from None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"the checkpoint's epoch must be an int >= 0, got {epoch!r}")
+        self.epoch = epoch
+
+
+def _rng_to_json(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(data):
+    version, internal, gauss = data
+    return (version, tuple(internal), gauss)
+
+
+def _sub_rng(seed, purpose):
+    """An independent stream per purpose, all from the one run seed (str seeds hash stably)."""
+    return random.Random(f"micronet:{seed}:{purpose}")
+
+
+def new_state(config, data):
+    """A fresh model, optimizer and schedule for `config` and the data's shape."""
+    model = MLP(
+        data.feature_count,
+        [*config.model.hidden, data.n_classes],
+        activation=config.model.activation,
+        seed=_sub_rng(config.seed, "init"),
+    )
+    opt = config.optimizer
+    optimizer = OPTIMIZERS[opt.name](model.parameters(), **opt.params())
+    params = dict(opt.schedule.params())
+    run_length = config.training.epochs
+    if opt.schedule.interval == "step":
+        run_length *= len(batches(len(data.y_train), config.training.batch_size, random.Random(0), shuffle=False))
+    for key in ("T_max", "total_iters"):
+        if key in params and params[key] is None:
+            params[key] = run_length
+    schedule = SCHEDULES[opt.schedule.name](optimizer, **params)
+    return TrainState(model, optimizer, schedule, _sub_rng(config.seed, "shuffle"))
+
+
+def evaluate(executor, X, y):
+    """(mean loss per sample, accuracy) of the current model on (X, y)."""
+    losses, logits = executor.evaluate(X, y)
+    return float(np.mean(losses)), float(np.mean(logits.argmax(axis=1) == y))
+
+
+def fit(config, data, state, executor, on_epoch=None, should_stop=None):
+    """Train from `state.epoch` to `config.training.epochs`; return "completed" or "interrupted".
+
+    After every epoch the metrics row is appended to `state.history` and
+    passed to `on_epoch(state, row)`. `should_stop()` is polled before each
+    batch, so a stop request ends the run within one batch. Raises
+    `Diverged` at the first non-finite loss, gradient or parameter.
+    """
+    training = config.training
+    step_schedule = config.optimizer.schedule.interval == "step"
+    params = state.model.parameters()
+    n = len(data.y_train)
+    for epoch in range(state.epoch + 1, training.epochs + 1):
+        started = time.perf_counter()
+        lr = state.optimizer.lr
+        for batch in batches(n, training.batch_size, state.shuffle_rng, training.shuffle):
+            if should_stop is not None and should_stop():
+                return "interrupted"
+            state.optimizer.zero_grad()
+            try:
+                loss = executor.loss_and_grad(data.X_train[batch], data.y_train[batch])
+            except (OverflowError, ZeroDivisionError, ValueError) as e:  # the engine's domain errors
+                raise Diverged(epoch, f"{type(e).__name__}: {e}") from None
+            _check_finite(epoch, "loss", loss, params, "grad")
+            state.optimizer.step()
+            _check_finite(epoch, "parameter", None, params, "data")
+            if step_schedule:
+                state.schedule.step()
+        if not step_schedule:
+            state.schedule.step()
+        train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
+        test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test)
+        state.epoch = epoch
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "test_loss": test_loss,
+            "test_accuracy": test_accuracy,
+            "lr": lr,
+            "seconds": time.perf_counter() - started,
+        }
+        state.history.append(row)
+        if on_epoch is not None:
+            on_epoch(state, row)
+    return "completed"
+
+
+def _check_finite(epoch, what, loss, params, attribute):
+    if loss is not None and not math.isfinite(loss):
+        raise Diverged(epoch, f"loss={loss}")
+    for p in params:
+        value = getattr(p, attribute)
+        if not math.isfinite(value):
+            raise Diverged(epoch, f"a {what if attribute == 'data' else 'gradient'} became {value}")
+
+
+# ----- the command line -------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, then exit 2, like every other usage error
+        raise UsageError(f"{message} (see --help)")
+
+
+class UsageError(ValueError):
+    """A bad command line: wrong arguments, or an output path that cannot be used."""
+
+
+def _arguments(argv):
+    parser = _Parser(
+        prog="python -m micronet.train",
+        description="Train a model from a YAML config: metrics, plots and a checkpoint in a run directory.",
+        epilog="Every config key is described in docs/config.md; the shipped configs/*.yaml are commented examples.",
+    )
+    parser.add_argument("config", nargs="?", help="YAML run config, e.g. configs/moons.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a config value: optimizer.lr=0.05")
+    parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    args = parser.parse_args(argv)
+    if args.resume and (args.config or args.overrides or args.out):
+        raise UsageError("--resume RUN_DIR takes no config, overrides or --out: the run directory has them")
+    if not args.resume and not args.config:
+        raise UsageError("a config file is required, e.g. python -m micronet.train configs/moons.yaml")
+    return args
+
+
+def _new_run_dir(name, out):
+    """Create the run directory; never reuse a non-empty one."""
+    if out is not None:
+        path = Path(out)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {out!r} is an existing file, not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
+        path = base.with_name(base.name + suffix)
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"could not find a free run directory name next to {base}")
+
+
+class RunWriter:
+    """Writes a run directory as training goes: each file readable at any moment."""
+
+    def __init__(self, run_dir, config, data, resumed=False):
+        self.dir = Path(run_dir)
+        self.config = config
+        self.data = data
+        if not resumed:
+            self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
+            with open(self.dir / "metrics.csv", "w", newline="") as f:
+                csv.writer(f).writerow(METRIC_COLUMNS)
+
+    def on_epoch(self, state, row):
+        with open(self.dir / "metrics.csv", "a", newline="") as f:
+            csv.writer(f).writerow([_csv_number(row[c]) for c in METRIC_COLUMNS])
+            f.flush()
+            os.fsync(f.fileno())
+        self.save_checkpoint(state)
+
+    def save_checkpoint(self, state):
+        scaler = self.data.scaler
+        save_model(
+            state.model,
+            self.dir / "model.json",
+            classes=self.data.class_names,
+            mean=None if scaler is None else scaler.mean_.tolist(),
+            scale=None if scaler is None else scaler.scale_.tolist(),
+            training=state.to_dict(),
+        )
+
+    def summary(self, state, status):
+        last = state.history[-1] if state.history else {}
+        summary = {
+            "status": status,
+            "epochs": state.epoch,
+            "train_loss": last.get("train_loss"),
+            "train_accuracy": last.get("train_accuracy"),
+            "test_loss": last.get("test_loss"),
+            "test_accuracy": last.get("test_accuracy"),
+            "seconds": sum(row["seconds"] for row in state.history),
+            "n_parameters": len(state.model.parameters()),
+        }
+        write_json_atomic(self.dir / "summary.json", summary)
+        return summary
+
+    def plots(self, state, executor):
+        from micronet import plot
+
+        data = self.data
+        if state.history:
+            plot.plot_history(state.history, self.dir / "loss.png")
+        if data.feature_count == 2:
+            plot.plot_decision_boundary(
+                lambda X: _softmax(executor.logits(X)),
+                data.X_train, data.y_train, data.X_test, data.y_test,
+                self.dir / "decision_boundary.png",
+                class_names=data.class_names,
+            )
+        else:
+            predicted = executor.logits(data.X_test).argmax(axis=1)
+            plot.plot_confusion_matrix(
+                data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
+            )
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _csv_number(x):
+    return x if isinstance(x, int) else repr(float(x))
+
+
+def _yaml(mapping):
+    import yaml
+
+    return "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n" + yaml.safe_dump(
+        mapping, sort_keys=False, default_flow_style=None
+    )
+
+
+def _read_history(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag the loop polls, so a stop never lands mid-write."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __call__(self):
+        return self.signal is not None
+
+    def install(self):
+        def handler(signum, frame):
+            self.signal = signum
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def _progress_bar(enabled, total, initial):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _run(args):
+    stop = _StopFlag()
+    if args.resume:
+        run_dir = Path(args.resume)
+        config, state, data = _load_resume(run_dir)
+        writer = RunWriter(run_dir, config, data, resumed=True)
+        if state.epoch >= config.training.epochs:
+            print(f"run {run_dir} already completed all {config.training.epochs} epochs; nothing to do")
+            return 0
+    else:
+        config = load_config(args.config, args.overrides)
+        data = prepare_data(config.dataset, config.seed)
+        state = new_state(config, data)
+        run_dir = _new_run_dir(config.name, args.out)
+        writer = RunWriter(run_dir, config, data)
+    loss = LOSSES[config.loss]
+    executor = make_executor(state.model, loss, config.training.backend, data.feature_count, warn=_note)
+    bar = _progress_bar(not args.no_progress and sys.stderr.isatty(), config.training.epochs, state.epoch)
+
+    def on_epoch(state, row):
+        writer.on_epoch(state, row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['test_accuracy']:.3f}")
+
+    stop.install()
+    try:
+        status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=stop)
+    except Diverged as e:
+        _finish(writer, state, executor, "diverged")
+        print(f"error: {e}; completed epochs and the last good checkpoint are in {run_dir}", file=sys.stderr)
+        return EXIT_DIVERGED
+    finally:
+        if bar is not None:
+            bar.close()
+    if status == "interrupted":
+        _finish(writer, state, executor, "interrupted")
+        print(
+            f"interrupted after {state.epoch} of {config.training.epochs} epochs; run directory {run_dir}\n"
+            f"resume with: python -m micronet.train --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_SIGTERM if stop.signal == signal.SIGTERM else EXIT_SIGINT
+    summary = _finish(writer, state, executor, "completed")
+    print(
+        f"train loss {summary['train_loss']:.4f} acc {summary['train_accuracy']:.3f} | "
+        f"test loss {summary['test_loss']:.4f} acc {summary['test_accuracy']:.3f} | "
+        f"{summary['seconds']:.1f}s | {run_dir}"
+    )
+    return 0
+
+
+def _finish(writer, state, executor, status):
+    """Summary then plots: the summary must exist even if plotting fails."""
+    summary = writer.summary(state, status)
+    if state.history:
+        writer.plots(state, executor)
+    return summary
+
+
+def _load_resume(run_dir):
+    """Config, training state and data of an existing run directory."""
+    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"{str(run_dir)!r} is not a run directory (no config.yaml); nothing to resume")
+    config = load_config(run_dir / "config.yaml")
+    data = prepare_data(config.dataset, config.seed)
+    state = new_state(config, data)
+    checkpoint_path = run_dir / "model.json"
+    if not checkpoint_path.exists():  # interrupted before the first epoch ended
+        return config, state, data
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint.training is None:
+        raise ValueError(f"{checkpoint_path} has no training state to resume from")
+    try:
+        state.model.load_state_dict(checkpoint.model.state_dict())
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{checkpoint_path} does not match {run_dir / 'config.yaml'}: {e}") from None
+    state.load_dict(checkpoint.training)
+    history = _read_history(run_dir / "metrics.csv")
+    state.history = [row for row in history if row["epoch"] <= state.epoch]
+    if len(state.history) != state.epoch:
+        raise ValueError(f"{run_dir / 'metrics.csv'} has {len(state.history)} epochs, the checkpoint {state.epoch}")
+    return config, state, data
+
+
+def _note(message):
+    print(message, file=sys.stderr)
+
+
+def main(argv=None):
+    """Entry point of `python -m micronet.train`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        return _run(_arguments(argv))
+    except (UsageError, ConfigError, DataError) as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:  # damaged checkpoint or run files on --resume
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before the training loop took over the signal
+        print("interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        if debug:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The compiled batch executor: the eager engine's numbers, bit for bit, for a batch at a time."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from micronet.compile import CompileError, compile_model
+from micronet.engine import Value, dot
+from micronet.losses import LOSSES, cross_entropy
+from micronet.nn import MLP, Layer, Module, Neuron
+from micronet.train import EagerExecutor
+
+
+def grads_after(executor, model, X, y):
+    model.zero_grad()
+    loss = executor.loss_and_grad(X, y)
+    return loss, [p.grad for p in model.parameters()]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+    n_in=st.integers(1, 4),
+    n_out=st.integers(2, 4),
+    activation=st.sampled_from(["relu", "tanh", "sigmoid"]),
+    loss=st.sampled_from(sorted(LOSSES)),
+    batch=st.integers(1, 9),
+    seed=st.integers(0, 10_000),
+)
+def test_random_mlps_give_eager_gradients_bit_for_bit(hidden, n_in, n_out, activation, loss, batch, seed):
+    rng = np.random.default_rng(seed)
+    model = MLP(n_in, [*hidden, n_out], activation=activation, seed=seed)
+    X = rng.standard_normal((batch, n_in)) * 2
+    y = rng.integers(0, n_out, batch)
+    eager_loss, eager_grads = grads_after(EagerExecutor(model, LOSSES[loss]), model, X, y)
+    compiled = compile_model(model, n_in, LOSSES[loss])
+    compiled_loss, compiled_grads = grads_after(compiled, model, X, y)
+    assert compiled_loss == eager_loss
+    assert compiled_grads == eager_grads
+    eager_eval, compiled_eval = EagerExecutor(model, LOSSES[loss]).evaluate(X, y), compiled.evaluate(X, y)
+    assert np.array_equal(eager_eval[0], compiled_eval[0]) and np.array_equal(eager_eval[1], compiled_eval[1])
+
+
+def test_gradients_accumulate_like_eager_backward():
+    model = MLP(2, [3, 2], seed=0)
+    compiled = compile_model(model, 2, cross_entropy)
+    X, y = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([0, 1])
+    model.zero_grad()
+    compiled.loss_and_grad(X, y)
+    once = [p.grad for p in model.parameters()]
+    compiled.loss_and_grad(X, y)
+    assert [p.grad for p in model.parameters()] == [2 * g for g in once]
+
+
+def test_logits_of_a_large_grid_match_eager_in_chunks():
+    model = MLP(2, [8, 3], activation="tanh", seed=3)
+    grid = np.random.default_rng(0).uniform(-3, 3, (10_000, 2))
+    logits = compile_model(model, 2).logits(grid)
+    assert logits.shape == (10_000, 3)
+    for i in (0, 4095, 4096, 9999):  # both sides of a chunk boundary
+        assert logits[i].tolist() == [v.data for v in model(grid[i].tolist())]
+
+
+def test_layers_are_grouped_into_array_steps():
+    compiled = compile_model(MLP(4, [16, 16, 3], seed=0), 4)
+    kinds = [type(step).__name__ for step in compiled.program.steps]
+    assert kinds == ["_Affine", "_Map", "_Affine", "_Map", "_Affine"]
+
+
+class Residual(Module):
+    """A model that is not an MLP: a skip connection and a parameter used outside a dot."""
+
+    def __init__(self):
+        self.inner = Layer(2, 2, activation="tanh", seed=1)
+        self.head = Neuron(2, activation="linear", seed=2)
+        self.gate = Value(0.5)
+
+    def __call__(self, x):
+        h = self.inner(x)
+        mixed = [hi * self.gate + xi for hi, xi in zip(h, x)]
+        (out,) = self.head(mixed)
+        return [out, (out * out).sin() - mixed[0] ** 2]
+
+
+def test_a_custom_graph_runs_node_by_node_with_eager_numbers():
+    model = Residual()
+    X = np.random.default_rng(1).standard_normal((5, 2))
+    y = np.array([0, 1, 1, 0, 1])
+    eager_loss, eager_grads = grads_after(EagerExecutor(model, cross_entropy), model, X, y)
+    compiled_loss, compiled_grads = grads_after(compile_model(model, 2, cross_entropy), model, X, y)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-12)
+    assert compiled_grads == pytest.approx(eager_grads, rel=1e-12, abs=1e-15)
+
+
+class DataDependent(Module):
+    def __init__(self):
+        self.layer = Layer(2, 2, seed=0)
+
+    def __call__(self, x):
+        h = self.layer(x)
+        return h if x[0].data > 0 else [h[1], h[0] * 2]
+
+
+def test_graph_that_depends_on_the_data_is_refused():
+    with pytest.raises(CompileError, match="graph changes with the input values"):
+        compile_model(DataDependent(), 2, examples=[[1.0, 0.0], [-1.0, 0.0]])
+
+
+def test_unknown_op_is_refused_with_its_name():
+    class Custom(Module):
+        def __init__(self):
+            self.w = Value(1.0)
+
+        def __call__(self, x):
+            from micronet.engine import make_node
+
+            return [make_node(x[0].data * 2, (x[0], self.w), (2.0, 0.0), "double")]
+
+    with pytest.raises(CompileError, match="op 'double' has no batch kernel"):
+        compile_model(Custom(), 1)
+
+
+def test_engine_domain_errors_carry_over():
+    class Logger(Module):
+        def __init__(self):
+            self.w = Value(1.0)
+
+        def __call__(self, x):
+            return [dot([self.w], x).log(), x[0]]
+
+    compiled = compile_model(Logger(), 1, examples=[[1.0], [2.0]])
+    with pytest.raises(ValueError, match="log is defined for positive numbers only"):
+        compiled.logits(np.array([[1.0], [-1.0]]))
