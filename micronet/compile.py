@@ -20,6 +20,7 @@ cannot be replayed: tracing on several inputs detects it and refuses with
 `CompileError`, and the trainer falls back to the eager engine.
 """
 
+import functools
 import math
 from functools import reduce
 from operator import add
@@ -445,6 +446,17 @@ def _plan(refs, widths):
 # ----- the public object ----------------------------------------------------------
 
 
+def _quietly(method):
+    """Float overflow gives inf and NaN silently, as Python floats do in eager mode."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class CompiledModel:
     """A model (and optionally a loss) as fixed batch programs over NumPy arrays.
 
@@ -479,6 +491,7 @@ class CompiledModel:
     def _param_data(self):
         return np.array([p.data for p in self.params])
 
+    @_quietly
     def logits(self, X):
         """Model outputs for every row of X, in chunks so large grids fit in memory."""
         X = np.asarray(X, dtype=float)
@@ -496,11 +509,13 @@ class CompiledModel:
                 self._kept.append((rows, program))
         return losses
 
+    @_quietly
     def evaluate(self, X, y):
         """(per-sample losses, logits) for rows X with integer targets y."""
         logits = self.logits(X)
         return self._losses(logits, np.asarray(y), keep=False), logits
 
+    @_quietly
     def loss_and_grad(self, X, y):
         """Mean loss over the batch; its gradient is added into the parameters' grads."""
         X = np.asarray(X, dtype=float)

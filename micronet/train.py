@@ -247,7 +247,7 @@ def _arguments(argv):
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides may come after options
     if args.resume and (args.config or args.overrides or args.out):
         raise UsageError("--resume RUN_DIR takes no config, overrides or --out: the run directory has them")
     if not args.resume and not args.config:
@@ -419,7 +419,8 @@ def _run(args):
         status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=stop)
     except Diverged as e:
         _finish(writer, state, executor, "diverged")
-        print(f"error: {e}; completed epochs and the last good checkpoint are in {run_dir}", file=sys.stderr)
+        kept = f"epochs 1-{state.epoch} and their checkpoint are kept in" if state.epoch else "no epoch completed; see"
+        print(f"error: {e}; {kept} {run_dir}", file=sys.stderr)
         return EXIT_DIVERGED
     finally:
         if bar is not None:
