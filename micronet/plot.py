@@ -73,8 +73,9 @@ def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path
     )
     names = class_names if class_names is not None else list(range(n_classes))
     for k in range(n_classes):
-        ax.scatter(*X_train[y_train == k].T, color=colors[k], edgecolor="black", s=22, label=f"{names[k]} (train)")
-        ax.scatter(*X_test[y_test == k].T, color=colors[k], marker="X", edgecolor="black", s=40, label=f"{names[k]} (test)")
+        for X, y, split, marker, size in ((X_train, y_train, "train", "o", 22), (X_test, y_test, "test", "X", 40)):
+            if np.any(y == k):  # no legend entry for an empty split
+                ax.scatter(*X[y == k].T, color=colors[k], marker=marker, edgecolor="black", s=size, label=f"{names[k]} ({split})")
     ax.set(xlabel="feature 0", ylabel="feature 1", title="Decision boundary")
     ax.legend(fontsize="small", loc="best", ncol=2 if n_classes > 3 else 1)
     fig.savefig(path, dpi=100)

@@ -29,7 +29,7 @@ from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "fit", "main"]
+__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "fit", "run", "main"]
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
 EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
@@ -197,7 +197,8 @@ def fit(config, data, state, executor, on_epoch=None, should_stop=None):
         if not step_schedule:
             state.schedule.step()
         train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
-        test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test)
+        has_test = len(data.y_test) > 0  # the scikit-learn estimator trains without a test split
+        test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test) if has_test else (math.nan, math.nan)
         state.epoch = epoch
         row = {
             "epoch": epoch,
@@ -306,10 +307,11 @@ class RunWriter:
             training=state.to_dict(),
         )
 
-    def summary(self, state, status):
+    def summary(self, state, status, error=None):
         last = state.history[-1] if state.history else {}
         summary = {
             "status": status,
+            **({"error": error} if error else {}),
             "epochs": state.epoch,
             "train_loss": last.get("train_loss"),
             "train_accuracy": last.get("train_accuracy"),
@@ -389,12 +391,45 @@ def _progress_bar(enabled, total, initial):
     return tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
+def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False, should_stop=None, warn=None):
+    """Train `config` into the existing directory `run_dir`; return the summary dict.
+
+    The library form of the CLI (the sweep runs it once per point): every
+    file of the run directory is written here. `data` and `state` default to
+    a fresh start; `summary["status"]` is completed, interrupted or diverged
+    (then `summary["error"]` says why). `warn` receives notes such as a
+    fallback to the eager backend.
+    """
+    data = prepare_data(config.dataset, config.seed) if data is None else data
+    state = new_state(config, data) if state is None else state
+    writer = RunWriter(run_dir, config, data, resumed=resumed)
+    executor = make_executor(state.model, LOSSES[config.loss], config.training.backend, data.feature_count, warn or _note)
+    bar = _progress_bar(progress, config.training.epochs, state.epoch)
+
+    def on_epoch(state, row):
+        writer.on_epoch(state, row)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['test_accuracy']:.3f}")
+
+    error = None
+    try:
+        status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=should_stop)
+    except Diverged as e:
+        status, error = "diverged", str(e)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = writer.summary(state, status, error)
+    if state.history:  # after the summary: it must exist even if plotting fails
+        writer.plots(state, executor)
+    return summary
+
+
 def _run(args):
-    stop = _StopFlag()
     if args.resume:
         run_dir = Path(args.resume)
         config, state, data = _load_resume(run_dir)
-        writer = RunWriter(run_dir, config, data, resumed=True)
         if state.epoch >= config.training.epochs:
             print(f"run {run_dir} already completed all {config.training.epochs} epochs; nothing to do")
             return 0
@@ -403,51 +438,29 @@ def _run(args):
         data = prepare_data(config.dataset, config.seed)
         state = new_state(config, data)
         run_dir = _new_run_dir(config.name, args.out)
-        writer = RunWriter(run_dir, config, data)
-    loss = LOSSES[config.loss]
-    executor = make_executor(state.model, loss, config.training.backend, data.feature_count, warn=_note)
-    bar = _progress_bar(not args.no_progress and sys.stderr.isatty(), config.training.epochs, state.epoch)
-
-    def on_epoch(state, row):
-        writer.on_epoch(state, row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['test_accuracy']:.3f}")
-
+    stop = _StopFlag()
     stop.install()
-    try:
-        status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=stop)
-    except Diverged as e:
-        _finish(writer, state, executor, "diverged")
+    progress = not args.no_progress and sys.stderr.isatty()
+    summary = run(
+        config, run_dir, data=data, state=state, resumed=bool(args.resume), progress=progress, should_stop=stop
+    )
+    if summary["status"] == "diverged":
         kept = f"epochs 1-{state.epoch} and their checkpoint are kept in" if state.epoch else "no epoch completed; see"
-        print(f"error: {e}; {kept} {run_dir}", file=sys.stderr)
+        print(f"error: {summary['error']}; {kept} {run_dir}", file=sys.stderr)
         return EXIT_DIVERGED
-    finally:
-        if bar is not None:
-            bar.close()
-    if status == "interrupted":
-        _finish(writer, state, executor, "interrupted")
+    if summary["status"] == "interrupted":
         print(
             f"interrupted after {state.epoch} of {config.training.epochs} epochs; run directory {run_dir}\n"
             f"resume with: python -m micronet.train --resume {run_dir}",
             file=sys.stderr,
         )
         return EXIT_SIGTERM if stop.signal == signal.SIGTERM else EXIT_SIGINT
-    summary = _finish(writer, state, executor, "completed")
     print(
         f"train loss {summary['train_loss']:.4f} acc {summary['train_accuracy']:.3f} | "
         f"test loss {summary['test_loss']:.4f} acc {summary['test_accuracy']:.3f} | "
         f"{summary['seconds']:.1f}s | {run_dir}"
     )
     return 0
-
-
-def _finish(writer, state, executor, status):
-    """Summary then plots: the summary must exist even if plotting fails."""
-    summary = writer.summary(state, status)
-    if state.history:
-        writer.plots(state, executor)
-    return summary
 
 
 def _load_resume(run_dir):
