@@ -1,23 +1,22 @@
 """The pictures a practitioner checks after a run, drawn headless (Agg).
 
 Every function takes plain arrays (or a prediction function) and a path, and
-writes one PNG; nothing here knows about configs or run directories.
+writes one PNG; nothing here knows about configs or run directories. Figures
+are built directly (not through pyplot's global state), so no display is
+needed and plots can be drawn from several threads at once.
 """
 
 import matplotlib
-
-matplotlib.use("Agg")  # no display needed; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
+import numpy as np
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
 
 __all__ = ["plot_history", "plot_decision_boundary", "plot_confusion_matrix", "class_colors"]
 
 
 def class_colors(n_classes):
     """One distinct colour per class: tab10, then tab20 beyond ten classes."""
-    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
     return [to_rgb(cmap(i % cmap.N)) for i in range(n_classes)]
 
 
@@ -28,7 +27,8 @@ def plot_history(history, path):
     train_accuracy, test_accuracy (the rows of metrics.csv).
     """
     epochs = [row["epoch"] for row in history]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
     for split, style in (("train", "-"), ("test", "--")):
         loss_ax.plot(epochs, [row[f"{split}_loss"] for row in history], style, label=split)
         acc_ax.plot(epochs, [row[f"{split}_accuracy"] for row in history], style, label=split)
@@ -38,7 +38,6 @@ def plot_history(history, path):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path, class_names=None, resolution=200):
@@ -63,7 +62,8 @@ def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path
     confidence = np.clip((top - 1.0 / n_classes) / (1.0 - 1.0 / n_classes), 0.0, 1.0)
     shade = 0.25 + 0.5 * confidence[:, None]  # even an unsure cell shows its class
     rgb = 1.0 - shade * (1.0 - colors[probs.argmax(axis=1)])
-    fig, ax = plt.subplots(figsize=(6, 5), constrained_layout=True)
+    fig = Figure(figsize=(6, 5), layout="constrained")
+    ax = fig.subplots()
     ax.imshow(
         rgb.reshape(resolution, resolution, 3),
         origin="lower",
@@ -79,7 +79,6 @@ def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path
     ax.set(xlabel="feature 0", ylabel="feature 1", title="Decision boundary")
     ax.legend(fontsize="small", loc="best", ncol=2 if n_classes > 3 else 1)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None):
@@ -88,7 +87,8 @@ def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None):
     np.add.at(matrix, (np.asarray(y_true), np.asarray(y_pred)), 1)
     names = [str(n) for n in (class_names if class_names is not None else range(n_classes))]
     size = max(4.0, 0.5 * n_classes + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size), constrained_layout=True)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, label="samples")
     threshold = matrix.max() / 2.0
@@ -100,4 +100,3 @@ def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None):
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set(xlabel="predicted class", ylabel="true class", title=f"Confusion matrix (test accuracy {accuracy:.3f})")
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -29,7 +29,7 @@ from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "fit", "run", "main"]
+__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "new_run_dir", "fit", "run", "main"]
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
 EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
@@ -199,6 +199,9 @@ def fit(config, data, state, executor, on_epoch=None, should_stop=None):
         train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
         has_test = len(data.y_test) > 0  # the scikit-learn estimator trains without a test split
         test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test) if has_test else (math.nan, math.nan)
+        for name, value in (("train loss", train_loss), ("test loss", test_loss)):
+            if not math.isfinite(value) and not (name == "test loss" and not has_test):
+                raise Diverged(epoch, f"{name}={value}")
         state.epoch = epoch
         row = {
             "epoch": epoch,
@@ -256,25 +259,36 @@ def _arguments(argv):
     return args
 
 
-def _new_run_dir(name, out):
-    """Create the run directory; never reuse a non-empty one."""
-    if out is not None:
-        path = Path(out)
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {out!r} is an existing file, not a directory")
-        if path.is_dir() and any(path.iterdir()):
-            raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
-        path = base.with_name(base.name + suffix)
-        try:
-            path.mkdir(parents=True)
+def new_run_dir(name, out=None):
+    """Create and return the run directory; never reuse a non-empty one.
+
+    `out` is used as given; without it, runs/<name>-<YYYYmmdd-HHMMSS>, with
+    -1, -2, ... appended when that name is taken.
+    """
+    try:
+        if out is not None:
+            path = Path(out)
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"--out {out!r} is an existing file, not a directory")
+            if path.is_dir() and any(path.iterdir()):
+                raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
+            path.mkdir(parents=True, exist_ok=True)
             return path
-        except FileExistsError:
-            continue
+        base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
+            path = base.with_name(base.name + suffix)
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:  # e.g. a parent that is a file, or no permission
+        where = f"--out {out!r}" if out is not None else f"the run directory {str(e.filename)!r}"
+        raise UsageError(f"{where} cannot be created: {e.strerror}") from None
     raise UsageError(f"could not find a free run directory name next to {base}")
+
+
+_new_run_dir = new_run_dir  # the name the sweep and older tests use
 
 
 class RunWriter:
@@ -284,6 +298,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.config = config
         self.data = data
+        self.last_good = None
         if not resumed:
             self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
             with open(self.dir / "metrics.csv", "w", newline="") as f:
@@ -297,6 +312,7 @@ class RunWriter:
         self.save_checkpoint(state)
 
     def save_checkpoint(self, state):
+        self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
         scaler = self.data.scaler
         save_model(
             state.model,
@@ -344,8 +360,9 @@ class RunWriter:
 
 
 def _softmax(logits):
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    with np.errstate(all="ignore"):  # a model on the edge of diverging may give inf logits
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def _csv_number(x):
@@ -421,6 +438,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
         if bar is not None:
             bar.close()
     summary = writer.summary(state, status, error)
+    if status == "diverged" and writer.last_good is not None:
+        state.model.load_state_dict(writer.last_good)  # draw the last good epoch, not the wreck
     if state.history:  # after the summary: it must exist even if plotting fails
         writer.plots(state, executor)
     return summary
@@ -437,7 +456,7 @@ def _run(args):
         config = load_config(args.config, args.overrides)
         data = prepare_data(config.dataset, config.seed)
         state = new_state(config, data)
-        run_dir = _new_run_dir(config.name, args.out)
+        run_dir = new_run_dir(config.name, args.out)
     stop = _StopFlag()
     stop.install()
     progress = not args.no_progress and sys.stderr.isatty()

@@ -1,12 +1,11 @@
 """Plots: real PNG files of the expected size, not blank, and showing what they claim.
 
 Each check reads the PNG back, and where the picture's content matters the
-test also keeps the figure open (by intercepting `plt.close`) to read the
+test also records the Figure objects the functions build, to read the
 numbers and labels that were drawn.
 """
 
 import matplotlib.image as mpimg
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -49,13 +48,16 @@ def class_colours_present(image, n_palette, min_fraction=0.01):
 
 @pytest.fixture
 def figures(monkeypatch):
-    """Figures the plot functions close, kept open for inspection, closed after the test."""
-    close = plt.close
+    """The Figures the plot functions build, kept for inspection."""
     kept = []
-    monkeypatch.setattr(plot.plt, "close", kept.append)
-    yield kept
-    for fig in kept:
-        close(fig)
+
+    class RecordedFigure(plot.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            kept.append(self)
+
+    monkeypatch.setattr(plot, "Figure", RecordedFigure)
+    return kept
 
 
 def history(n_epochs):

@@ -339,11 +339,6 @@ def test_diverged_run_exits_3_and_keeps_a_readable_summary(runs):
     assert summary["epochs"] == len(read_metrics(run.cwd / "run"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train.py: RunWriter.plots -> _softmax on the diverged model's NaN logits lets a NumPy "
-    "RuntimeWarning ('invalid value encountered in subtract') through to stderr before the error line",
-)
 def test_diverged_run_reports_one_line_on_stderr(runs):
     lines = runs["diverged"].stderr.splitlines()
     assert len(lines) == 1, lines
@@ -494,11 +489,6 @@ def test_bad_config_is_refused_in_one_line_before_anything_is_written(case, with
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train._new_run_dir: mkdir under an existing file raises NotADirectoryError, which main() "
-    "reports as 'unexpected NotADirectoryError' with exit 1 instead of a usage error with exit 2",
-)
 def test_out_below_an_existing_file_is_a_usage_error(tmp_path, monkeypatch, capfd):
     stage(tmp_path, None)
     monkeypatch.chdir(tmp_path)
@@ -603,11 +593,6 @@ def test_fit_raises_diverged_naming_the_epoch_for_a_huge_learning_rate():
     assert state.epoch == epoch - 1 and seen == list(range(1, epoch))  # the epochs before it completed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train.fit checks batch losses, gradients and parameters but not the end-of-epoch evaluation: "
-    "an epoch whose train/test loss is NaN is recorded as completed and Diverged comes one epoch later",
-)
 def test_fit_never_records_an_epoch_with_a_non_finite_loss():
     config, data, state, executor = tiny_training(lr=1e30)
     with pytest.raises(Diverged):
