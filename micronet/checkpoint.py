@@ -16,7 +16,16 @@ from pathlib import Path
 
 from micronet.nn import ACTIVATIONS, MLP
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "save_model", "load_model", "load_checkpoint", "write_json_atomic"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "Checkpoint",
+    "save_model",
+    "load_model",
+    "load_checkpoint",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 FORMAT = "micronet-model"
 VERSION = 1
@@ -39,8 +48,12 @@ def write_json_atomic(path, data):
     Non-finite floats are written as null: JSON has no NaN, and a file that
     says NaN is not JSON other tools can read.
     """
+    write_text_atomic(path, json.dumps(_finite_or_null(data), indent=1, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path, text):
+    """Replace `path` with `text`: a temporary file in the same directory, flushed, then renamed."""
     path = Path(path)
-    text = json.dumps(_finite_or_null(data), indent=1, allow_nan=False) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "x") as f:  # "x": a fresh file with the usual permissions
@@ -104,7 +117,7 @@ def load_checkpoint(path):
         raise ValueError(f"{path} is a directory, not a model file") from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"{path} is not a valid model file: invalid JSON ({e})") from None
     return _checkpoint_from_dict(data, path)
 
@@ -134,7 +147,7 @@ def _checkpoint_from_dict(data, path):
         fail(f"architecture.nin must be an int >= 1, got {nin!r}")
     if not isinstance(nouts, list) or not nouts or not all(_positive_int(n) for n in nouts):
         fail(f"architecture.nouts must be a non-empty list of ints >= 1, got {nouts!r}")
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         fail(f"architecture.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     params = data["parameters"]
     stored = sum(len(v) if isinstance(v, list) else 1 for v in params.values()) if isinstance(params, dict) else None
@@ -172,4 +185,9 @@ def _positive_int(x):
 
 
 def _finite_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int beyond the float range
+        return False

@@ -106,9 +106,13 @@ def _entries_of(name, obj):
 def _finite(name, x):
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise ValueError(f"state_dict[{name!r}] must be a number, got {type(x).__name__}: {x!r}")
+    try:
+        x = float(x)
+    except OverflowError:  # an int beyond the float range
+        x = math.inf
     if not math.isfinite(x):
         raise ValueError(f"state_dict[{name!r}] must be finite, got {x!r}")
-    return float(x)
+    return x
 
 
 def _rng(seed):

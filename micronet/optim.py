@@ -39,9 +39,13 @@ def _number(name, value, ok, expected):
     """`value` as a float if it is a real number that satisfies `ok`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    if not ok(float(value)):  # NaN fails every comparison, so it lands here
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} must be {expected}, got an integer with {len(str(value))} digits") from None
+    if not ok(x):  # NaN fails every comparison, so it lands here
         raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return float(value)
+    return x
 
 
 def _positive(name, value):

@@ -45,7 +45,7 @@ import yaml
 
 from micronet.checkpoint import write_json_atomic
 from micronet.config import ConfigError, load_config
-from micronet.train import UsageError, _new_run_dir, run
+from micronet.train import UsageError, new_run_dir, run
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
@@ -184,10 +184,7 @@ def _plan(config_path, sweep_args, out_dir, jobs, backend):
             f"backend {backend!r} is not available ({e}); dask and ray are used from Python, see docs/sweep.md"
         ) from None
     name = configs[0].name
-    try:
-        sweep_dir = _new_run_dir(f"sweep-{name}", out_dir)
-    except OSError as e:  # e.g. a parent that is a file, or no permission
-        raise UsageError(f"cannot create the sweep directory {str(out_dir or 'runs')!r}: {e.strerror}") from None
+    sweep_dir = new_run_dir(f"sweep-{name}", out_dir)  # an unusable path is a UsageError naming it
     width = max(3, len(str(len(runs) - 1)))
     points = []
     for index, (overrides, config) in enumerate(zip(runs, configs)):

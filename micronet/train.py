@@ -9,7 +9,9 @@ touches argv, files and the terminal.
 """
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet.checkpoint import load_checkpoint, save_model, write_json_atomic
+from micronet.checkpoint import load_checkpoint, save_model, write_json_atomic, write_text_atomic
 from micronet.config import ConfigError, config_to_dict, load_config, parse_config
 from micronet.data import DataError, PreparedData, Standardizer, batches, prepare_data
 from micronet.losses import LOSSES
@@ -117,7 +119,7 @@ class TrainState:
             self.schedule.load_state_dict(data["schedule"])
             self.shuffle_rng.setstate(_rng_from_json(data["shuffle_rng"]))
             epoch = data["epoch"]
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"the checkpoint's training state is damaged: {e}") from None
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"the checkpoint's epoch must be an int >= 0, got {epoch!r}")
@@ -184,21 +186,20 @@ def fit(config, data, state, executor, on_epoch=None, should_stop=None):
         for batch in batches(n, training.batch_size, state.shuffle_rng, training.shuffle):
             if should_stop is not None and should_stop():
                 return "interrupted"
-            state.optimizer.zero_grad()
-            try:
+            with _as_divergence(epoch):
+                state.optimizer.zero_grad()
                 loss = executor.loss_and_grad(data.X_train[batch], data.y_train[batch])
-            except (OverflowError, ZeroDivisionError, ValueError) as e:  # the engine's domain errors
-                raise Diverged(epoch, f"{type(e).__name__}: {e}") from None
-            _check_finite(epoch, "loss", loss, params, "grad")
-            state.optimizer.step()
-            _check_finite(epoch, "parameter", None, params, "data")
-            if step_schedule:
+                _check_finite(epoch, "loss", loss, params, "grad")
+                state.optimizer.step()
+                _check_finite(epoch, "parameter", None, params, "data")
+                if step_schedule:
+                    state.schedule.step()
+        with _as_divergence(epoch):
+            if not step_schedule:
                 state.schedule.step()
-        if not step_schedule:
-            state.schedule.step()
-        train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
-        has_test = len(data.y_test) > 0  # the scikit-learn estimator trains without a test split
-        test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test) if has_test else (math.nan, math.nan)
+            train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
+            has_test = len(data.y_test) > 0  # the scikit-learn estimator trains without a test split
+            test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test) if has_test else (math.nan, math.nan)
         for name, value in (("train loss", train_loss), ("test loss", test_loss)):
             if not math.isfinite(value) and not (name == "test loss" and not has_test):
                 raise Diverged(epoch, f"{name}={value}")
@@ -216,6 +217,16 @@ def fit(config, data, state, executor, on_epoch=None, should_stop=None):
         if on_epoch is not None:
             on_epoch(state, row)
     return "completed"
+
+
+@contextlib.contextmanager
+def _as_divergence(epoch):
+    """Arithmetic that blew up inside a step (the engine's overflow and domain
+    errors, a schedule's lr overflowing) ends the run as diverged."""
+    try:
+        yield
+    except (OverflowError, ZeroDivisionError, ValueError) as e:
+        raise Diverged(epoch, f"{type(e).__name__}: {e}") from None
 
 
 def _check_finite(epoch, what, loss, params, attribute):
@@ -288,9 +299,6 @@ def new_run_dir(name, out=None):
     raise UsageError(f"could not find a free run directory name next to {base}")
 
 
-_new_run_dir = new_run_dir  # the name the sweep and older tests use
-
-
 class RunWriter:
     """Writes a run directory as training goes: each file readable at any moment."""
 
@@ -303,6 +311,14 @@ class RunWriter:
             self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
             with open(self.dir / "metrics.csv", "w", newline="") as f:
                 csv.writer(f).writerow(METRIC_COLUMNS)
+
+    def restart_metrics(self, history):
+        """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row)."""
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(METRIC_COLUMNS)
+        writer.writerows([_csv_number(row[c]) for c in METRIC_COLUMNS] for row in history)
+        write_text_atomic(self.dir / "metrics.csv", text.getvalue())
 
     def on_epoch(self, state, row):
         with open(self.dir / "metrics.csv", "a", newline="") as f:
@@ -377,10 +393,30 @@ def _yaml(mapping):
     )
 
 
-def _read_history(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
+def _read_history(path, epochs):
+    """The first `epochs` rows of metrics.csv; rows beyond them (written after the checkpoint) are dropped."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    if header != METRIC_COLUMNS:
+        raise ValueError(f"{path} does not start with the header {','.join(METRIC_COLUMNS)}")
+    history = []
+    for line, row in enumerate(rows[:epochs], start=2):
+        try:
+            values = dict(zip(METRIC_COLUMNS, row, strict=True))
+            parsed = {k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()}
+        except ValueError:
+            raise ValueError(f"{path} line {line} is damaged: {','.join(row)!r}") from None
+        if parsed["epoch"] != len(history) + 1:
+            raise ValueError(f"{path} line {line} has epoch {parsed['epoch']}, expected {len(history) + 1}")
+        history.append(parsed)
+    if len(history) != epochs:
+        raise ValueError(f"{path} has {len(history)} epochs, but the checkpoint was written after epoch {epochs}")
+    return history
 
 
 class _StopFlag:
@@ -420,6 +456,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     data = prepare_data(config.dataset, config.seed) if data is None else data
     state = new_state(config, data) if state is None else state
     writer = RunWriter(run_dir, config, data, resumed=resumed)
+    if resumed:
+        writer.restart_metrics(state.history)
     executor = make_executor(state.model, LOSSES[config.loss], config.training.backend, data.feature_count, warn or _note)
     bar = _progress_bar(progress, config.training.epochs, state.epoch)
 
@@ -484,26 +522,22 @@ def _run(args):
 
 def _load_resume(run_dir):
     """Config, training state and data of an existing run directory."""
-    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
-        raise UsageError(f"{str(run_dir)!r} is not a run directory (no config.yaml); nothing to resume")
+    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file() or not (run_dir / "metrics.csv").is_file():
+        raise UsageError(f"{str(run_dir)!r} is not a run directory (it needs config.yaml and metrics.csv)")
     config = load_config(run_dir / "config.yaml")
     data = prepare_data(config.dataset, config.seed)
     state = new_state(config, data)
     checkpoint_path = run_dir / "model.json"
-    if not checkpoint_path.exists():  # interrupted before the first epoch ended
-        return config, state, data
-    checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint.training is None:
-        raise ValueError(f"{checkpoint_path} has no training state to resume from")
-    try:
-        state.model.load_state_dict(checkpoint.model.state_dict())
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{checkpoint_path} does not match {run_dir / 'config.yaml'}: {e}") from None
-    state.load_dict(checkpoint.training)
-    history = _read_history(run_dir / "metrics.csv")
-    state.history = [row for row in history if row["epoch"] <= state.epoch]
-    if len(state.history) != state.epoch:
-        raise ValueError(f"{run_dir / 'metrics.csv'} has {len(state.history)} epochs, the checkpoint {state.epoch}")
+    if checkpoint_path.exists():  # else: interrupted before the first epoch ended
+        checkpoint = load_checkpoint(checkpoint_path)
+        if checkpoint.training is None:
+            raise ValueError(f"{checkpoint_path} has no training state to resume from")
+        try:
+            state.model.load_state_dict(checkpoint.model.state_dict())
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"{checkpoint_path} does not match {run_dir / 'config.yaml'}: {e}") from None
+        state.load_dict(checkpoint.training)
+    state.history = _read_history(run_dir / "metrics.csv", state.epoch)
     return config, state, data
 
 

@@ -283,7 +283,7 @@ def test_a_missing_config_and_unusable_out_directories_exit_2(config, tmp_path, 
     assert main([str(config), "seed=1,2", "--out", str(config)]) == 2
     assert "is an existing file" in capsys.readouterr().err
     assert main([str(config), "seed=1,2", "--out", str(config / "below")]) == 2
-    assert "error: cannot create the sweep directory" in capsys.readouterr().err
+    assert "cannot be created" in capsys.readouterr().err
 
 
 def test_debug_reraises_config_errors(config, tmp_path):

@@ -290,19 +290,19 @@ def test_overrides_before_and_after_options_all_reach_the_resolved_config(overri
     assert strict_json(run_dir / "summary.json")["n_parameters"] == (2 + 1) * 8 + (8 + 1) * 2
 
 
-def test_new_run_dir_adds_a_counter_when_the_name_is_taken(tmp_path, monkeypatch):
+def testnew_run_dir_adds_a_counter_when_the_name_is_taken(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(train.time, "strftime", lambda fmt, *args: "20240102-030405")
-    made = [train._new_run_dir("tiny", None) for _ in range(3)]
+    made = [train.new_run_dir("tiny", None) for _ in range(3)]
     base = "runs/tiny-20240102-030405"
     assert made == [Path(base), Path(base + "-1"), Path(base + "-2")]
     assert all(p.is_dir() for p in made)
 
 
-def test_new_run_dir_uses_an_empty_out_directory_and_creates_parents(tmp_path):
+def testnew_run_dir_uses_an_empty_out_directory_and_creates_parents(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert train._new_run_dir("tiny", str(tmp_path / "empty")) == tmp_path / "empty"
-    assert train._new_run_dir("tiny", str(tmp_path / "a" / "b")).is_dir()
+    assert train.new_run_dir("tiny", str(tmp_path / "empty")) == tmp_path / "empty"
+    assert train.new_run_dir("tiny", str(tmp_path / "a" / "b")).is_dir()
 
 
 # ----- the command line itself ---------------------------------------------------------
