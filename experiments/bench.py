@@ -90,6 +90,12 @@ class BenchConfig:
     # product 24 ms against 0.8 ms. These arrays are too small to split, and
     # the scalar engines run on one core anyway.
     threads: int = 1
+    # "users": the collector as users run it (issue 5's method): garbage is
+    # collected between timed steps, and every collection during a step walks
+    # whatever the process holds, as in a notebook. "frozen": everything alive
+    # before timing is frozen out of the collector (gc.freeze), micrograd's
+    # best case: its step then no longer depends on what else is imported.
+    gc: str = "users"
 
 
 QUICK = dict(
@@ -556,7 +562,10 @@ GRID = {
 # ----- timing -------------------------------------------------------------------------
 
 
-def time_call(fn, k, collect_during=True):
+GC_MODE = {"mode": "users"}  # set from BenchConfig.gc by run_benchmark
+
+
+def time_call(fn, k, collect_during=True, rewarm=False):
     """(CPU seconds, wall seconds) of fn(k).
 
     Garbage is collected first, off the clock, so each call pays only for the
@@ -566,6 +575,8 @@ def time_call(fn, k, collect_during=True):
     on one thread, so CPU time is the work done).
     """
     gc.collect()
+    if rewarm:  # after the collection, which evicts the caches a fast call depends on
+        without_gc(fn, k)
     if not collect_during:
         gc.disable()
     try:
@@ -615,25 +626,23 @@ def time_interleaved(units):
         for k in range(unit.warmup):
             without_gc(unit.fn, k)
         rewarm[name] = unit.warmup > 0 and time.process_time() - start < 0.01 * unit.warmup
-    # Freeze everything alive now (modules, including the 117,000 objects that
-    # setting up PyTorch imports, models and data) out of the collector, so a
-    # collection walks only what the timed calls make. Otherwise the full
-    # collection before each call evicts the caches (a NumPy step of (a) then
-    # takes 250 us instead of 53 us), and micrograd's own full collections walk
-    # whatever the harness has imported: its step took 0.74 s with NumPy and
+    # With --gc frozen, freeze everything alive now (modules, including the
+    # 117,000 objects that setting up PyTorch imports, models and data) out of
+    # the collector, so a collection walks only what the timed calls make:
+    # micrograd's best case (its own full collections otherwise walk whatever
+    # the harness has imported: its step took 0.74 s with NumPy and
     # scikit-learn loaded, 0.86 s with matplotlib as in its notebook, 1.12 s
-    # with torch, 0.60 s frozen. Frozen, the ratios do not depend on which
-    # engines were chosen, at micrograd's best figure (micronet's hardest).
-    gc.collect()
-    gc.freeze()
+    # with torch, 0.60 s frozen). Either way fast calls are re-warmed after
+    # the collection that precedes them.
+    if GC_MODE["mode"] == "frozen":
+        gc.collect()
+        gc.freeze()
     times = {name: [] for name in units}
     for r in range(max((unit.repeats for unit in units.values()), default=0)):
         for name, unit in units.items():
             if r < unit.repeats:
                 k = unit.warmup + r
-                if rewarm[name]:
-                    without_gc(unit.fn, k)
-                times[name].append(time_call(unit.fn, k, unit.collect_during))
+                times[name].append(time_call(unit.fn, k, unit.collect_during, rewarm[name]))
     return times
 
 
@@ -950,6 +959,9 @@ def run_benchmark(config, progress=lambda message: None):
         "skipped": skipped,
         "workloads": {},
     }
+    GC_MODE["mode"] = config.gc
+    results["machine"]["gc"] = config.gc
+    results["machine"]["objects_tracked_at_start"] = len(gc.get_objects())
     torch_threads = None
     if "torch" in engines:
         import torch
@@ -1011,6 +1023,9 @@ def format_report(results):
     load = max(m["load_average_at_start"], m["load_average_at_end"])
     lines.append(f"load average {m['load_average_at_start']:.1f} at start, {m['load_average_at_end']:.1f} at end; "
                  f"{results['config']['threads']} thread(s) for PyTorch and BLAS")
+    gc_line = {"users": "as users run it (collected between steps, on during them)",
+               "frozen": "frozen: objects alive before timing are out of its reach (micrograd's best case)"}
+    lines.append(f"garbage collector {gc_line[m['gc']]}; {m['objects_tracked_at_start']:,} objects tracked at start")
     if load > 0.5 * m["cpu_count"]:
         lines.append("warning: other jobs were running: wall times are inflated; CPU times are steadier but caches are shared")
     for name, reason in results["skipped"].items():
@@ -1112,6 +1127,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=positive("--repeats"), help=f"timed repeats per engine (default {BenchConfig.repeats}; micrograd gets --slow-repeats)")
     parser.add_argument("--slow-repeats", type=positive("--slow-repeats"), help=f"timed repeats for micrograd and eager over the grid (default {BenchConfig.slow_repeats})")
     parser.add_argument("--threads", type=positive("--threads"), help=f"threads for PyTorch and BLAS (default {BenchConfig.threads})")
+    parser.add_argument("--gc", choices=("users", "frozen"), help="the collector as users run it (default), or everything alive before timing frozen out of it (micrograd's best case)")
     parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: few repeats, small grid, small growth")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write every number as JSON to PATH (or stdout: the table then goes to stderr)")
     args = parser.parse_args(argv)
@@ -1124,6 +1140,8 @@ def main(argv=None):
         overrides["slow_repeats"] = args.slow_repeats
     if args.threads:
         overrides["threads"] = args.threads
+    if args.gc:
+        overrides["gc"] = args.gc
     config = dataclasses.replace(BenchConfig(), **overrides)
 
     started = time.perf_counter()
