@@ -213,7 +213,6 @@ def _read_csv(path, target):
         raise DataError(f"{where} has only the target column {target!r}; need at least one feature column")
     if not body:
         raise DataError(f"{where} has a header but no data rows")
-    t = header.index(target)
     features, labels = [], []
     for line, row in body:
         if len(row) != len(header):

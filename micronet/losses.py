@@ -4,7 +4,7 @@ Every classification loss takes `(logits, target)` with `target` an integer
 class index, so the trainer can pick any of them from `LOSSES` by name.
 """
 
-from micronet.engine import Value, log_softmax_at
+from micronet.engine import log_softmax_at
 
 __all__ = [
     "softmax",

@@ -30,6 +30,7 @@ one by one in this process whatever the backend. Ray works the same way after
 
 import argparse
 import csv
+import io
 import itertools
 import json
 import math
@@ -43,9 +44,9 @@ from pathlib import Path
 import joblib
 import yaml
 
-from micronet.checkpoint import write_json_atomic
+from micronet.checkpoint import write_json_atomic, write_text_atomic
 from micronet.config import ConfigError, load_config
-from micronet.train import UsageError, new_run_dir, run
+from micronet.train import UsageError, new_run_dir, run, run_cli
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
@@ -270,20 +271,13 @@ def _row(point, summary):
 
 
 def _write_csv_atomic(path, header, rows):
-    """Readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            for row in rows:
-                writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row.values()])
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """sweep.csv, written so readers see the old file or the new one, never half."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row.values()])
+    write_text_atomic(path, text.getvalue())
 
 
 def run_sweep(config_path, sweep_args, out_dir=None, jobs=1, backend=None, progress=False):
@@ -460,22 +454,7 @@ def _sweep(args):
 def main(argv=None):
     """Entry point of `python -m micronet.sweep`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
-    try:
-        return _sweep(_arguments(argv))
-    except (UsageError, ConfigError) as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # before the sweep directory existed
-        print("interrupted", file=sys.stderr)
-        return EXIT_SIGINT
-    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
-        if debug:
-            raise
-        print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+    return run_cli(lambda args: _sweep(_arguments(args)), argv, (UsageError, ConfigError))
 
 
 if __name__ == "__main__":

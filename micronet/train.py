@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import random
@@ -25,13 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from micronet.checkpoint import load_checkpoint, save_model, write_json_atomic, write_text_atomic
-from micronet.config import ConfigError, config_to_dict, load_config, parse_config
-from micronet.data import DataError, PreparedData, Standardizer, batches, prepare_data
+from micronet.config import ConfigError, config_to_dict, load_config
+from micronet.data import DataError, batches, prepare_data
 from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.optim import OPTIMIZERS, SCHEDULES
 
-__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "new_run_dir", "fit", "run", "main"]
+__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "new_run_dir", "fit", "run", "run_cli", "main"]
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
 EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
@@ -545,23 +544,22 @@ def _note(message):
     print(message, file=sys.stderr)
 
 
-def main(argv=None):
-    """Entry point of `python -m micronet.train`; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
+def run_cli(body, argv, usage_errors):
+    """Run a command-line `body(argv)` the way every micronet command ends.
+
+    `usage_errors` (and KeyboardInterrupt) become one `error:` line and exit
+    status 2 (130); anything else one line naming the exception and exit 1.
+    `--debug` in argv re-raises instead, for the traceback.
+    """
     debug = "--debug" in argv
     try:
-        return _run(_arguments(argv))
-    except (UsageError, ConfigError, DataError) as e:
+        return body(argv)
+    except usage_errors as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except ValueError as e:  # damaged checkpoint or run files on --resume
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:  # Ctrl-C before the training loop took over the signal
+    except KeyboardInterrupt:  # Ctrl-C before a command took over the signal
         print("interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
@@ -569,6 +567,13 @@ def main(argv=None):
             raise
         print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+def main(argv=None):
+    """Entry point of `python -m micronet.train`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    # ValueError: besides config and data mistakes, damaged run files on --resume.
+    return run_cli(lambda args: _run(_arguments(args)), argv, (UsageError, ConfigError, DataError, ValueError))
 
 
 if __name__ == "__main__":

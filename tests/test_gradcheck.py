@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from micronet.engine import Value, make_node
+from micronet.engine import make_node
 from micronet.gradcheck import GradcheckError, gradcheck, numerical_grad
 
 
