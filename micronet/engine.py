@@ -3,8 +3,8 @@
 Every `Value` holds one float, the gradient of some output with respect to it,
 and how it was made: the op's name, its children, and the local derivative of
 this node with respect to each child, worked out in the forward pass.
-Backpropagation is then one loop over the graph in reverse topological order:
-`child.grad += local * node.grad`.
+Backpropagation is then one loop over the graph, newest node first (a node
+is always created after its children): `child.grad += local * node.grad`.
 
 Storing local derivatives as plain floats, instead of a backward closure that
 refers back to its own node, means a finished graph holds no reference cycles:
@@ -178,8 +178,10 @@ def _topological_order(root):
     executor replay eager's gradient sums in the same order. The walk uses an
     explicit stack (no recursion, so depth is limited only by memory) and
     enters every node once, so a graph with exponentially many paths costs
-    time linear in its edges. Leaves have nothing to propagate and are never
-    pushed (most edges of a network end at a weight).
+    time linear in its edges, plus one sort (the walk finds nodes nearly
+    newest first, which Python's sort handles in close to linear time).
+    Leaves have nothing to propagate and are never pushed (most edges of a
+    network end at a weight).
     """
     found = [root]
     seen = {root}

@@ -2,18 +2,16 @@
 
     python -m micronet.train configs/moons.yaml [KEY=VALUE ...] [--out DIR]
 
-`fit` is the one training loop (the CLI and the scikit-learn estimator both
-use it): it takes a validated config, prepared data and a `TrainState`, and
-reports each finished epoch to a callback. `main` is the only function that
-touches argv, files and the terminal.
+`fit` is the one training loop (the CLI, the sweep and the scikit-learn
+estimator all use it): it takes a validated config, prepared data and a
+`TrainState`, and reports each finished epoch to a callback. `run` trains a
+config into a run directory (micronet.rundir writes the files); `main` is
+the only function that touches argv and the terminal.
 """
 
 import argparse
 import contextlib
-import csv
-import io
 import math
-import os
 import random
 import signal
 import sys
@@ -23,16 +21,29 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet.checkpoint import load_checkpoint, save_model, write_json_atomic, write_text_atomic
-from micronet.config import ConfigError, config_to_dict, load_config
+from micronet.checkpoint import load_checkpoint
+from micronet.config import ConfigError, load_config
 from micronet.data import DataError, batches, prepare_data
 from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.rundir import RunWriter, UsageError, new_run_dir, read_history
 
-__all__ = ["TrainState", "Diverged", "EagerExecutor", "make_executor", "new_state", "new_run_dir", "fit", "run", "run_cli", "main"]
+__all__ = [
+    "TrainState",
+    "Diverged",
+    "EagerExecutor",
+    "make_executor",
+    "new_state",
+    "fit",
+    "run",
+    "run_cli",
+    "main",
+    "RunWriter",  # re-exported from micronet.rundir
+    "UsageError",
+    "new_run_dir",
+]
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
 EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
 
 
@@ -245,10 +256,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see --help)")
 
 
-class UsageError(ValueError):
-    """A bad command line: wrong arguments, or an output path that cannot be used."""
-
-
 def _arguments(argv):
     parser = _Parser(
         prog="python -m micronet.train",
@@ -267,155 +274,6 @@ def _arguments(argv):
     if not args.resume and not args.config:
         raise UsageError("a config file is required, e.g. python -m micronet.train configs/moons.yaml")
     return args
-
-
-def new_run_dir(name, out=None):
-    """Create and return the run directory; never reuse a non-empty one.
-
-    `out` is used as given; without it, runs/<name>-<YYYYmmdd-HHMMSS>, with
-    -1, -2, ... appended when that name is taken.
-    """
-    try:
-        if out is not None:
-            path = Path(out)
-            if path.exists() and not path.is_dir():
-                raise UsageError(f"--out {out!r} is an existing file, not a directory")
-            if path.is_dir() and any(path.iterdir()):
-                raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
-            path.mkdir(parents=True, exist_ok=True)
-            return path
-        base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        for suffix in ["", *(f"-{i}" for i in range(1, 1000))]:
-            path = base.with_name(base.name + suffix)
-            try:
-                path.mkdir(parents=True)
-                return path
-            except FileExistsError:
-                continue
-    except OSError as e:  # e.g. a parent that is a file, or no permission
-        where = f"--out {out!r}" if out is not None else f"the run directory {str(e.filename)!r}"
-        raise UsageError(f"{where} cannot be created: {e.strerror}") from None
-    raise UsageError(f"could not find a free run directory name next to {base}")
-
-
-class RunWriter:
-    """Writes a run directory as training goes: each file readable at any moment."""
-
-    def __init__(self, run_dir, config, data, resumed=False):
-        self.dir = Path(run_dir)
-        self.config = config
-        self.data = data
-        self.last_good = None
-        if not resumed:
-            self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
-            with open(self.dir / "metrics.csv", "w", newline="") as f:
-                csv.writer(f).writerow(METRIC_COLUMNS)
-
-    def restart_metrics(self, history):
-        """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row)."""
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(METRIC_COLUMNS)
-        writer.writerows([_csv_number(row[c]) for c in METRIC_COLUMNS] for row in history)
-        write_text_atomic(self.dir / "metrics.csv", text.getvalue())
-
-    def on_epoch(self, state, row):
-        with open(self.dir / "metrics.csv", "a", newline="") as f:
-            csv.writer(f).writerow([_csv_number(row[c]) for c in METRIC_COLUMNS])
-            f.flush()
-            os.fsync(f.fileno())
-        self.save_checkpoint(state)
-
-    def save_checkpoint(self, state):
-        self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
-        scaler = self.data.scaler
-        save_model(
-            state.model,
-            self.dir / "model.json",
-            classes=self.data.class_names,
-            mean=None if scaler is None else scaler.mean_.tolist(),
-            scale=None if scaler is None else scaler.scale_.tolist(),
-            training=state.to_dict(),
-        )
-
-    def summary(self, state, status, error=None):
-        last = state.history[-1] if state.history else {}
-        summary = {
-            "status": status,
-            **({"error": error} if error else {}),
-            "epochs": state.epoch,
-            "train_loss": last.get("train_loss"),
-            "train_accuracy": last.get("train_accuracy"),
-            "test_loss": last.get("test_loss"),
-            "test_accuracy": last.get("test_accuracy"),
-            "seconds": sum(row["seconds"] for row in state.history),
-            "n_parameters": len(state.model.parameters()),
-        }
-        write_json_atomic(self.dir / "summary.json", summary)
-        return summary
-
-    def plots(self, state, executor):
-        from micronet import plot
-
-        data = self.data
-        if state.history:
-            plot.plot_history(state.history, self.dir / "loss.png")
-        if data.feature_count == 2:
-            plot.plot_decision_boundary(
-                lambda X: _softmax(executor.logits(X)),
-                data.X_train, data.y_train, data.X_test, data.y_test,
-                self.dir / "decision_boundary.png",
-                class_names=data.class_names,
-            )
-        else:
-            predicted = executor.logits(data.X_test).argmax(axis=1)
-            plot.plot_confusion_matrix(
-                data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
-            )
-
-
-def _softmax(logits):
-    with np.errstate(all="ignore"):  # a model on the edge of diverging may give inf logits
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _csv_number(x):
-    return x if isinstance(x, int) else repr(float(x))
-
-
-def _yaml(mapping):
-    import yaml
-
-    return "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n" + yaml.safe_dump(
-        mapping, sort_keys=False, default_flow_style=None
-    )
-
-
-def _read_history(path, epochs):
-    """The first `epochs` rows of metrics.csv; rows beyond them (written after the checkpoint) are dropped."""
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"cannot read {path}: {e}") from None
-    if header != METRIC_COLUMNS:
-        raise ValueError(f"{path} does not start with the header {','.join(METRIC_COLUMNS)}")
-    history = []
-    for line, row in enumerate(rows[:epochs], start=2):
-        try:
-            values = dict(zip(METRIC_COLUMNS, row, strict=True))
-            parsed = {k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()}
-        except ValueError:
-            raise ValueError(f"{path} line {line} is damaged: {','.join(row)!r}") from None
-        if parsed["epoch"] != len(history) + 1:
-            raise ValueError(f"{path} line {line} has epoch {parsed['epoch']}, expected {len(history) + 1}")
-        history.append(parsed)
-    if len(history) != epochs:
-        raise ValueError(f"{path} has {len(history)} epochs, but the checkpoint was written after epoch {epochs}")
-    return history
 
 
 class _StopFlag:
@@ -536,7 +394,7 @@ def _load_resume(run_dir):
         except (KeyError, ValueError) as e:
             raise ValueError(f"{checkpoint_path} does not match {run_dir / 'config.yaml'}: {e}") from None
         state.load_dict(checkpoint.training)
-    state.history = _read_history(run_dir / "metrics.csv", state.epoch)
+    state.history = read_history(run_dir / "metrics.csv", state.epoch)
     return config, state, data
 
 
