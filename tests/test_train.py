@@ -599,3 +599,13 @@ def test_fit_never_records_an_epoch_with_a_non_finite_loss():
         fit(config, data, state, executor)
     losses = [row[key] for row in state.history for key in ("train_loss", "test_loss")]
     assert all(math.isfinite(x) for x in losses), state.history
+
+
+def test_the_shipped_csv_config_trains_on_a_users_file_with_string_labels(tmp_path):
+    """configs/csv_iris.yaml: a CSV with a header and a column of species names, run from the repository root."""
+    root = Path(__file__).resolve().parents[1]
+    result = cli(["configs/csv_iris.yaml", "training.epochs=5", "--out", str(tmp_path / "run"), "--no-progress"], root)
+    assert result.returncode == 0, result.stderr
+    checkpoint = load_checkpoint(tmp_path / "run" / "model.json")
+    assert checkpoint.classes == ["setosa", "versicolor", "virginica"]
+    assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 10_000
