@@ -119,9 +119,8 @@ def _power(b, e, differentiate_exponent):
 class _Step:
     """One block of columns: a group of isomorphic nodes, or a single node."""
 
-    def __init__(self, block, nodes):
-        self.block = block
-        self.nodes = nodes  # the traced nodes, in topological order
+    def __init__(self, block):
+        self.block = block  # where its output columns live in the run's blocks
 
 
 class _Affine(_Step):
@@ -133,8 +132,8 @@ class _Affine(_Step):
     exact for a batch of one, equal to eager's to ~1e-16 otherwise.
     """
 
-    def __init__(self, block, nodes, inputs, weights, biases):
-        super().__init__(block, nodes)
+    def __init__(self, block, inputs, weights, biases):
+        super().__init__(block)
         self.inputs = inputs  # gather plan of the shared inputs
         self.weights = np.array(weights)  # (width, n) parameter indices
         self.biases = None if biases is None else np.array(biases)
@@ -196,8 +195,8 @@ def _sum_of_products(A, B):
 class _Map(_Step):
     """One unary op applied to a block of columns."""
 
-    def __init__(self, block, nodes, op, inputs):
-        super().__init__(block, nodes)
+    def __init__(self, block, op, inputs):
+        super().__init__(block)
         self.kernel = UNARY[op]
         self.inputs = inputs
 
@@ -215,7 +214,7 @@ class _Node(_Step):
     """A single node of any engine op, over the batch: the general fallback."""
 
     def __init__(self, block, node, refs):
-        super().__init__(block, [node])
+        super().__init__(block)
         self.op = node._op
         self.refs = refs  # one ref per child
         if self.op not in UNARY and self.op not in ("+", "*", "**", "dot", "log_softmax"):
@@ -417,11 +416,11 @@ def _group(nodes, where, param_index, n_inputs):
             if plan is not None:
                 weights = [[r[1] for r in rr[:k]] for rr in refs]
                 biases = [rr[2 * k][1] for rr in refs] if key[2] else None
-                step = _Affine(block, [nodes[m] for m in members], plan, weights, biases)
+                step = _Affine(block, plan, weights, biases)
         elif key[0] != "node":
             plan = _plan([rr[0] for rr in refs], widths)
             if plan is not None:
-                step = _Map(block, [nodes[m] for m in members], key[0], plan)
+                step = _Map(block, key[0], plan)
         if step is None:  # ungroupable: one step per node
             for m, rr in zip(members, refs):
                 step = _Node(len(steps) + 1, nodes[m], rr)

@@ -468,31 +468,39 @@ def config_to_dict(cfg: RunConfig) -> dict:
 # ----- YAML and overrides -----------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last)."""
+def _refuse_duplicate_keys(root: Any) -> None:
+    """Raise at the second occurrence of a key in any mapping (PyYAML silently keeps the last).
 
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` may legitimately repeat keys
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:  # unhashable: the base class reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {_show(key)}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+    Works on the composed node tree, before anything is constructed. Aliased
+    nodes are visited once, so an alias bomb costs no more than its text.
+    """
+    stack, seen_nodes = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys = set()
+            for key_node, value_node in node.value:
+                stack.extend((key_node, value_node))
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<:` may legitimately repeat keys
+                key = (key_node.tag, key_node.value)
+                if key in keys:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {_show(key_node.value)}", key_node.start_mark
+                    )
+                keys.add(key)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _parse_yaml(text: str, source: str) -> Any:
     """YAML text as plain data, every failure as a ConfigError with line and column."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        _refuse_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
+        return yaml.safe_load(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

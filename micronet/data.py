@@ -50,7 +50,6 @@ class DatasetSpec:
 
     load: Callable[[dict, int], tuple]
     options: Mapping[str, Any] = field(default_factory=dict)  # option -> default (None: required)
-    generated: bool = False  # drawn by a scikit-learn make_* generator from the seed
 
 
 def _moons(o, seed):
@@ -111,7 +110,8 @@ def _csv(o, seed):
 
 
 def _generated(load, **options):
-    return DatasetSpec(load, MappingProxyType(options), generated=True)
+    """A scikit-learn make_* generator, drawn from the run seed."""
+    return DatasetSpec(load, MappingProxyType(options))
 
 
 DATASETS = {

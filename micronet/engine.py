@@ -257,11 +257,10 @@ def dots(weight_rows, inputs, biases=None):
 
 
 def _input_value(x):
-    if isinstance(x, Value):
-        return x
-    if _is_number(x):
-        return Value(x)
-    raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
+    value = _as_value(x)
+    if value is NotImplemented:
+        raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
+    return value
 
 
 def log_softmax_at(values, k):

@@ -396,9 +396,6 @@ class ConstantSchedule(_Schedule):
 
     name = "constant"
 
-    def __init__(self, optimizer):
-        super().__init__(optimizer)
-
     def _lr_at(self, t):
         return self.base_lr
 

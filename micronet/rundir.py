@@ -90,8 +90,7 @@ class RunWriter:
             state.model,
             self.dir / "model.json",
             classes=self.data.class_names,
-            mean=None if scaler is None else scaler.mean_.tolist(),
-            scale=None if scaler is None else scaler.scale_.tolist(),
+            **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
             training=state.to_dict(),
         )
 

@@ -92,39 +92,35 @@ class MicronetClassifier(ClassifierMixin, BaseEstimator):
         """Train from scratch for `epochs` epochs; returns self."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
-        classes, y_index = np.unique(y, return_inverse=True)
-        if len(classes) < 2:
-            raise ValueError(f"MicronetClassifier needs at least 2 classes in y, got {len(classes)} class: {classes!r}")
-        config = self._config(self.epochs)
-        self.classes_ = classes
-        self._data = _training_data(X, y_index, classes)
-        self._state = new_state(config, self._data)
-        self.model_ = self._state.model
-        self._executor = None
-        self._train(config)
+        self._start(X, y, np.unique(y), "MicronetClassifier needs at least 2 classes in y")
+        self._train(self._config(self.epochs))
         return self
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y); the first call needs `classes` unless y holds them all."""
-        if not hasattr(self, "model_"):
-            X_checked, y_checked = validate_data(self, X, y, dtype=np.float64)
-            check_classification_targets(y_checked)
-            all_classes = np.unique(y_checked if classes is None else classes)
-            if len(all_classes) < 2:
-                raise ValueError("partial_fit needs at least 2 classes: pass classes=[...] on the first call")
-            self.classes_ = all_classes
-            self._data = _training_data(X_checked, np.searchsorted(all_classes, y_checked), all_classes)
-            self._state = new_state(self._config(self.epochs), self._data)
-            self.model_ = self._state.model
-            self._executor = None
-        else:
-            X_checked, y_checked = validate_data(self, X, y, dtype=np.float64, reset=False)
-        unknown = np.setdiff1d(y_checked, self.classes_)
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=np.float64, reset=first)
+        if first:
+            check_classification_targets(y)
+        known = np.unique(y if classes is None else classes) if first else self.classes_
+        unknown = np.setdiff1d(y, known)
         if len(unknown):
             raise ValueError(f"y has labels not seen in classes_: {unknown.tolist()!r}")
-        self._data = _training_data(X_checked, np.searchsorted(self.classes_, y_checked), self.classes_)
+        if first:
+            self._start(X, y, known, "partial_fit needs at least 2 classes: pass classes=[...] on the first call")
+        self._data = _training_data(X, np.searchsorted(self.classes_, y), self.classes_)
         self._train(self._config(self._state.epoch + 1))
         return self
+
+    def _start(self, X, y, classes, too_few):
+        """A fresh model and training state for these classes (fit, or partial_fit's first call)."""
+        if len(classes) < 2:
+            raise ValueError(f"{too_few}, got {len(classes)} class: {classes!r}")
+        self.classes_ = classes
+        self._data = _training_data(X, np.searchsorted(classes, y), classes)
+        self._state = new_state(self._config(self.epochs), self._data)
+        self.model_ = self._state.model
+        self._executor = None
 
     def _train(self, config):
         executor = self._get_executor()
