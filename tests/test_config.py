@@ -38,7 +38,7 @@ def write(tmp_path, text, name="run.yaml"):
 
 def test_empty_mapping_gives_the_documented_defaults():
     cfg = parse_config({})
-    assert (cfg.name, cfg.seed, cfg.loss) == ("run", 0, "cross_entropy")
+    assert (cfg.name, cfg.seed, cfg.task, cfg.loss.name, cfg.loss.delta) == ("run", 0, "classification", "cross_entropy", None)
     assert (cfg.dataset.name, cfg.dataset.n_samples, cfg.dataset.noise) == ("moons", 300, 0.1)
     assert cfg.dataset.factor is None and cfg.dataset.path is None
     assert (cfg.dataset.test_size, cfg.dataset.standardize) == (0.25, True)
@@ -49,6 +49,7 @@ def test_empty_mapping_gives_the_documented_defaults():
     assert (opt.schedule.name, opt.schedule.interval) == ("constant", "epoch")
     t = cfg.training
     assert (t.epochs, t.batch_size, t.shuffle, t.backend) == (100, 32, True, "compiled")
+    assert (t.validation_split, t.early_stopping) == (0.0, None)
 
 
 def test_none_sections_and_values_mean_defaults():
@@ -287,7 +288,7 @@ def test_override_into_a_section_that_is_missing_or_null(tmp_path):
 # (config mapping, expected message) -- each must raise ConfigError matching the message.
 BAD_CONFIGS = [
     ([1, 2], r"config must be a mapping of settings, got list"),
-    ({"sede": 1}, r"unknown key 'sede'; did you mean 'seed'\? \(valid: name, seed, dataset"),
+    ({"sede": 1}, r"unknown key 'sede'; did you mean 'seed'\? \(valid: name, seed, task, dataset"),
     ({1: 2}, r"unknown key '1' \(valid: name, seed"),
     ({"name": ""}, r"name must be 1-100 letters, digits"),
     ({"name": "a/b"}, r"name must be .*it names a directory.*got 'a/b'"),
@@ -298,7 +299,7 @@ BAD_CONFIGS = [
     ({"seed": 1.0}, r"seed must be an int .*got 1.0"),
     ({"seed": True}, r"seed must be an int .*got True"),
     ({"seed": "3"}, r"seed must be an int .*got '3'"),
-    ({"dataset": "moons"}, r"dataset must be a mapping, got str 'moons'"),
+    ({"dataset": 3}, r"dataset must be a mapping, got int 3"),
     ({"dataset": {"name": "mons"}}, r"dataset.name must be one of moons, circles, .*; got 'mons' \(did you mean 'moons'\?\)"),
     ({"dataset": {"nsamples": 3}}, r"unknown key 'dataset.nsamples'; did you mean 'dataset.n_samples'\?"),
     ({"dataset": {"name": "iris", "n_samples": 100}}, r"dataset.n_samples does not apply to dataset 'iris' \(it takes: no options\)"),
@@ -347,7 +348,7 @@ BAD_CONFIGS = [
     ({"optimizer": {"name": "adam", "betas": [0.9, 1.0]}}, r"optimizer.betas\[1\] must be a finite number in \[0, 1\), got 1.0"),
     ({"optimizer": {"name": "adam", "eps": 0}}, r"optimizer.eps must be a finite number > 0, got 0"),
     ({"optimizer": {"weight_decay": -1}}, r"optimizer.weight_decay must be a finite number >= 0, got -1"),
-    ({"optimizer": {"schedule": "cosine"}}, r"optimizer.schedule must be a mapping like \{name: cosine\}, got str 'cosine'"),
+    ({"optimizer": {"schedule": 3}}, r"optimizer.schedule must be a mapping like \{name: cosine\}, got int 3"),
     ({"optimizer": {"schedule": {"name": "cos"}}}, r"optimizer.schedule.name must be one of constant, step, .*; got 'cos' \(did you mean 'cosine'\?\)"),
     ({"optimizer": {"schedule": {"name": "step"}}}, r"optimizer.schedule.step_size is required for schedule 'step'"),
     ({"optimizer": {"schedule": {"name": "step", "step_size": 0}}}, r"optimizer.schedule.step_size must be an int >= 1, got 0"),

@@ -27,11 +27,14 @@ SHAPES = {
     "wine": (178, 13, 3),
     "breast_cancer": (569, 30, 2),
     "digits": (1797, 64, 10),
+    "xor": (300, 2, 2),
+    "spiral": (300, 2, 2),
 }
+REGRESSION_SHAPES = {"regression": (300, 5), "friedman1": (500, 10), "sine": (200, 1), "diabetes": (442, 10)}
 
 
 def test_registry_names():
-    assert set(DATASETS) == set(SHAPES) | {"csv"}
+    assert set(DATASETS) == set(SHAPES) | set(REGRESSION_SHAPES) | {"csv"}
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -50,7 +53,7 @@ def test_bundled_sets_keep_their_class_names():
     assert load_dataset("digits")[2] == list(range(10))
 
 
-@pytest.mark.parametrize("name", ["moons", "circles", "blobs", "classification", "gaussian_quantiles"])
+@pytest.mark.parametrize("name", ["moons", "circles", "blobs", "classification", "gaussian_quantiles", "xor", "spiral"])
 def test_generated_sets_follow_the_seed(name):
     X1, y1, _ = load_dataset(name, {}, seed=1)
     X2, y2, _ = load_dataset(name, {}, seed=1)
