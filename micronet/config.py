@@ -89,7 +89,7 @@ MONITORS = {
 
 @dataclass
 class DatasetConfig:
-    name: str = "moons"  # a key of micronet.data.DATASETS
+    name: str = "moons"  # a key of micronet.data.DATASETS (regression's default: sine)
     # Generator and csv options; None means that dataset's default, and an
     # option the dataset does not take stays None.
     n_samples: int | None = None  # generated: samples drawn, >= 2
@@ -231,7 +231,7 @@ def _fail(key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"{key} must be {expected}, got {_show(value)}")
 
 
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _real(key: str, value: Any, expected: str, ok: Callable[[float], bool]) -> float:
@@ -393,7 +393,7 @@ _DATASET_OPTIONS = [
 
 def _dataset(raw: Any, task: str) -> DatasetConfig:
     raw = _section("dataset", raw, DatasetConfig)
-    name = _choice("dataset.name", raw.get("name", "moons"), DATASETS)
+    name = _choice("dataset.name", raw.get("name", "moons" if task == "classification" else "sine"), DATASETS)
     kind = DATASETS[name].task
     if kind is not None and kind != task:
         fitting = ", ".join(n for n, spec in DATASETS.items() if spec.task in (task, None))
@@ -518,11 +518,13 @@ def _task(raw: Mapping) -> str:
     if "task" in raw:
         return _choice("task", raw["task"], TASKS)
     loss = _loss_name(raw.get("loss"))
-    if loss in REGRESSION_LOSSES:
+    if loss in REGRESSION_LOSSES:  # mse included: it implies regression unless the task says otherwise
         return "regression"
+    if loss in CLASSIFICATION_LOSSES:
+        return "classification"
     dataset = raw.get("dataset")
     name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
-    if loss is None and isinstance(name, str) and name in DATASETS and DATASETS[name].task == "regression":
+    if isinstance(name, str) and name in DATASETS and DATASETS[name].task == "regression":
         return "regression"
     return "classification"
 

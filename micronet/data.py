@@ -283,9 +283,9 @@ def _refuse_continuous_labels(target, labels):
 # ----- csv --------------------------------------------------------------------
 
 
-_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")  # ASCII digits only
 _NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE)
-_INTEGER = re.compile(r"[-+]?\d+")
+_INTEGER = re.compile(r"[-+]?[0-9]+")
 
 
 def _number(text):
@@ -383,7 +383,10 @@ def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: b
     n_train = n - n_test
     if not stratify:
         if n_test < 1 or n_train < 1:
-            raise DataError(f"{count_key}={n} with {size_key}={test_size} leaves a side of the split empty")
+            raise DataError(
+                f"{count_key}={n} with {size_key}={test_size} leaves a side of the split empty "
+                f"({n} sample{'s' if n != 1 else ''}: {n_train} for training, {n_test} held out)"
+            )
         return tuple(train_test_split(X, y, test_size=test_size, random_state=seed))
     counts = np.bincount(y)
     k = int(np.count_nonzero(counts))
@@ -444,7 +447,7 @@ class Standardizer:
             raise ValueError(f"Standardizer.fit needs a non-empty 2-d array, got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("Standardizer.fit needs finite values")
-        constant = np.ptp(X, axis=0) == 0
+        constant = np.all(X == X[0], axis=0)
         size = np.where(constant, 1.0, np.max(np.abs(X), axis=0))
         unit = X / size  # every entry in [-1, 1]: no overflow or underflow in the squares below
         mean = np.mean(unit, axis=0) * size

@@ -314,6 +314,15 @@ class TrainState:
     stopper: EarlyStopping | None = None  # early stopping, if asked for
     stopped_early: bool = False  # patience ran out: the run is over before its last epoch
 
+    def finish(self) -> None:
+        """End training: with early stopping's restore_best, the model takes its best epoch's weights.
+
+        Separate from the loop, which may run a few epochs at a time (a
+        playground steps one by one); call it once, when the run is over.
+        """
+        if self.stopper is not None:
+            self.stopper.restore(self.model)
+
     def to_dict(self) -> dict:
         """The resume part of a checkpoint: plain JSON data."""
         return {
@@ -441,7 +450,8 @@ def run_epochs(
     `on_epoch_end(epoch, logs)` in Keras's naming. A callback that returns
     True or sets `stop_training`, or an early-stopping tracker whose patience
     runs out, ends training after that epoch ("completed", with
-    `state.stopped_early` set by the tracker). `should_stop()` is polled
+    `state.stopped_early` set by the tracker; `state.finish()` then gives
+    the model its best weights). `should_stop()` is polled
     before each batch, so a stop request ends the run within one batch
     ("interrupted"). Raises `Diverged` at the first non-finite loss,
     gradient or parameter, with the Values holding the last good step.
@@ -483,9 +493,6 @@ def run_epochs(
                 on_epoch(state, row)
             if _callbacks_ask_to_stop(callbacks, epoch, logs) or state.stopped_early:
                 break
-        if state.stopper is not None:
-            state.stopper.restore(state.model)
-            stepper.reload()
         return "completed"
     finally:
         stepper.sync()
@@ -621,6 +628,7 @@ def fit(
     bar = ProgressBar(plan.epochs) if (interactive() if progress is None else progress) else None
     try:
         run_epochs(plan, data, state, executor, callbacks=[*callbacks, *([bar] if bar else [])])
+        state.finish()
     finally:
         if bar is not None:
             bar.close()

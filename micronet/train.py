@@ -96,6 +96,7 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
             on_epoch=writer.on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
         )
         if status == "completed":
+            state.finish()
             writer.save_checkpoint(state)  # the final weights (the best epoch's, with restore_best)
     except Diverged as e:
         status, error = "diverged", str(e)

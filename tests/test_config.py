@@ -553,3 +553,107 @@ def test_fuzz_mutated_shipped_configs(mapping):
         path.write_text(text)
         assert_config_or_error(lambda: load_config(path))
 
+
+
+# ----- task, loss, validation and early stopping ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mapping, task, loss",
+    [
+        ({}, "classification", "cross_entropy"),
+        ({"loss": "mse", "dataset": "sine"}, "regression", "mse"),
+        ({"dataset": "diabetes"}, "regression", "mse"),
+        ({"dataset": "friedman1", "loss": "l1"}, "regression", "l1"),
+        ({"task": "classification", "loss": "mse"}, "classification", "mse"),  # one-hot mse
+        ({"task": "regression", "dataset": {"name": "csv", "path": "d.csv", "target": "y"}}, "regression", "mse"),
+    ],
+)
+def test_the_task_follows_the_loss_and_the_dataset(mapping, task, loss):
+    cfg = parse_config(mapping)
+    assert (cfg.task, cfg.loss.name) == (task, loss)
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"loss": "mse"}, r"dataset 'moons' is a classification dataset, but the task is regression"),
+        ({"task": "regression", "dataset": "moons"}, r"dataset 'moons' is a classification dataset, but the task is regression \(its datasets: regression, friedman1, sine, diabetes, csv\)"),
+        ({"task": "classification", "dataset": "sine"}, "dataset 'sine' is a regression dataset, but the task is classification"),
+        ({"task": "classification", "loss": "huber"}, r"loss 'huber' is for regression, but the task is classification \(its losses: cross_entropy, hinge, mse\)"),
+        ({"task": "regression", "dataset": "sine", "loss": "hinge"}, r"loss 'hinge' is for classification, but the task is regression"),
+        ({"task": "ranking"}, "task must be one of classification, regression; got 'ranking'"),
+        ({"dataset": "sine", "loss": {"name": "mse", "delta": 1.0}}, r"loss.delta does not apply to loss 'mse' \(it takes: no options\)"),
+        ({"dataset": "sine", "loss": {"name": "huber", "delta": 0}}, r"loss.delta must be a finite number > 0, got 0"),
+        ({"dataset": {"name": "moons", "standardize_target": True}}, "dataset.standardize_target applies to task regression only"),
+        ({"dataset": {"name": "friedman1", "n_features": 4}}, "dataset.n_features must be >= 5 for dataset 'friedman1', got 4"),
+        ({"training": {"validation_split": 1.0}}, r"training.validation_split must be a finite number in \[0, 1\), got 1.0"),
+        ({"training": {"early_stopping": "soon"}}, "training.early_stopping must be null, true, a patience"),
+        ({"training": {"early_stopping": {"patience": 0}}}, r"training.early_stopping.patience must be an int >= 1, got 0"),
+        ({"training": {"early_stopping": {"monitor": "val_loss"}}}, r"training.early_stopping.monitor 'val_loss' needs training.validation_split > 0"),
+        ({"training": {"early_stopping": {"monitor": "test_loss"}}}, r"training.early_stopping.monitor must be one of loss, accuracy, val_loss, val_accuracy; got 'test_loss'"),
+        ({"training": {"early_stopping": {"wait": 3}}}, r"unknown key 'training.early_stopping.wait'"),
+    ],
+)
+def test_task_loss_and_stopping_mistakes_are_named(mapping, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(mapping)
+
+
+def test_huber_takes_a_delta_defaulting_to_one():
+    assert parse_config({"dataset": "sine", "loss": "huber"}).loss.params() == {"delta": 1.0}
+    assert parse_config({"dataset": "sine", "loss": {"name": "huber", "delta": 0.25}}).loss.delta == 0.25
+
+
+def test_a_section_may_be_given_by_name_alone():
+    assert parse_config({"dataset": "iris", "optimizer": "adam"}) == parse_config(
+        {"dataset": {"name": "iris"}, "optimizer": {"name": "adam"}}
+    )
+    assert parse_config({"optimizer": {"schedule": "cosine"}}).optimizer.schedule.name == "cosine"
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (None, None),
+        (False, None),
+        (True, (10, 0.0, True, "val_loss")),
+        (4, (4, 0.0, True, "val_loss")),
+        ({"patience": 2, "min_delta": 0.01, "restore_best": False, "monitor": "val_accuracy"},
+         (2, 0.01, False, "val_accuracy")),
+    ],
+)
+def test_early_stopping_short_forms(given, expected):
+    stopping = parse_config({"training": {"validation_split": 0.2, "early_stopping": given}}).training.early_stopping
+    if expected is None:
+        assert stopping is None
+    else:
+        assert (stopping.patience, stopping.min_delta, stopping.restore_best, stopping.monitor) == expected
+
+
+def test_early_stopping_without_validation_monitors_the_training_loss():
+    assert parse_config({"training": {"early_stopping": 3}}).training.early_stopping.monitor == "loss"
+    regression = parse_config({"dataset": "sine", "training": {"validation_split": 0.1, "early_stopping": True}})
+    assert regression.training.early_stopping.monitor == "val_loss"
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"dataset": "sine", "loss": {"name": "huber", "delta": 0.5}, "training": {"validation_split": 0.2, "early_stopping": 5}},
+        {"task": "classification", "loss": "mse", "training": {"early_stopping": {"patience": 3, "min_delta": 0.1}}},
+        {"dataset": {"name": "regression", "standardize_target": False}},
+    ],
+)
+def test_new_keys_round_trip_through_config_to_dict(mapping):
+    cfg = parse_config(mapping)
+    assert parse_config(config_to_dict(cfg)) == cfg
+
+
+def test_overrides_reach_inside_short_form_sections():
+    base = {"dataset": "sine", "loss": "huber", "training": {"validation_split": 0.2, "early_stopping": 4}}
+    cfg = parse_config(apply_overrides(base, ["loss.delta=0.5", "training.early_stopping.min_delta=0.01"]))
+    assert cfg.loss.delta == 0.5
+    assert (cfg.training.early_stopping.patience, cfg.training.early_stopping.min_delta) == (4, 0.01)
+    cfg = parse_config(apply_overrides({"dataset": "iris"}, ["dataset.test_size=0.5"]))
+    assert (cfg.dataset.name, cfg.dataset.test_size) == ("iris", 0.5)
