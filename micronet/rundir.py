@@ -115,10 +115,8 @@ class RunWriter:
         With early stopping's restore_best, that model is the best epoch's,
         so its row is reported; otherwise the last epoch's.
         """
-        stopper = state.stopper
-        best = None if stopper is None else stopper.best_epoch
-        restored = status == "completed" and stopper is not None and stopper.restore_best and best is not None
-        shown = state.history[best - 1] if restored else state.history[-1] if state.history else {}
+        best = None if state.stopper is None else state.stopper.best_epoch
+        shown = state.final_row() if status == "completed" else state.history[-1] if state.history else {}
         summary = {
             "status": status,
             **({"error": error} if error else {}),
