@@ -1,5 +1,7 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
+import importlib
+
 from micronet.engine import Value, dot, dots, log_softmax_at, make_node
 from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
 from micronet.nn import MLP, Layer, Module, Neuron
@@ -10,5 +12,27 @@ __all__ = [
     "cross_entropy", "hinge_loss", "log_softmax", "mse_loss", "multiclass_hinge_loss", "softmax",
     "MLP", "Layer", "Module", "Neuron",
     "SGD", "Adam",
+    "save", "load_state", "load", "predict", "predict_proba", "Predictor",
 ]
 __version__ = "0.1.0"
+
+# Imported on first use, so `import micronet` stays light (no NumPy batch code, no scikit-learn).
+_LAZY = {
+    "save": "micronet.checkpoint",
+    "load_state": "micronet.checkpoint",
+    "load": "micronet.predict",
+    "predict_proba": "micronet.predict",
+    "Predictor": "micronet.predict",
+}
+
+
+def __getattr__(name):
+    if name == "predict":  # the submodule itself, callable as predict(model, X)
+        return importlib.import_module("micronet.predict")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'micronet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
