@@ -48,8 +48,9 @@ from sklearn.neural_network import MLPClassifier
 
 from micronet.config import ConfigError
 from micronet.data import DataError
-from micronet.losses import LOSSES
-from micronet.train import fit, load_config, make_executor, new_state, prepare_data
+from micronet.config import load_config
+from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.train import load_run_data
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SHIPPED = ["moons", "circles", "blobs", "iris", "wine", "breast_cancer", "digits"]
@@ -61,8 +62,8 @@ def train_micronet(config, data) -> dict:
     """Test accuracy and training seconds of one CLI-equivalent run."""
     started = time.perf_counter()
     state = new_state(config, data)
-    executor = make_executor(state.model, LOSSES[config.loss], config.training.backend, data.feature_count)
-    fit(config, data, state, executor)
+    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count)
+    run_epochs(Plan.from_config(config), data, state, executor)
     seconds = time.perf_counter() - started
     return {"accuracy": state.history[-1]["test_accuracy"], "seconds": seconds}
 
@@ -91,7 +92,7 @@ def compare(config_path: Path, seeds: list[int] | None) -> dict:
     runs = []
     for override in overrides:
         config = load_config(config_path, override)
-        data = prepare_data(config.dataset, config.seed)
+        data = load_run_data(config)
         micronet, sklearn = train_micronet(config, data), train_sklearn(config, data)
         runs.append({"seed": config.seed, "micronet": micronet, "sklearn": sklearn})
     return {

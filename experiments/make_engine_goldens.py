@@ -17,7 +17,14 @@ kept only if PyTorch agrees with that to 1e-13: then a 1e-12 disagreement in
 the test is the engine's, never float64 rounding amplified by a badly
 conditioned graph. A random program whose gradient nearly vanishes (nonzero
 but below 1e-3) is drawn again too, since the test's absolute tolerance would
-let almost anything pass for it.
+let almost anything pass for it. mpmath's derivatives step each input by a
+step relative to its size, so inputs like 1e-160 are checked too.
+
+A few "edge" programs hold PyTorch's conventions where a numerical
+derivative means nothing: slopes at kinks (relu and abs at 0), NaN inputs,
+and quotients whose slopes are beyond the float range (+-inf). They are
+PyTorch's numbers as they are, not checked against mpmath, and the test
+demands them exactly (NaN for NaN, inf for inf).
 """
 
 import argparse
@@ -62,6 +69,7 @@ OPS = {
     "tanh": ("v", lambda L, a: L.tanh(a)),
     "sigmoid": ("v", lambda L, a: L.sigmoid(a)),
     "relu": ("v", lambda L, a: L.relu(a)),
+    "abs": ("v", lambda L, a: abs(a)),  # Python's abs: Value.__abs__, torch.abs, mpmath's fabs
     "sin": ("v", lambda L, a: L.sin(a)),
     "cos": ("v", lambda L, a: L.cos(a)),
     "dot": ("VX", lambda L, w, x: L.dot(w, x)),
@@ -219,6 +227,8 @@ def well_posed(name, args, out):
         return abs(args[0]) <= 6.0
     if name == "relu":
         return abs(args[0]) >= 1e-3  # well clear of the kink
+    if name == "abs":
+        return abs(args[0]) >= 1e-3  # well clear of the kink
     if name in ("sin", "cos"):
         return abs(args[0]) <= 10.0 and abs(out) >= 0.05
     if name in ("dot", "dot_bias"):
@@ -371,7 +381,7 @@ def hand_programs():
     add("rpow_number_base", [0.7], number_base)
 
     def each_unary(b):
-        for name in ("exp", "tanh", "sigmoid", "relu", "sin", "cos", "neg"):
+        for name in ("exp", "tanh", "sigmoid", "relu", "abs", "sin", "cos", "neg"):
             b.op(name, 0)
         b.op("log", b.op("exp", 0))
 
@@ -395,7 +405,51 @@ def hand_programs():
         b.op("div", c, a)
 
     add("reuse_chain", [1.2, 0.9], reuse_chain)
+
+    add("abs_of_a_difference", [0.4, 1.9], lambda b: b.op("mul", b.op("abs", b.op("sub", 0, 1)), 0))
+
+    # Division is its own op: quotients of any magnitude, rounded once. Numbers
+    # here are far from 1, so these programs are checked with no absolute
+    # tolerance ("abs_tol": 0), which would otherwise let any tiny slope pass.
+    add("div_tiny_by_tiny", [1e-160, 1e-160], lambda b: b.op("div", 0, 1))
+    add("div_huge_by_huge", [3e200, -7e199], lambda b: b.op("div", 0, 1))
+    add("div_tiny_by_huge", [2.5e-150, 4e150], lambda b: b.op("div", 0, 1))
+    add("div_rounded_once", [0.3, 0.1], lambda b: b.op("div", 0, 1))  # 2.9999999999999996
+    add("rdiv_tiny_denominator", [3e-100], lambda b: b.op("rdiv", 2.0, 0))
+    for program in programs[-5:]:
+        program["abs_tol"] = 0.0
     return programs
+
+
+def edge_programs():
+    """PyTorch's conventions where no numerical derivative applies (see the module docstring)."""
+    programs = []
+
+    def add(graph_id, inputs, build):
+        b = EdgeBuilder(inputs)
+        build(b)
+        programs.append({"id": graph_id, "inputs": b.inputs, "ops": b.ops, "output": len(b.inputs) + len(b.ops) - 1})
+
+    add("edge_relu_at_zero", [0.0], lambda b: b.op("relu", 0))
+    add("edge_relu_at_negative_zero", [-0.0], lambda b: b.op("relu", 0))
+    add("edge_abs_at_zero", [0.0], lambda b: b.op("abs", 0))
+    add("edge_relu_of_nan", [math.nan], lambda b: b.op("relu", 0))  # nan, slope 1
+    add("edge_relu_of_nan_chain", [math.nan, 1.5], lambda b: b.op("mul", b.op("relu", 0), 1))
+    add("edge_abs_of_nan", [math.nan], lambda b: b.op("abs", 0))  # nan, slope 0
+    add("edge_div_slopes_beyond_floats", [1e-300, 1e-320], lambda b: b.op("div", 0, 1))  # 1e20; inf, -inf
+    add("edge_div_slope_overflows", [3e150, -2e-150], lambda b: b.op("div", 0, 1))
+    return programs
+
+
+class EdgeBuilder(Builder):
+    """Like Builder, but values may be NaN or infinite (no guards)."""
+
+    def op(self, name, *args):
+        op = [name, *args]
+        check_signature(op, len(self.vals))
+        self.ops.append(op)
+        self.vals.append(None)
+        return len(self.vals) - 1
 
 
 def all_programs():
@@ -454,16 +508,24 @@ def run_torch(torch, lib, program):
 
 
 def run_mpmath(mpmath, lib, program):
-    """The same in 40 digits, gradients by numerical differentiation (no autograd)."""
+    """The same in 40 digits, gradients by numerical differentiation (no autograd).
+
+    Each partial derivative steps its input by 1e-12 of its size: the
+    truncation error is then ~1e-24 relative, and an input of 1e-160 is
+    stepped as finely as one of 1.
+    """
     with mpmath.workdps(40):
         leaves = [mpmath.mpf(x) for x in program["inputs"]]
         values = evaluate(program["ops"], leaves, lib)
 
-        def output(*xs):
-            return evaluate(program["ops"], xs, lib)[program["output"]]
+        def partial_derivative(i):
+            def along(t):
+                return evaluate(program["ops"], leaves[:i] + [t] + leaves[i + 1 :], lib)[program["output"]]
 
-        n = len(leaves)
-        grads = [mpmath.diff(output, leaves, tuple(int(j == i) for j in range(n))) for i in range(n)]
+            step = (abs(leaves[i]) or 1) * mpmath.mpf("1e-12")
+            return mpmath.diff(along, leaves[i], h=step)
+
+        grads = [partial_derivative(i) for i in range(len(leaves))]
         return [float(v) for v in values], [float(g) for g in grads]
 
 
@@ -501,6 +563,10 @@ def make_goldens(torch, mpmath):
         program["values"], program["grads"] = result
         assert all(map(math.isfinite, program["values"] + program["grads"])), program["id"]
         graphs.append(program)
+    edges = []
+    for program in edge_programs():
+        program["values"], program["grads"] = run_torch(torch, t_lib, program)
+        edges.append(program)
     missing = set(OPS) - {op[0] for g in graphs for op in g["ops"]}
     assert not missing, f"no program uses {sorted(missing)}"
     header = {
@@ -515,15 +581,17 @@ def make_goldens(torch, mpmath):
         "'values' holds every node, 'grads' one per input",
         "ops": {name: kinds for name, (kinds, _) in OPS.items()},
     }
-    return {"header": header, "graphs": graphs}, rejected
+    header["edges"] = "PyTorch's numbers at kinks, for NaN inputs and for slopes beyond the float range; not checked against mpmath"
+    return {"header": header, "graphs": graphs, "edges": edges}, rejected
 
 
 def to_json(goldens):
     """One program per line: readable diffs, exact floats (repr round-trips)."""
     header = json.dumps(goldens["header"], indent=2).replace("\n", "\n  ")
-    lines = [json.dumps(g) for g in goldens["graphs"]]
-    text = '{\n  "header": ' + header + ',\n  "graphs": [\n    ' + ",\n    ".join(lines) + "\n  ]\n}\n"
-    assert json.loads(text) == goldens
+    graphs = ",\n    ".join(json.dumps(g) for g in goldens["graphs"])
+    edges = ",\n    ".join(json.dumps(g) for g in goldens["edges"])  # NaN and Infinity: Python's json reads them
+    text = '{\n  "header": ' + header + ',\n  "graphs": [\n    ' + graphs + '\n  ],\n  "edges": [\n    ' + edges + "\n  ]\n}\n"
+    assert json.dumps(json.loads(text)) == json.dumps(goldens)  # NaN != NaN, so compare the text
     return text
 
 

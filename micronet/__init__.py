@@ -12,27 +12,29 @@ __all__ = [
     "cross_entropy", "hinge_loss", "log_softmax", "mse_loss", "multiclass_hinge_loss", "softmax",
     "MLP", "Layer", "Module", "Neuron",
     "SGD", "Adam",
-    "save", "load_state", "load", "predict", "predict_proba", "Predictor",
 ]
 __version__ = "0.1.0"
 
-# Imported on first use, so `import micronet` stays light (no NumPy batch code, no scikit-learn).
+# The training loop, checkpoints and predictions need NumPy; load them on first
+# use so `import micronet` (and the engine alone) stays light.
 _LAZY = {
+    "fit": "micronet.loop",
+    "History": "micronet.loop",
+    "EarlyStopping": "micronet.loop",
     "save": "micronet.checkpoint",
     "load_state": "micronet.checkpoint",
     "load": "micronet.predict",
     "predict_proba": "micronet.predict",
     "Predictor": "micronet.predict",
 }
+__all__ += [*_LAZY, "predict"]
 
 
 def __getattr__(name):
-    if name == "predict":  # the submodule itself, callable as predict(model, X)
+    if name == "predict":  # the submodule itself, callable as predict(model, X) (see micronet/predict.py)
         return importlib.import_module("micronet.predict")
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'micronet' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))

@@ -77,8 +77,12 @@ def _sigmoid(x):
 
 
 def _relu(x):
-    positive = x > 0.0
-    return np.where(positive, x, 0.0), positive.astype(float)
+    off = x <= 0.0  # NaN is not: it passes through with slope 1, as in eager
+    return np.where(off, 0.0, x), np.where(off, 0.0, 1.0)
+
+
+def _abs(x):
+    return np.abs(x), np.sign(x)  # np.sign is 0 at 0 (and NaN for NaN: the loss is NaN anyway)
 
 
 UNARY = {
@@ -87,9 +91,16 @@ UNARY = {
     "tanh": _tanh,
     "sigmoid": _sigmoid,
     "relu": _relu,
+    "abs": _abs,
     "sin": lambda x: (np.sin(x), np.cos(x)),  # NumPy's sin and cos agree with math's
     "cos": lambda x: (np.cos(x), -np.sin(x)),
 }
+
+
+def _divide(x, y):
+    if np.any(np.asarray(y) == 0.0):
+        raise ZeroDivisionError("division by zero in a batch")
+    return x / y
 
 
 def _power(b, e, differentiate_exponent):
@@ -217,7 +228,7 @@ class _Node(_Step):
         super().__init__(block)
         self.op = node._op
         self.refs = refs  # one ref per child
-        if self.op not in UNARY and self.op not in ("+", "*", "**", "dot", "log_softmax"):
+        if self.op not in UNARY and self.op not in ("+", "*", "/", "**", "dot", "log_softmax"):
             raise CompileError(f"op {self.op!r} has no batch kernel; use the eager backend")
         if self.op == "**":  # does the exponent get a gradient? eager records 0.0 for a number
             self.differentiate_exponent = refs[1][0] != "const" or node._local[1] != 0.0
@@ -232,6 +243,9 @@ class _Node(_Step):
             out, locals_ = xs[0] + xs[1], [1.0, 1.0]
         elif op == "*":
             out, locals_ = xs[0] * xs[1], [xs[1], xs[0]]
+        elif op == "/":
+            out = _divide(xs[0], xs[1])
+            locals_ = [1.0 / xs[1], -out / xs[1]]  # as eager: -x/y^2 = -(x/y)/y
         elif op == "**":
             out, d_base, d_exp = _power(xs[0], xs[1], self.differentiate_exponent)
             locals_ = [d_base, d_exp]

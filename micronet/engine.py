@@ -85,18 +85,25 @@ class Value:
     def __rsub__(self, other):  # y - x = y + (-x)
         return -self + other
 
-    def __truediv__(self, other):  # x / y = x * y**-1
+    def __truediv__(self, other):
+        # Its own op rather than x * y**-1: the quotient is rounded once, as
+        # Python's x / y, and y**-1 would overflow for |y| < 1e-308 although
+        # x / y is finite. The y-slope -x/y^2 is taken as -(x/y)/y (as PyTorch
+        # does), so y*y never overflows or underflows on the way.
         other = _as_value(other)
         if other is NotImplemented:
             return NotImplemented
-        if other.data == 0.0:
-            raise ZeroDivisionError(f"division by zero: {self.data!r} / {other.data!r}")
-        return self * other ** -1
+        x, y = self.data, other.data
+        if y == 0.0:
+            raise ZeroDivisionError(f"division by zero: {x!r} / {y!r}")
+        q = x / y
+        return make_node(q, (self, other), (1.0 / y, -q / y), "/")  # d/dx = 1/y, d/dy = -x/y^2
 
-    def __rtruediv__(self, other):  # y / x = y * x**-1
-        if self.data == 0.0:
-            raise ZeroDivisionError(f"division by zero: {other!r} / {self.data!r}")
-        return self ** -1 * other
+    def __rtruediv__(self, other):  # number / Value
+        other = _as_value(other)
+        if other is NotImplemented:
+            return NotImplemented
+        return other / self
 
     __radd__ = __add__
     __rmul__ = __mul__
@@ -132,9 +139,19 @@ class Value:
         return make_node(s, (self,), (s * (1.0 - s),), "sigmoid")  # s' = s(1-s)
 
     def relu(self):
-        if self.data > 0.0:
-            return make_node(self.data, (self,), (1.0,), "relu")
-        return make_node(0.0, (self,), (0.0,), "relu")  # the derivative at 0 is 0
+        x = self.data
+        if x <= 0.0:  # the slope at 0 is 0, as in PyTorch
+            return make_node(0.0, (self,), (0.0,), "relu")
+        # x > 0, or NaN: NaN passes through with slope 1, as PyTorch's relu
+        # gives it, so a diverging run is seen as NaN rather than hidden as 0.
+        return make_node(x, (self,), (1.0,), "relu")
+
+    def __abs__(self):
+        x = self.data
+        slope = 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0  # sign(x); 0 at 0 (and NaN) as PyTorch
+        return make_node(abs(x), (self,), (slope,), "abs")
+
+    abs = __abs__
 
     def sin(self):
         x = self.data
@@ -143,6 +160,57 @@ class Value:
     def cos(self):
         x = self.data
         return make_node(math.cos(x), (self,), (-math.sin(x),), "cos")
+
+    # ----- conversions and comparisons ---------------------------------------
+    # As a 0-d PyTorch tensor behaves in an `if`: float(v), bool(v) and the
+    # order comparisons read .data (a Value or a number on either side).
+    # Equality and hashing stay by identity, because graphs keep Values in
+    # sets and dicts: compare v.data == w.data for equal numbers.
+
+    def __float__(self):
+        return self.data
+
+    def __bool__(self):
+        return self.data != 0.0  # NaN is true, as bool(float("nan"))
+
+    def __lt__(self, other):
+        other = _data_of(other)
+        return NotImplemented if other is NotImplemented else self.data < other
+
+    def __le__(self, other):
+        other = _data_of(other)
+        return NotImplemented if other is NotImplemented else self.data <= other
+
+    def __gt__(self, other):
+        other = _data_of(other)
+        return NotImplemented if other is NotImplemented else self.data > other
+
+    def __ge__(self, other):
+        other = _data_of(other)
+        return NotImplemented if other is NotImplemented else self.data >= other
+
+    __eq__ = object.__eq__  # identity (defining __lt__ and friends does not change that)
+    __hash__ = object.__hash__
+
+    def __deepcopy__(self, memo):
+        """Copy the graph below this value without recursion (a 10^6-deep chain copies).
+
+        Nodes already copied (in `memo`) are reused, so copying a model and
+        a graph built on it in one `deepcopy` keeps them connected.
+        """
+        if id(self) in memo:
+            return memo[id(self)]
+        nodes, stack = {}, [self]
+        while stack:  # every node below self not yet copied
+            node = stack.pop()
+            if id(node) not in nodes and id(node) not in memo:
+                nodes[id(node)] = node
+                stack.extend(node._prev)
+        for node in sorted(nodes.values(), key=_creation_order):  # children first
+            copy = make_node(node.data, tuple(memo[id(c)] for c in node._prev), node._local, node._op)
+            copy.grad, copy.label = node.grad, node.label
+            memo[id(node)] = copy
+        return memo[id(self)]
 
     # ----- backpropagation --------------------------------------------------
 
@@ -284,6 +352,15 @@ def log_softmax_at(values, k):
 
 def _is_number(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _data_of(x):
+    """The number a comparison reads: .data of a Value, a real number itself, else NotImplemented."""
+    if isinstance(x, Value):
+        return x.data
+    if _is_number(x):
+        return x
+    return NotImplemented
 
 
 def _as_value(x):

@@ -3,6 +3,10 @@
 The symmetric (central) difference (f(x+h) - f(x-h)) / 2h has error O(h^2),
 the one-sided (forward) difference (f(x+h) - f(x)) / h only O(h); with
 float64 and h = 1e-6 the central one is typically good to 1e-9.
+
+An absolute step suits inputs of order 1. For inputs of any magnitude (1e-150
+or 1e150), `relative=True` steps each coordinate by h * |x_i|, so the
+perturbation is always a few ulps above rounding noise and never crosses zero.
 """
 
 import math
@@ -18,8 +22,11 @@ class GradcheckError(AssertionError):
     """Autograd and the numerical gradient disagree."""
 
 
-def numerical_grad(f, xs, h=1e-6, method="central"):
-    """Partial derivatives of `f(*xs) -> float` at `xs` by finite differences."""
+def numerical_grad(f, xs, h=1e-6, method="central", relative=False):
+    """Partial derivatives of `f(*xs) -> float` at `xs` by finite differences.
+
+    With `relative`, coordinate i is stepped by h * |x_i| (h where x_i is 0).
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not h > 0.0:
@@ -28,16 +35,19 @@ def numerical_grad(f, xs, h=1e-6, method="central"):
     f_at_x = float(f(*xs)) if method == "forward" else None
     grads = []
     for i, x in enumerate(xs):
-        plus = [*xs[:i], x + h, *xs[i + 1 :]]
+        step = h * abs(x) if relative and x != 0.0 else h
+        xs_plus = x + step
+        step = xs_plus - x  # the step actually taken, after rounding
+        plus = [*xs[:i], xs_plus, *xs[i + 1 :]]
         if method == "central":
-            minus = [*xs[:i], x - h, *xs[i + 1 :]]
-            grads.append((float(f(*plus)) - float(f(*minus))) / (2.0 * h))
+            minus = [*xs[:i], x - step, *xs[i + 1 :]]
+            grads.append((float(f(*plus)) - float(f(*minus))) / (2.0 * step))
         else:
-            grads.append((float(f(*plus)) - f_at_x) / h)
+            grads.append((float(f(*plus)) - f_at_x) / step)
     return grads
 
 
-def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, relative=False):
     """True when autograd's gradient of `f(*Values) -> Value` matches central differences.
 
     Coordinate i passes when |autograd_i - numeric_i| <= atol + rtol * |numeric_i|.
@@ -50,9 +60,11 @@ def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
         raise TypeError(f"f must return a Value, got {type(out).__name__}")
     out.backward()
     analytic = [leaf.grad for leaf in leaves]
-    numeric = numerical_grad(lambda *args: f(*map(Value, args)).data, xs, h)
+    numeric = numerical_grad(lambda *args: f(*map(Value, args)).data, xs, h, relative=relative)
 
     def excess(i):  # how far coordinate i is beyond its tolerance; NaN is worst
+        if analytic[i] == numeric[i]:  # also equal infinities, whose difference is NaN
+            return -math.inf
         over = abs(analytic[i] - numeric[i]) - (atol + rtol * abs(numeric[i]))
         return math.inf if math.isnan(over) else over
 

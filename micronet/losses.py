@@ -81,3 +81,20 @@ LOSSES = {
     "hinge": multiclass_hinge_loss,
     "mse": one_hot_mse_loss,
 }
+
+
+# Regression losses by config name: loss(outputs, target) -> Value, target a number or one per output.
+REGRESSION_LOSSES = {"mse": lambda outputs, target: mse_loss(outputs, _targets(target))}
+CLASSIFICATION_LOSSES = LOSSES
+
+
+def _targets(target):
+    return list(target) if isinstance(target, (list, tuple)) else [target]
+
+
+def get_loss(name, task="classification", **options):
+    """The per-sample loss `name` for `task`."""
+    table = CLASSIFICATION_LOSSES if task == "classification" else REGRESSION_LOSSES
+    if name not in table:
+        raise ValueError(f"loss must be one of {', '.join(table)} for {task}, got {name!r}")
+    return table[name]

@@ -9,7 +9,7 @@ from micronet.compile import CompileError, compile_model
 from micronet.engine import Value, dot
 from micronet.losses import LOSSES, cross_entropy
 from micronet.nn import MLP, Layer, Module, Neuron
-from micronet.train import EagerExecutor
+from micronet.loop import EagerExecutor
 
 
 def grads_after(executor, model, X, y):
@@ -137,3 +137,37 @@ def test_engine_domain_errors_carry_over():
     compiled = compile_model(Logger(), 1, examples=[[1.0], [2.0]])
     with pytest.raises(ValueError, match="log is defined for positive numbers only"):
         compiled.logits(np.array([[1.0], [-1.0]]))
+
+
+class Quotients(Module):
+    """Division and abs between Values, and a number divided by a Value."""
+
+    def __init__(self):
+        self.inner = Layer(2, 2, activation="tanh", seed=4)
+        self.scale = Value(1.5)
+
+    def __call__(self, x):
+        h0, h1 = self.inner(x)
+        return [h0 / (1.0 + abs(h1)) * self.scale, 2.0 / (3.0 + abs(h0 - x[0])), abs(x[1]) / self.scale]
+
+
+def test_division_and_abs_have_batch_kernels_with_eager_numbers():
+    model = Quotients()
+    X = np.random.default_rng(2).standard_normal((6, 2))
+    X[0, 1] = 0.0  # abs at its kink: slope 0 in both
+    y = np.array([0, 1, 2, 0, 1, 2])
+    eager_loss, eager_grads = grads_after(EagerExecutor(model, cross_entropy), model, X, y)
+    compiled_loss, compiled_grads = grads_after(compile_model(model, 2, cross_entropy), model, X, y)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-12)
+    assert compiled_grads == pytest.approx(eager_grads, rel=1e-12, abs=1e-15)
+
+
+def test_nan_passes_through_relu_in_both_backends():
+    model = MLP(2, [4, 2], seed=0)
+    X = np.array([[np.nan, 1.0], [0.5, -0.5]])
+    y = np.array([0, 1])
+    compiled = compile_model(model, 2, cross_entropy)
+    assert np.isnan(compiled.logits(X)[0]).all() and np.isfinite(compiled.logits(X)[1]).all()
+    for executor in (EagerExecutor(model, cross_entropy), compiled):
+        loss, grads = grads_after(executor, model, X, y)
+        assert np.isnan(loss) and np.isnan(grads).any()  # the trainer's finiteness check sees it

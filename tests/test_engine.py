@@ -1,15 +1,17 @@
 """The engine: values, derivatives, domain errors and graph shapes that break naive engines."""
 
+import copy
 import gc
 import math
 import random
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at
-from micronet.gradcheck import numerical_grad
+from micronet.gradcheck import gradcheck, numerical_grad
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)
 positive = st.floats(0.05, 5.0)
@@ -84,6 +86,27 @@ def test_sigmoid_and_tanh_are_stable_for_any_finite_input(x):
 
 def test_relu_derivative_at_zero_is_zero():
     assert autograd(Value.relu, 0.0) == (0.0, [0.0])
+    assert autograd(Value.relu, -0.0) == (0.0, [0.0])
+
+
+def test_relu_propagates_nan_with_pytorchs_slope():
+    # torch.relu(nan) is nan and its backward passes the gradient through
+    # (slope 1: threshold_backward zeroes only where x <= 0), checked with torch 2.13.
+    value, (slope,) = autograd(Value.relu, math.nan)
+    assert math.isnan(value) and slope == 1.0
+    x = Value(math.nan)
+    out = x.relu() * 2.0 + x.relu().exp()
+    out.backward()
+    assert math.isnan(out.data) and math.isnan(x.grad)  # the trainer's finiteness checks see it
+
+
+def test_abs_value_and_slope_follow_pytorch():
+    assert [autograd(abs, x) for x in (-2.5, 0.0, -0.0, 3.0)] == [
+        (2.5, [-1.0]), (0.0, [0.0]), (0.0, [0.0]), (3.0, [1.0])
+    ]
+    assert Value(-1.5).abs().data == 1.5
+    value, (slope,) = autograd(abs, math.nan)
+    assert math.isnan(value) and slope == 0.0  # torch.sgn(nan) is 0
 
 
 # ----- every op against central differences -----------------------------------
@@ -104,6 +127,69 @@ def test_add_mul_sub_derivatives(x, y):
 def test_div_derivatives(x, y):
     assert_matches_central_difference(lambda a, b: a / b, x, y)
     assert_matches_central_difference(lambda b: 2 / b, y)
+
+
+def scaled(sign, mantissa, exponent):
+    return sign * mantissa * 10.0**exponent
+
+
+# From 1e-150 to 1e151 with either sign: quotients and their slopes overflow and underflow.
+any_magnitude = st.builds(scaled, st.sampled_from([-1.0, 1.0]), st.floats(1.0, 9.99), st.integers(-150, 150))
+
+
+def rounded(fraction):
+    """An exact rational as the nearest float (+-inf beyond the range)."""
+    try:
+        return float(fraction)
+    except OverflowError:
+        return math.inf if fraction > 0 else -math.inf
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=st.floats(allow_nan=False, allow_infinity=False), y=st.floats(allow_nan=False, allow_infinity=False).filter(bool))
+def test_div_data_is_pythons_correctly_rounded_quotient(x, y):
+    assert (Value(x) / Value(y)).data == x / y
+    assert (Value(x) / y).data == x / y and (x / Value(y)).data == x / y
+
+
+def test_div_examples_from_the_issue():
+    assert (Value(0.3) / Value(0.1)).data == 2.9999999999999996  # x * y**-1 gave 3.0
+    q, (dx, dy) = autograd(lambda a, b: a / b, 1e-160, 1e-160)
+    assert (q, dx, dy) == (1.0, 1e160, -1e160)  # y**-2 overflowed to inf and gave nan here
+    q, (dx, dy) = autograd(lambda a, b: a / b, 1e-300, 1e-320)
+    assert q == 1e-300 / 1e-320 and math.isfinite(q)  # ~1e20; the slopes really are beyond a float
+    assert (dx, dy) == (math.inf, -math.inf)  # as PyTorch gives them
+
+
+@settings(max_examples=200, deadline=None)
+@given(x=any_magnitude, y=any_magnitude)
+def test_div_slopes_are_accurate_at_any_magnitude(x, y):
+    """1/y correctly rounded; -x/y^2 within 2 ulps (exact rational arithmetic as the oracle).
+
+    Where the true slope is beyond the float range it is +-inf, and below it
+    (subnormal or 0) it is off by at most a subnormal's last place: never nan.
+    """
+    _, (dx, dy) = autograd(lambda a, b: a / b, x, y)
+    assert dx == rounded(1 / Fraction(y))
+    exact = rounded(-Fraction(x) / Fraction(y) ** 2)
+    if math.isinf(exact):
+        assert dy == exact
+    else:
+        assert dy == pytest.approx(exact, rel=4.5e-16, abs=2 * 5e-324)
+
+
+@settings(max_examples=100, deadline=None)
+@given(x=any_magnitude, y=any_magnitude)
+def test_div_matches_central_differences_at_any_magnitude(x, y):
+    assert gradcheck(lambda a, b: a / b, [x, y], h=1e-7, atol=0.0, rtol=1e-6, relative=True)
+    assert gradcheck(lambda b: 3.0 / b, [y], h=1e-7, atol=0.0, rtol=1e-6, relative=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=any_magnitude)
+def test_abs_matches_central_differences_away_from_zero(x):
+    assert gradcheck(abs, [x], h=1e-7, atol=0.0, rtol=1e-9, relative=True)
+    assert gradcheck(lambda a: abs(a * a - 2.0), [x / 10.0**150 + 3.0], atol=0.0, rtol=1e-6)
 
 
 @settings(max_examples=60, deadline=None)
@@ -188,11 +274,13 @@ def test_log_of_non_positive_names_x(x):
 
 
 def test_division_by_zero_is_a_clear_zero_division_error():
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 1.0 / -0.0"):
+        Value(1.0) / Value(-0.0)
     with pytest.raises(ZeroDivisionError, match=r"division by zero: 1.0 / 0.0"):
         Value(1.0) / 0
     with pytest.raises(ZeroDivisionError, match=r"division by zero: 1.0 / 0.0"):
         Value(1.0) / Value(0.0)
-    with pytest.raises(ZeroDivisionError, match=r"division by zero: 2 / 0.0"):
+    with pytest.raises(ZeroDivisionError, match=r"division by zero: 2.0 / 0.0"):
         2 / Value(0.0)
 
 
@@ -231,6 +319,77 @@ def test_pow_slope_conventions_follow_pytorch():
     y = x**2
     y.backward()
     assert x.grad == -6.0 and y._prev[1].grad == 0.0  # a number exponent gets no gradient
+
+
+# ----- conversions, comparisons and copies ------------------------------------
+
+
+def test_float_reads_data():
+    assert float(Value(2.5)) == 2.5 and type(float(Value(3))) is float
+    assert math.isnan(float(Value(math.nan)))
+
+
+def test_bool_and_order_comparisons_read_data_like_a_0d_tensor():
+    a, b = Value(1.0), Value(2.0)
+    assert (a < b, a <= b, a > b, a >= b) == (True, True, False, False)
+    assert (a < 2, 2 > a, 0.5 <= a, a >= 1) == (True, True, True, True)  # numbers on either side
+    assert (bool(Value(0.0)), bool(Value(-0.0)), bool(Value(0.1)), bool(Value(math.nan))) == (False, False, True, True)
+    assert max([a, b, Value(-3.0)]) is b and sorted([b, a]) == [a, b]
+    nan = Value(math.nan)
+    assert not (nan < a or nan <= a or nan > a or nan >= a)  # as float NaN
+
+
+def test_equality_and_hash_stay_by_identity_so_values_work_in_sets():
+    a, same = Value(1.0), Value(1.0)
+    assert a == a and a != same and not (a == 1.0)
+    assert len({a, same}) == 2 and a in {a} and same not in {a}
+    assert a <= same and a >= same  # equal data, distinct nodes: compare .data for that
+
+
+@pytest.mark.parametrize("other", ["1", None, [1.0], 1j])
+def test_comparison_with_a_non_number_is_pythons_type_error(other):
+    with pytest.raises(TypeError, match="not supported between instances"):
+        Value(1.0) < other
+
+
+def test_deepcopy_copies_the_graph_and_keeps_shared_nodes_shared():
+    x = Value(0.5, label="x")
+    y = x.tanh()
+    z = y * y + y.exp()  # y is reused: the copy must reuse its copy of y too
+    z2 = copy.deepcopy(z)
+    assert z2 is not z and z2.data == z.data and z2._op == z._op
+    left, right = z2._prev
+    assert left._prev[0] is left._prev[1]  # y*y still reads one node
+    assert left._prev[0] is right._prev[0]
+    x2 = left._prev[0]._prev[0]
+    assert x2 is not x and x2.label == "x"
+    z2.backward()
+    z.backward()
+    assert x2.grad == x.grad  # the same gradient, in separate graphs
+    x2.grad = 0.0
+    assert x.grad != 0.0
+
+
+def test_deepcopy_shares_nodes_already_in_the_memo():
+    w = Value(2.0)
+    out = w * 3.0
+    w2, out2 = copy.deepcopy([w, out])
+    assert out2._prev[0] is w2
+
+
+@pytest.mark.slow
+def test_deepcopy_of_a_long_chain_does_not_recurse():
+    x = Value(1.0)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0 + 0.0
+    y2 = copy.deepcopy(y)  # 2 * 10^5 nodes deep: the default deepcopy raised RecursionError
+    y2.backward()
+    assert y2.data == 1.0 and x.grad == 0.0
+    leaf = y2
+    while leaf._prev:
+        leaf = leaf._prev[0]
+    assert leaf is not x and leaf.grad == 1.0
 
 
 # ----- backward semantics and graph shapes -----------------------------------

@@ -5,6 +5,8 @@ random and hand-written scalar programs with PyTorch 2.13's float64 value of
 every node and gradient of the output with respect to every input, each also
 confirmed against 40-digit mpmath. Agreement to 1e-12 relative therefore
 pins micronet's forward math and its backward rules, reused nodes included.
+Its "edges" are PyTorch's conventions at kinks, for NaN inputs and for
+slopes beyond the float range; those must match exactly.
 """
 
 import json
@@ -17,6 +19,7 @@ from micronet.engine import Value, dot
 
 GOLDENS = json.loads((Path(__file__).parent / "data" / "engine_goldens.json").read_text())
 GRAPHS = GOLDENS["graphs"]
+EDGES = GOLDENS["edges"]
 REL_TOL = 1e-12
 ABS_TOL = 1e-12  # for numbers at or near zero, where relative error means nothing
 
@@ -46,6 +49,7 @@ OPS = {
     "tanh": ("v", lambda a: a.tanh()),
     "sigmoid": ("v", lambda a: a.sigmoid()),
     "relu": ("v", lambda a: a.relu()),
+    "abs": ("v", lambda a: abs(a)),
     "sin": ("v", lambda a: a.sin()),
     "cos": ("v", lambda a: a.cos()),
     "dot": ("VX", lambda w, x: dot(w, x)),
@@ -76,22 +80,28 @@ def replay(graph):
     return nodes
 
 
-def _close(ours, theirs):
-    return math.isclose(ours, theirs, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+def _close(ours, theirs, abs_tol=ABS_TOL):
+    return math.isclose(ours, theirs, rel_tol=REL_TOL, abs_tol=abs_tol)
 
 
-@pytest.mark.parametrize("graph", GRAPHS, ids=[g["id"] for g in GRAPHS])
+def _identical(ours, theirs):
+    return ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+
+
+@pytest.mark.parametrize("graph", GRAPHS + EDGES, ids=[g["id"] for g in GRAPHS + EDGES])
 def test_engine_matches_pytorch(graph):
     nodes = replay(graph)
     n_inputs = len(graph["inputs"])
     assert len(nodes) == len(graph["values"])
+    abs_tol = graph.get("abs_tol", ABS_TOL)
+    close = _identical if graph in EDGES else lambda a, b: _close(a, b, abs_tol)
     wrong = []
     for i, (node, expected) in enumerate(zip(nodes, graph["values"])):
-        if not _close(node.data, expected):
+        if not close(node.data, expected):
             where = "input" if i < n_inputs else graph["ops"][i - n_inputs]
             wrong.append(f"value of node {i} {where}: micronet {node.data!r}, torch {expected!r}")
     for i, expected in enumerate(graph["grads"]):
-        if not _close(nodes[i].grad, expected):
+        if not close(nodes[i].grad, expected):
             wrong.append(f"grad of input {i}: micronet {nodes[i].grad!r}, torch {expected!r}")
     assert not wrong, "\n".join(wrong)
 
@@ -113,6 +123,13 @@ def test_goldens_cover_the_awkward_shapes():
     assert any(op[0].startswith("dot") and any(type(x) is float for x in op[2]) for op in ops)
     assert max(len(g["ops"]) for g in GRAPHS) >= 40
     assert max(len(g["inputs"]) for g in GRAPHS) >= 16
+
+
+def test_edges_pin_kinks_nan_and_infinite_slopes():
+    ids = {g["id"] for g in EDGES}
+    assert {"edge_relu_at_zero", "edge_abs_at_zero", "edge_relu_of_nan", "edge_div_slopes_beyond_floats"} <= ids
+    values = [x for g in EDGES for x in g["values"] + g["grads"]]
+    assert any(math.isnan(x) for x in values) and any(math.isinf(x) for x in values)
 
 
 def test_goldens_say_where_they_came_from():
