@@ -30,6 +30,15 @@ from operator import add
 import numpy as np
 
 from micronet.engine import Value, _topological_order, make_node
+from micronet.losses import (
+    Loss,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    multiclass_hinge_loss,
+    one_hot_mse_loss,
+)
 
 __all__ = ["CompileError", "CompiledModel", "compile_model"]
 
@@ -538,6 +547,203 @@ def _merge_refs(refs):
     return None
 
 
+# ----- the loss over a batch ------------------------------------------------------
+# A loss maps (logits (n, k), targets y, seed) to (per-row losses, seed * d(loss_i)/d(logits)),
+# the gradient only when seed is given. The built-in losses have vectorised
+# twins below, written in the eager graph's order of operations; any other
+# loss is traced (few distinct targets) or run per row on Values.
+
+MAX_TRACED_TARGETS = 32  # beyond this many distinct targets, a custom loss runs per row
+
+
+def _row_sums(A):
+    """Sum each row left to right (eager's `sum` over a sample's terms)."""
+    total = A[:, 0].copy()
+    for j in range(1, A.shape[1]):
+        total += A[:, j]
+    return total
+
+
+def _class_indices(y, k):
+    t = np.asarray(y)
+    if t.ndim != 1 or (t.size and not np.all(t == np.round(t))):
+        raise TypeError(f"targets must be integer class indices (one per row), got an array of shape {t.shape}")
+    t = t.astype(np.intp)
+    bad = (t < 0) | (t >= k)
+    if np.any(bad):
+        raise IndexError(f"target {t[bad][0]} is out of range for {k} classes (expected 0..{k - 1})")
+    return t
+
+
+def _regression_targets(name, y, k):
+    Y = np.asarray(y, dtype=float)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.ndim != 2 or Y.shape[1] != k:
+        given = Y.shape[1] if Y.ndim == 2 else f"an array of shape {np.shape(y)}"
+        raise ValueError(f"{name} needs as many targets as outputs, got {given} and {k}")
+    return Y
+
+
+def _cross_entropy(logits, y, seed):
+    """log(sum_j exp(x_j - m)) - (x_t - m), with m the row's largest logit."""
+    rows, t = np.arange(len(logits)), _class_indices(y, logits.shape[1])
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    total = _row_sums(e)
+    losses = np.log(total) - z[rows, t]
+    if seed is None:
+        return losses, None
+    d = e / total[:, None]  # softmax - one_hot
+    d[rows, t] -= 1.0
+    return losses, d * seed
+
+
+def _multiclass_hinge(logits, y, seed, margin=1.0):
+    """(1/K) sum_{k != t} relu(margin - x_t + x_k)."""
+    rows, t = np.arange(len(logits)), _class_indices(y, logits.shape[1])
+    m = (margin - logits[rows, t])[:, None] + logits
+    terms = np.where(m <= 0.0, 0.0, m)  # relu, NaN passing through
+    terms[rows, t] = 0.0
+    scale = 1.0 / logits.shape[1]
+    losses = _row_sums(terms) * scale
+    if seed is None:
+        return losses, None
+    active = (m > 0.0) | np.isnan(m)  # relu's slope: 1 unless m <= 0
+    active[rows, t] = False
+    d = active * (scale * seed)
+    d[rows, t] = -_row_sums(d)
+    return losses, d
+
+
+def _mean_squared(logits, Y, seed):
+    D = logits - Y
+    scale = 1.0 / D.shape[1]
+    losses = _row_sums(D * D) * scale
+    return losses, None if seed is None else 2.0 * (D * (scale * seed))
+
+
+def _one_hot_mse(logits, y, seed):
+    Y = np.zeros_like(logits)
+    Y[np.arange(len(logits)), _class_indices(y, logits.shape[1])] = 1.0
+    return _mean_squared(logits, Y, seed)
+
+
+def _mse(logits, y, seed):
+    return _mean_squared(logits, _regression_targets("mse_loss", y, logits.shape[1]), seed)
+
+
+def _l1(logits, y, seed):
+    D = logits - _regression_targets("l1_loss", y, logits.shape[1])
+    scale = 1.0 / D.shape[1]
+    losses = _row_sums(np.abs(D)) * scale
+    if seed is None:
+        return losses, None
+    sign = (D > 0.0).astype(float) - (D < 0.0)  # 0 at 0 (and NaN), as eager's abs
+    return losses, sign * (scale * seed)
+
+
+def _huber(logits, y, seed, delta=1.0):
+    D = logits - _regression_targets("huber_loss", y, logits.shape[1])
+    Z = np.abs(D)
+    quadratic = Z < delta
+    scale = 1.0 / D.shape[1]
+    losses = _row_sums(np.where(quadratic, D * D * 0.5, (Z - 0.5 * delta) * delta)) * scale
+    if seed is None:
+        return losses, None
+    u = scale * seed
+    sign = (D > 0.0).astype(float) - (D < 0.0)
+    return losses, np.where(quadratic, D * u, sign * (delta * u))
+
+
+KERNELS = {  # (task, name) of a registered loss -> its vectorised twin
+    ("classification", "cross_entropy"): _cross_entropy,
+    ("classification", "hinge"): _multiclass_hinge,
+    ("classification", "mse"): _one_hot_mse,
+    ("regression", "mse"): _mse,
+    ("regression", "l1"): _l1,
+    ("regression", "huber"): _huber,
+}
+BUILTIN_FUNCTIONS = {  # the same losses passed as plain functions
+    cross_entropy: ("classification", "cross_entropy"),
+    multiclass_hinge_loss: ("classification", "hinge"),
+    one_hot_mse_loss: ("classification", "mse"),
+    mse_loss: ("regression", "mse"),
+    l1_loss: ("regression", "l1"),
+    huber_loss: ("regression", "huber"),
+}
+
+
+def _batch_loss(loss, n_outputs):
+    """The batch form of a per-sample loss: a vectorised kernel, or a custom loss's fallback."""
+    if isinstance(loss, Loss) and (loss.task, loss.name) in KERNELS:
+        return functools.partial(KERNELS[loss.task, loss.name], **loss.options)
+    if not isinstance(loss, Loss) and loss in BUILTIN_FUNCTIONS:
+        return KERNELS[BUILTIN_FUNCTIONS[loss]]
+    return _CustomLoss(loss, n_outputs)
+
+
+class _CustomLoss:
+    """Any other loss: traced once per distinct target (merged into one program
+    where the traces differ only in a picked logit or a constant), or built on
+    Values row by row when the targets are many or have several columns."""
+
+    def __init__(self, loss, n_outputs):
+        self.loss = loss
+        self.n_outputs = n_outputs
+        self.programs = {}  # target -> traced loss program
+        self.merged = None  # (one program for every known target, their values)
+
+    def __call__(self, logits, y, seed):
+        targets = np.unique(y).tolist() if np.ndim(y) == 1 else []
+        if not targets or len(targets) > MAX_TRACED_TARGETS or len(self.programs) > MAX_TRACED_TARGETS:
+            return self._row_by_row(logits, y, seed)
+        for t in targets:
+            self._program(t)
+        if self.merged is None:
+            known = sorted(self.programs)
+            self.merged = (_merge([self.programs[t] for t in known]), np.array(known))
+        merged, known = self.merged
+        keep = seed is not None
+        kept = []
+        if merged is not None:
+            losses = merged.forward(logits, np.zeros(0), keep, np.searchsorted(known, y))[:, 0]
+            kept.append((slice(None), merged))
+        else:  # shapes differ between targets: one program per target
+            losses = np.empty(len(y))
+            for target in targets:
+                rows = np.flatnonzero(y == target)
+                program = self.programs[target]
+                losses[rows] = program.forward(logits[rows], np.zeros(0), keep)[:, 0]
+                kept.append((rows, program))
+        if not keep:
+            return losses, None
+        d_logits = np.zeros_like(logits)
+        for rows, program in kept:
+            d_logits[rows] = program.backward(np.full((len(d_logits[rows]), 1), seed), np.zeros(0))
+        return losses, d_logits
+
+    def _program(self, target):
+        """The loss for one target value, traced with the logits as its inputs."""
+        if target not in self.programs:
+            rows = np.random.default_rng(1).standard_normal((3, self.n_outputs)).tolist()
+            self.programs[target] = _Program(lambda logits: [self.loss(logits, target)], self.n_outputs, [], rows)
+            self.merged = None  # a new target: merge again
+        return self.programs[target]
+
+    def _row_by_row(self, logits, y, seed):
+        """The loss on Values for each row: any loss and any targets, at eager speed."""
+        losses = np.empty(len(logits))
+        d_logits = None if seed is None else np.empty_like(logits)
+        for i, (row, target) in enumerate(zip(logits.tolist(), np.asarray(y).tolist())):
+            values = [Value(x) for x in row]
+            loss = self.loss(values, target)
+            losses[i] = loss.data
+            if seed is not None:
+                (loss * seed).backward()  # the loss node gets seed, as in eager's mean
+                d_logits[i] = [v.grad for v in values]
+        return losses, d_logits
+
+
 # ----- the public object ----------------------------------------------------------
 
 
@@ -572,27 +778,7 @@ class CompiledModel:
             raise CompileError("tracing needs at least two example rows to detect data-dependent graphs")
         self.program = _Program(model, n_inputs, self.params, rows)
         self.n_outputs = len(self.program.outputs)
-        self._loss_programs = {}  # target -> traced loss program
-        self._merged = None  # (one program for every known target, their values)
-
-    def _loss_program(self, target):
-        """The loss for one target value, traced with the logits as its inputs."""
-        program = self._loss_programs.get(target)
-        if program is None:
-            rows = np.random.default_rng(1).standard_normal((3, self.n_outputs)).tolist()
-            program = _Program(lambda logits: [self.loss(logits, target)], self.n_outputs, [], rows)
-            self._loss_programs[target] = program
-            self._merged = None  # a new target: merge again
-        return program
-
-    def _merged_loss(self, targets):
-        """(merged program, its targets) covering `targets`, or (None, None) if they cannot merge."""
-        for t in targets:
-            self._loss_program(t)
-        if self._merged is None:
-            known = sorted(self._loss_programs)
-            self._merged = (_merge([self._loss_programs[t] for t in known]), np.array(known))
-        return self._merged
+        self._loss = None if loss is None else _batch_loss(loss, self.n_outputs)
 
     def _param_data(self):
         return np.array([p.data for p in self.params])
@@ -605,30 +791,12 @@ class CompiledModel:
         parts = [self.program.forward(X[i : i + CHUNK], p, keep=False) for i in range(0, len(X), CHUNK)]
         return np.vstack(parts) if parts else np.zeros((0, self.n_outputs))
 
-    def _losses(self, logits, y, keep):
-        """Per-row losses; with keep, the (rows, program, choice) to backpropagate later."""
-        targets = np.unique(y).tolist()
-        merged, known = self._merged_loss(targets)
-        if merged is not None:
-            choice = np.searchsorted(known, y)
-            losses = merged.forward(logits, np.zeros(0), keep, choice)[:, 0]
-            if keep:
-                self._kept = [(slice(None), merged)]
-            return losses
-        losses = np.empty(len(y))
-        for target in targets:  # shapes differ between targets: one program per target
-            rows = np.flatnonzero(y == target)
-            program = self._loss_program(target)
-            losses[rows] = program.forward(logits[rows], np.zeros(0), keep)[:, 0]
-            if keep:
-                self._kept.append((rows, program))
-        return losses
-
     @_quietly
     def evaluate(self, X, y):
         """(per-sample losses, logits) for rows X with integer targets y."""
         logits = self.logits(X)
-        return self._losses(logits, np.asarray(y), keep=False), logits
+        losses, _ = self._loss(logits, np.asarray(y), None)
+        return losses, logits
 
     @_quietly
     def loss_and_grad(self, X, y):
@@ -637,14 +805,8 @@ class CompiledModel:
         y = np.asarray(y)
         p = self._param_data()
         logits = self.program.forward(X, p, keep=True)
-        self._kept = []
-        losses = self._losses(logits, y, keep=True)
-        n = len(y)
-        seed = 1.0 / n  # d(mean)/d(loss_i), as eager's sum(...) * (1 / n) passes it down
-        d_logits = np.zeros_like(logits)
-        for rows, program in self._kept:
-            d_logits[rows] = program.backward(np.full((len(d_logits[rows]), 1), seed), np.zeros(0))
-        self._kept = []
+        seed = 1.0 / len(y)  # d(mean)/d(loss_i), as eager's sum(...) * (1 / n) passes it down
+        losses, d_logits = self._loss(logits, y, seed)
         pgrad = np.zeros(len(self.params))
         self.program.backward(d_logits, pgrad)
         for param, g in zip(self.params, pgrad.tolist()):

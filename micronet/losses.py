@@ -1,10 +1,18 @@
-"""Losses on lists of Values: softmax family, hinge and squared error.
+"""Losses on lists of Values: softmax family, hinge, and regression errors.
 
-Every classification loss takes `(logits, target)` with `target` an integer
-class index, so the trainer can pick any of them from `LOSSES` by name.
+Every loss is per sample: `loss(outputs, target) -> Value`. A classification
+target is an integer class index; a regression target is a float (one
+output) or a sequence of k floats (k outputs). `get_loss(name, task,
+**options)` picks one from the registries by name and binds its options, so
+the trainer, the estimators and the compiled executor agree on what a name
+means.
 """
 
-from micronet.engine import log_softmax_at
+import inspect
+import math
+import numbers
+
+from micronet.engine import Value, log_softmax_at
 
 __all__ = [
     "softmax",
@@ -13,9 +21,19 @@ __all__ = [
     "hinge_loss",
     "multiclass_hinge_loss",
     "mse_loss",
+    "l1_loss",
+    "huber_loss",
     "one_hot_mse_loss",
+    "Loss",
+    "get_loss",
+    "CLASSIFICATION_LOSSES",
+    "REGRESSION_LOSSES",
     "LOSSES",
+    "TASKS",
 ]
+
+
+# ----- classification ----------------------------------------------------------
 
 
 def log_softmax(logits):
@@ -49,19 +67,6 @@ def multiclass_hinge_loss(logits, target, margin=1.0):
     return sum(terms) * (1.0 / len(logits))
 
 
-def mse_loss(outputs, targets):
-    """(1/n) * sum_i (o_i - t_i)^2, the mean squared error (PyTorch's default reduction)."""
-    if len(outputs) != len(targets):
-        raise ValueError(f"mse_loss needs as many targets as outputs, got {len(targets)} and {len(outputs)}")
-    if not outputs:
-        raise ValueError("mse_loss needs at least one output")
-    squares = []
-    for o, t in zip(outputs, targets):
-        diff = o - t
-        squares.append(diff * diff)
-    return sum(squares) * (1.0 / len(outputs))
-
-
 def one_hot_mse_loss(logits, target):
     """Mean squared error between the logits and the one-hot vector of class t."""
     _check_target(target, len(logits))
@@ -75,26 +80,131 @@ def _check_target(target, n_classes):
         raise IndexError(f"target {target} is out of range for {n_classes} classes (expected 0..{n_classes - 1})")
 
 
-# Classification losses by config name: loss(logits, target) -> Value.
-LOSSES = {
+# ----- regression: the mean over the k outputs of one sample ----------------------
+# As PyTorch's functional losses with reduction="mean" on a sample's k outputs.
+
+
+def mse_loss(outputs, targets):
+    """(1/k) * sum_i (o_i - t_i)^2, the mean squared error."""
+    diffs = _differences("mse_loss", outputs, targets)
+    return sum(d * d for d in diffs) * (1.0 / len(diffs))
+
+
+def l1_loss(outputs, targets):
+    """(1/k) * sum_i |o_i - t_i|, the mean absolute error (slope 0 where o_i == t_i, as PyTorch)."""
+    diffs = _differences("l1_loss", outputs, targets)
+    return sum(abs(d) for d in diffs) * (1.0 / len(diffs))
+
+
+def huber_loss(outputs, targets, delta=1.0):
+    """(1/k) * sum_i h(o_i - t_i): h(d) = d^2/2 for |d| < delta, else delta * (|d| - delta/2).
+
+    PyTorch's huber_loss: quadratic near 0, linear (slope +-delta) in the
+    tails, so outliers pull with a bounded force. At |d| == delta both pieces
+    have value delta^2/2 and slope d, so the choice there does not matter.
+    """
+    delta = _check_delta(delta)
+    diffs = _differences("huber_loss", outputs, targets)
+    terms = [d * d * 0.5 if abs(d.data) < delta else (abs(d) - 0.5 * delta) * delta for d in diffs]
+    return sum(terms) * (1.0 / len(diffs))
+
+
+def _differences(name, outputs, targets):
+    """o_i - t_i for each output, with the target given as a number (one output) or k numbers."""
+    outputs = list(outputs)
+    if not outputs:
+        raise ValueError(f"{name} needs at least one output")
+    if isinstance(targets, Value) or _is_real(targets):
+        targets = [targets]
+    elif isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
+        raise TypeError(f"{name} targets must be a number or a sequence of numbers, got {type(targets).__name__}: {targets!r}")
+    if len(targets) != len(outputs):
+        raise ValueError(f"{name} needs as many targets as outputs, got {len(targets)} and {len(outputs)}")
+    for t in targets:
+        if not (isinstance(t, Value) or _is_real(t)):
+            raise TypeError(f"{name} targets must be real numbers, got {type(t).__name__}: {t!r}")
+    return [o - t for o, t in zip(outputs, targets)]
+
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _check_delta(delta):
+    if not _is_real(delta) or not 0.0 < delta < math.inf:
+        raise ValueError(f"huber delta must be a finite number > 0, got {delta!r}")
+    return float(delta)
+
+
+# ----- registries -------------------------------------------------------------------
+
+# Classification losses by config name: loss(logits, class_index) -> Value.
+CLASSIFICATION_LOSSES = {
     "cross_entropy": cross_entropy,
     "hinge": multiclass_hinge_loss,
     "mse": one_hot_mse_loss,
 }
+# Regression losses by config name: loss(outputs, float or k floats) -> Value.
+REGRESSION_LOSSES = {
+    "mse": mse_loss,
+    "l1": l1_loss,
+    "huber": huber_loss,
+}
+LOSSES = CLASSIFICATION_LOSSES  # the name before regression existed
+TASKS = {"classification": CLASSIFICATION_LOSSES, "regression": REGRESSION_LOSSES}
 
 
-# Regression losses by config name: loss(outputs, target) -> Value, target a number or one per output.
-REGRESSION_LOSSES = {"mse": lambda outputs, target: mse_loss(outputs, _targets(target))}
-CLASSIFICATION_LOSSES = LOSSES
+class Loss:
+    """A registered loss with its options bound: `loss(outputs, target) -> Value`.
+
+    A small class rather than a closure so that it pickles (sweeps send it to
+    worker processes) and so the compiled executor can read `name`, `task`
+    and `options` and run its vectorised twin instead of tracing the graph.
+    """
+
+    def __init__(self, name: str, task: str, function, options: dict):
+        self.name = name
+        self.task = task
+        self.function = function
+        self.options = dict(options)
+
+    def __call__(self, outputs, target):
+        return self.function(outputs, target, **self.options)
+
+    def __eq__(self, other):
+        return isinstance(other, Loss) and (self.name, self.task, self.options) == (other.name, other.task, other.options)
+
+    def __hash__(self):
+        return hash((self.name, self.task, tuple(sorted(self.options.items()))))
+
+    def __repr__(self):
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"get_loss({self.name!r}, task={self.task!r}{options})"
 
 
-def _targets(target):
-    return list(target) if isinstance(target, (list, tuple)) else [target]
+def get_loss(name: str, task: str = "classification", **options) -> Loss:
+    """The per-sample loss `name` of `task` with `options` bound (e.g. huber's delta).
 
-
-def get_loss(name, task="classification", **options):
-    """The per-sample loss `name` for `task`."""
-    table = CLASSIFICATION_LOSSES if task == "classification" else REGRESSION_LOSSES
-    if name not in table:
-        raise ValueError(f"loss must be one of {', '.join(table)} for {task}, got {name!r}")
-    return table[name]
+    Unknown tasks, names and options raise ValueError listing the choices;
+    a name that exists only for the other task says so.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    registry = TASKS[task]
+    if name not in registry:
+        other = [t for t, losses in TASKS.items() if t != task and name in losses]
+        hint = f" ({name!r} is a {other[0]} loss)" if other else ""
+        raise ValueError(f"{task} loss must be one of {', '.join(registry)}, got {name!r}{hint}")
+    function = registry[name]
+    accepted = list(inspect.signature(function).parameters)[2:]  # after (outputs, target)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"takes {', '.join(accepted)}" if accepted else "takes no options"
+        raise ValueError(f"{task} loss {name!r} {takes}; got {', '.join(unknown)}")
+    if "delta" in options:
+        options["delta"] = _check_delta(options["delta"])
+    if "margin" in options:
+        if not _is_real(options["margin"]) or not math.isfinite(options["margin"]):
+            raise ValueError(f"hinge margin must be a finite number, got {options['margin']!r}")
+        options["margin"] = float(options["margin"])
+    return Loss(name, task, function, options)

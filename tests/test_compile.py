@@ -7,9 +7,17 @@ from hypothesis import strategies as st
 
 from micronet.compile import CompileError, compile_model
 from micronet.engine import Value, dot
-from micronet.losses import LOSSES, cross_entropy
+from micronet.losses import LOSSES, cross_entropy, get_loss, huber_loss, l1_loss, mse_loss
 from micronet.nn import MLP, Layer, Module, Neuron
 from micronet.loop import EagerExecutor
+
+
+def assert_close(got, expected, rel=1e-12):
+    """Entry by entry within rel of the largest |expected| (relative to the array's scale)."""
+    got, expected = np.asarray(got, float), np.asarray(expected, float)
+    assert got.shape == expected.shape
+    scale = np.abs(expected).max(initial=0.0)
+    np.testing.assert_allclose(got, expected, rtol=rel, atol=rel * scale)
 
 
 def grads_after(executor, model, X, y):
@@ -29,22 +37,21 @@ def grads_after(executor, model, X, y):
     seed=st.integers(0, 10_000),
 )
 def test_random_mlps_give_eager_numbers(hidden, n_in, n_out, activation, loss, batch, seed):
-    """Per-sample values bit for bit; a batch of one's gradients bit for bit; a batch's to 1e-12."""
+    """Outputs, per-sample losses, the mean loss and its gradients agree with eager to 1e-12 relative."""
     rng = np.random.default_rng(seed)
     model = MLP(n_in, [*hidden, n_out], activation=activation, seed=seed)
     X = rng.standard_normal((batch, n_in)) * 2
     y = rng.integers(0, n_out, batch)
     eager = EagerExecutor(model, LOSSES[loss])
     compiled = compile_model(model, n_in, LOSSES[loss])
-    eager_eval, compiled_eval = eager.evaluate(X, y), compiled.evaluate(X, y)
-    assert np.array_equal(eager_eval[0], compiled_eval[0]) and np.array_equal(eager_eval[1], compiled_eval[1])
-
-    one = grads_after(eager, model, X[:1], y[:1]), grads_after(compiled, model, X[:1], y[:1])
-    assert one[0] == one[1]
-    eager_loss, eager_grads = grads_after(eager, model, X, y)
-    compiled_loss, compiled_grads = grads_after(compiled, model, X, y)
-    assert compiled_loss == eager_loss  # the per-sample losses are exact, and summed in eager's order
-    assert compiled_grads == pytest.approx(eager_grads, rel=1e-12, abs=1e-300)
+    (eager_losses, eager_logits), (compiled_losses, compiled_logits) = eager.evaluate(X, y), compiled.evaluate(X, y)
+    assert_close(compiled_logits, eager_logits)
+    assert_close(compiled_losses, eager_losses)
+    for rows in (slice(0, 1), slice(None)):
+        eager_loss, eager_grads = grads_after(eager, model, X[rows], y[rows])
+        compiled_loss, compiled_grads = grads_after(compiled, model, X[rows], y[rows])
+        assert compiled_loss == pytest.approx(eager_loss, rel=1e-12, abs=1e-300)
+        assert_close(compiled_grads, eager_grads)
 
 
 def test_gradients_accumulate_like_eager_backward():
@@ -171,3 +178,85 @@ def test_nan_passes_through_relu_in_both_backends():
     for executor in (EagerExecutor(model, cross_entropy), compiled):
         loss, grads = grads_after(executor, model, X, y)
         assert np.isnan(loss) and np.isnan(grads).any()  # the trainer's finiteness check sees it
+
+
+# ----- losses over a batch ---------------------------------------------------------------
+
+REGRESSION = [
+    get_loss("mse", "regression"),
+    get_loss("l1", "regression"),
+    get_loss("huber", "regression"),
+    get_loss("huber", "regression", delta=0.3),
+    mse_loss, l1_loss, huber_loss,  # the plain functions are recognised too
+]
+
+
+def agree_with_eager(model, n_in, loss, X, y):
+    eager, compiled = EagerExecutor(model, loss), compile_model(model, n_in, loss)
+    (eager_losses, eager_logits), (compiled_losses, compiled_logits) = eager.evaluate(X, y), compiled.evaluate(X, y)
+    assert_close(compiled_logits, eager_logits)
+    assert_close(compiled_losses, eager_losses)
+    eager_loss, eager_grads = grads_after(eager, model, X, y)
+    compiled_loss, compiled_grads = grads_after(compiled, model, X, y)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-12)
+    assert_close(compiled_grads, eager_grads)
+    return compiled
+
+
+@pytest.mark.parametrize("loss", REGRESSION, ids=repr)
+@pytest.mark.parametrize("k, y_shape", [(1, (7,)), (1, (7, 1)), (3, (7, 3))])
+def test_regression_losses_take_float_targets_of_shape_n_or_n_k(loss, k, y_shape):
+    rng = np.random.default_rng(k)
+    X, y = rng.standard_normal((7, 3)), rng.standard_normal(y_shape) * 2
+    compiled = agree_with_eager(MLP(3, [5, k], activation="tanh", seed=1), 3, loss, X, y)
+    assert not isinstance(compiled._loss, type(compiled)) and callable(compiled._loss)
+
+
+def test_regression_kernels_at_the_kinks_give_pytorchs_slopes():
+    """Outputs are exactly 0 (zero weights), so d = -y hits huber's +-delta and l1's 0 exactly."""
+    model = MLP(1, [2], activation="linear", seed=0)
+    for p in model.parameters():
+        p.data = 0.0
+    X = np.zeros((4, 1))
+    y = np.array([[0.5, -0.5], [0.0, 2.0], [-2.0, 0.25], [1.0, -1.0]])
+    for loss in (get_loss("huber", "regression", delta=0.5), get_loss("huber", "regression", delta=2.0),
+                 get_loss("l1", "regression"), get_loss("huber", "regression")):
+        agree_with_eager(model, 1, loss, X, y)
+
+
+@pytest.mark.parametrize("loss", [get_loss("cross_entropy"), get_loss("hinge"), get_loss("hinge", margin=0.5), get_loss("mse")], ids=repr)
+def test_classification_losses_by_name_run_as_kernels(loss):
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((9, 4)), rng.integers(0, 3, 9)
+    agree_with_eager(MLP(4, [6, 3], seed=2), 4, loss, X, y)
+
+
+def test_a_custom_loss_on_continuous_targets_runs_row_by_row():
+    def log_cosh(outputs, target):  # a loss the executor does not know
+        d = outputs[0] - target
+        return ((d.exp() + (-d).exp()) * 0.5).log()
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((50, 2)), rng.standard_normal(50)  # 50 distinct targets: no tracing
+    agree_with_eager(MLP(2, [4, 1], seed=0), 2, log_cosh, X, y)
+
+
+def test_a_custom_classification_loss_is_traced_once_per_target():
+    def hinge(outputs, target):
+        return (1 + -target * outputs[0]).relu()
+
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((12, 2)), rng.choice([-1, 1], 12)
+    compiled = agree_with_eager(MLP(2, [4, 1], seed=0), 2, hinge, X, y)
+    assert sorted(compiled._loss.programs) == [-1, 1]
+
+
+def test_batch_targets_are_checked_like_eager():
+    model = MLP(2, [3, 2], seed=0)
+    X = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="mse_loss needs as many targets as outputs, got 3 and 2"):
+        compile_model(model, 2, get_loss("mse", "regression")).evaluate(X, np.zeros((2, 3)))
+    with pytest.raises(IndexError, match="target 2 is out of range for 2 classes"):
+        compile_model(model, 2, cross_entropy).evaluate(X, np.array([0, 2]))
+    with pytest.raises(TypeError, match="targets must be integer class indices"):
+        compile_model(model, 2, cross_entropy).evaluate(X, np.array([0.5, 1.0]))
