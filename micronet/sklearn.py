@@ -331,7 +331,9 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
     """A neural-net regressor trained by micronet, with scikit-learn's estimator API.
 
     The parameters are `MicronetClassifier`'s, with regression losses
-    (`loss` None: mse; l1, huber) and `standardize_target` (default True):
+    (`loss` None: mse; l1, huber), Adam at lr 0.01 by default (a squared
+    error's gradients grow with the inputs, and Adam's steps do not), and
+    `standardize_target` (default True):
     the targets are scaled with the training statistics while training and
     predictions come back in the original units, since an SGD step on raw
     targets of size 100 is a different problem from one of size 1.
@@ -341,7 +343,7 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
 
     _task = "regression"
 
-    def __init__(self, hidden=(16, 16), activation="relu", loss=None, optimizer="sgd", lr=0.1, momentum=0.9,
+    def __init__(self, hidden=(16, 16), activation="relu", loss=None, optimizer="adam", lr=0.01, momentum=0.9,
                  weight_decay=0.0, epochs=100, batch_size=32, shuffle=True, backend="compiled",
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, module=None,
                  standardize_target=True, random_state=None):
@@ -349,6 +351,11 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
                          shuffle, backend, early_stopping, validation_fraction, n_iter_no_change, tol, module,
                          random_state)
         self.standardize_target = standardize_target
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # a 2-d y trains one output per column
+        return tags
 
     def fit(self, X, y):
         """Train from scratch for up to `epochs` epochs; returns self."""

@@ -577,7 +577,7 @@ def test_the_task_follows_the_loss_and_the_dataset(mapping, task, loss):
 @pytest.mark.parametrize(
     "mapping, message",
     [
-        ({"loss": "mse"}, r"dataset 'moons' is a classification dataset, but the task is regression"),
+        ({"loss": "mse", "dataset": "moons"}, r"dataset 'moons' is a classification dataset, but the task is regression"),
         ({"task": "regression", "dataset": "moons"}, r"dataset 'moons' is a classification dataset, but the task is regression \(its datasets: regression, friedman1, sine, diabetes, csv\)"),
         ({"task": "classification", "dataset": "sine"}, "dataset 'sine' is a regression dataset, but the task is classification"),
         ({"task": "classification", "loss": "huber"}, r"loss 'huber' is for regression, but the task is classification \(its losses: cross_entropy, hinge, mse\)"),
