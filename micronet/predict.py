@@ -272,6 +272,12 @@ def load(path: str | os.PathLike, *, module: Module | None = None) -> Predictor:
     else:
         raise ValueError(f"{path} does not exist; expected a run directory or a model.json")
     checkpoint = load_checkpoint(model_path) if module is None else _load_into(module, model_path)
+    task = getattr(config, "task", checkpoint.task)
+    if task != checkpoint.task:  # a trainer that did not record the task (nor the target's scaling)
+        raise ValueError(
+            f"{model_path} says task {checkpoint.task!r} but the run's config.yaml says {task!r}: the checkpoint "
+            "was written without the task and target scaling, so its predictions would be wrong"
+        )
     return Predictor.from_checkpoint(checkpoint, config)
 
 

@@ -367,3 +367,56 @@ def test_predictor_can_be_built_from_a_model_in_memory():
     X = np.array([[3.0, -1.0]])
     index = micronet.predict(predictor.model, (X - 1.0) / 2.0)
     assert predictor.predict(X).tolist() == [[10, 20, 30][index[0]]]
+
+
+# ----- regression runs ------------------------------------------------------------------------
+
+SINE = {"dataset": {"name": "sine", "n_samples": 60}, "model": {"hidden": [8]}, "training": {"epochs": 3}}
+
+
+@pytest.fixture(scope="module")
+def sine_run(tmp_path_factory):
+    """A regression run whose model.json records the task and target scaling, as the trainer's checkpoint should."""
+    from micronet.checkpoint import load_checkpoint
+    from micronet.data import prepare_data
+
+    run_dir = tmp_path_factory.mktemp("sine") / "run"
+    run_dir.mkdir()
+    config = parse_config(SINE, name="sine")
+    run(config, run_dir)
+    data = prepare_data(config.dataset, config.seed, config.task)  # the run's own split and scaling
+    model = load_checkpoint(run_dir / "model.json").model
+    target = {f"target_{k}": v for k, v in data.target_scaler.to_dict().items()}
+    save(model, run_dir / "model.json", task="regression", **data.scaler.to_dict(), **target)
+    return run_dir, data
+
+
+def test_a_regression_run_predicts_in_the_targets_units(sine_run):
+    run_dir, data = sine_run
+    predictor = load(run_dir)
+    assert predictor.task == "regression" and predictor.config.task == "regression"
+    raw = data.scaler.inverse_transform(data.X_test)  # the test split's features as the user has them
+    expected = data.target_scaler.inverse_transform(eager_outputs(predictor.model, data.X_test))
+    np.testing.assert_allclose(predictor.predict(raw), np.asarray(expected)[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_cli_writes_a_regression_runs_predictions(sine_run, tmp_path, capsys):
+    run_dir, _ = sine_run
+    (tmp_path / "x.csv").write_text("x\n0.5\n-1.0\n")
+    code, out, _ = run_main([run_dir, tmp_path / "x.csv"], capsys)
+    assert code == 0
+    header, *rows = rows_of(out)
+    assert header == ["prediction"]
+    assert [float(r[0]) for r in rows] == load(run_dir).predict([[0.5], [-1.0]]).tolist()
+
+
+def test_a_checkpoint_that_contradicts_its_runs_task_is_refused(sine_run, tmp_path):
+    import shutil
+
+    run_dir, _ = sine_run
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    model = micronet.checkpoint.load_checkpoint(copy / "model.json").model
+    save(model, copy / "model.json")  # what a trainer that does not record the task writes
+    with pytest.raises(ValueError, match=r"says task 'classification' but the run's config.yaml says 'regression'"):
+        load(copy)
