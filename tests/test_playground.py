@@ -443,10 +443,11 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("setup", [
     SMALL,
-    {**SMALL, "dataset": {"name": "blobs", "n_samples": 150, "cluster_std": 1.5, "test_size": 0.3},
-     "model": {"hidden": [5, 4], "activation": "relu"}, "optimizer": {"name": "adam", "lr": 0.01},
-     "loss": "hinge", "training": {"batch_size": "full"}},
-    {**SMALL, "dataset": {"name": "sine", "n_samples": 80, "noise": 0.1, "test_size": 0.25}, "loss": "mse"},
+    pytest.param({**SMALL, "dataset": {"name": "blobs", "n_samples": 150, "cluster_std": 1.5, "test_size": 0.3},
+                  "model": {"hidden": [5, 4], "activation": "relu"}, "optimizer": {"name": "adam", "lr": 0.01},
+                  "loss": "hinge", "training": {"batch_size": "full"}}, id="blobs-adam-hinge-full", marks=pytest.mark.slow),
+    pytest.param({**SMALL, "dataset": {"name": "sine", "n_samples": 80, "noise": 0.1, "test_size": 0.25}, "loss": "mse"},
+                 id="sine-regression", marks=pytest.mark.slow),
 ])
 def test_the_exported_config_reproduces_the_session_exactly(client, tmp_path, setup):
     sid = new_session(client, setup)

@@ -246,18 +246,18 @@ def create_app(
         session = session_of(request)
         session.touch()
         try:
-            text = session.trainer.export_yaml()
+            text, dataset, epoch = await session.between_epochs(
+                lambda t: (t.export_yaml(), t.config.dataset.name, t.epoch))
         except SetupError as e:
             raise _Refused(409, str(e)) from None
-        name = f"playground-{session.trainer.config.dataset.name}-epoch{session.trainer.epoch}.yaml"
+        name = f"playground-{dataset}-epoch{epoch}.yaml"
         return Response(text, media_type="application/yaml",
                         headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
     async def model(request):
         session = session_of(request)
         session.touch()
-        trainer = session.trainer
-        return _ok({"epoch": trainer.epoch, "parameters": trainer.state_dict()})
+        return _ok(await session.between_epochs(lambda t: {"epoch": t.epoch, "parameters": t.state_dict()}))
 
     async def live(ws: WebSocket):
         sid = ws.path_params["sid"]
@@ -315,7 +315,7 @@ async def _stream(ws: WebSocket, session: Session) -> None:
     backlog. A frame carries the history rows the page has not seen, and
     the scene (points, extent, layer sizes) when the setup changed.
     """
-    sent_key, sent_version, sent_rows = None, None, 0
+    sent_key, sent_rows = None, 0
     drawn = True
     receiving = asyncio.ensure_future(ws.receive_text())
     try:
@@ -325,18 +325,9 @@ async def _stream(ws: WebSocket, session: Session) -> None:
                 await ws.send_text(json.dumps({"type": "closed", "note": session.note}))
                 await ws.close()
                 return
-            trainer = session.trainer
-            key = (session.version, trainer.epoch, session.status, session.note)
-            if drawn and key != sent_key:
-                new_scene = session.version != sent_version
-                first = 0 if new_scene else sent_rows
-                rows = trainer.history[first:]
-                message = {"type": "frame", **session.summary(), "rows_from": first, "rows": rows}
-                if new_scene:
-                    message["scene"] = await asyncio.to_thread(trainer.scene)
-                message.update(await asyncio.to_thread(trainer.frame))
-                await ws.send_text(json.dumps(message))
-                sent_key, sent_version, sent_rows = key, key[0], first + len(rows)
+            if drawn and session.key() != sent_key:
+                text, sent_key, sent_rows = await session.render(None if sent_key is None else sent_key[0], sent_rows)
+                await ws.send_text(text)
                 drawn = False
             waiting = asyncio.ensure_future(changed.wait())
             done, _ = await asyncio.wait({receiving, waiting}, return_when=asyncio.FIRST_COMPLETED)

@@ -170,11 +170,11 @@ def config_setup(config: RunConfig) -> dict:
 
 
 def _bytes(a: np.ndarray) -> str:
-    """Values in [-1, 1] (or [0, 1]) as one byte each, base64: compact frames the page decodes cheaply."""
+    """Numbers in 0..255 as one byte each, base64: compact frames that the page decodes cheaply."""
     return base64.b64encode(np.clip(np.rint(a), 0, 255).astype(np.uint8).tobytes()).decode("ascii")
 
 
-def _signed_bytes(a: np.ndarray) -> tuple[str, float]:
+def _signed_bytes(a: np.ndarray) -> tuple[str, list[float]]:
     """Each row scaled by its largest magnitude to [-1, 1], as bytes with 128 for zero; and the scales."""
     scale = np.max(np.abs(a), axis=-1, keepdims=True)
     safe = np.where(scale > 0, scale, 1.0)

@@ -15,7 +15,7 @@
   // What the tests (and the curious) can read: window.playground.
   const ui = window.playground = {
     session: null, options: null, setup: null, version: -1, epoch: 0, status: "connecting",
-    history: [], scene: null, frame: null, framesDrawn: 0,
+    history: [], scene: null, frame: null, framesDrawn: 0, drawMilliseconds: 0,
   };
   let socket = null;
   let drawPending = false;
@@ -358,11 +358,13 @@
     drawPending = false;
     const frame = ui.frame;
     if (!frame || !ui.scene) return;
+    const started = performance.now();
     drawOutput(frame);
     drawNetwork(frame);
     drawCurves();
     showStatus();
     ui.framesDrawn += 1;
+    ui.drawMilliseconds += performance.now() - started;
     if (unanswered && socket && socket.readyState === WebSocket.OPEN) {
       unanswered = false;
       socket.send("drawn");
@@ -571,6 +573,11 @@
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "right";
     ctx.fillText("— train   - - test   loss", width - 8, 14);
+    ctx.textAlign = "left";
+    ctx.fillText(top.toPrecision(2), pad + 2, 14);
+    ctx.fillText("0", pad + 2, height - pad - 4);
+    ctx.textAlign = "right";
+    ctx.fillText(`epoch ${rows[rows.length - 1].epoch}`, width - 8, height - pad - 4);
   }
 
   // Little previews of the datasets for the picker (drawn here, for looks only).
