@@ -359,16 +359,18 @@
     const frame = ui.frame;
     if (!frame || !ui.scene) return;
     const started = performance.now();
+    // Ask for the next frame before drawing this one: the server renders it while we draw.
+    // (In a hidden tab requestAnimationFrame stops, and so do the frames.)
+    if (unanswered && socket && socket.readyState === WebSocket.OPEN) {
+      unanswered = false;
+      socket.send("drawn");
+    }
     drawOutput(frame);
     drawNetwork(frame);
     drawCurves();
     showStatus();
     ui.framesDrawn += 1;
     ui.drawMilliseconds += performance.now() - started;
-    if (unanswered && socket && socket.readyState === WebSocket.OPEN) {
-      unanswered = false;
-      socket.send("drawn");
-    }
   }
 
   const scratch = document.createElement("canvas");
