@@ -13,6 +13,7 @@ plots, more than everything else together.
 """
 
 import os
+import sys
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -54,12 +55,27 @@ def class_colors(n_classes: int) -> list:
     return [to_rgb(cmap(i % cmap.N)) for i in range(n_classes)]
 
 
-def _new_axes(width, height, left=0.8, right=0.25, bottom=0.6, top=0.45):
-    """A Figure of width x height inches with one Axes inside margins given in inches."""
-    fig = Figure(figsize=(width, height), dpi=DPI)
+def _new_figure(figsize, standalone=False, **options) -> Figure:
+    """A Figure for a plot called without `ax=`.
+
+    In Jupyter, or once the caller uses pyplot, it is a pyplot figure, so a
+    notebook shows it like any other. Otherwise, and always for the files of
+    a run directory (`standalone`), it is a headless Figure that touches no
+    global state, so plots can be drawn from several threads at once.
+    """
+    if not standalone and ("ipykernel" in sys.modules or "matplotlib.pyplot" in sys.modules):
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=figsize, dpi=DPI, **options)
+    fig = Figure(figsize=figsize, dpi=DPI, **options)
     FigureCanvasAgg(fig)  # headless, and gives a renderer to measure text with
-    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
-    return ax
+    return fig
+
+
+def _new_axes(width, height, left=0.8, right=0.25, bottom=0.6, top=0.45, standalone=False):
+    """One Axes inside margins given in inches, on a new width x height inch figure."""
+    fig = _new_figure((width, height), standalone)
+    return fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
 
 
 def _array(name, values, ndim=None):
@@ -305,11 +321,8 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
         labels = np.unique(np.concatenate([y_true, y_pred]))
     matrix = count(y_true, y_pred, labels=labels, normalize=normalize)
     n = len(matrix)
-    if ax is None:  # constrained layout here (off the moons path): it fits long class names and the colorbar
-        size = max(4.0, 0.5 * n + 2)
-        fig = Figure(figsize=(size + 1, size), dpi=DPI, layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+    if ax is None:
+        ax = _confusion_axes(n)
     shown = list(display_labels) if display_labels is not None else [str(v) for v in np.asarray(labels).tolist()]
     display = ConfusionMatrixDisplay(matrix, display_labels=shown)
     display.plot(ax=ax, cmap="Blues", colorbar=True, xticks_rotation=45 if n > 5 else "horizontal")
@@ -318,6 +331,12 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
     ax.set(xlabel="predicted class", ylabel="true class",
            title=f"{title or 'Confusion matrix'} (accuracy {accuracy:.3f})")
     return ax
+
+
+def _confusion_axes(n_classes, standalone=False):
+    """Constrained layout here (off the moons path): it fits long class names and the colorbar."""
+    size = max(4.0, 0.5 * n_classes + 2)
+    return _new_figure((size + 1, size), standalone, layout="constrained").add_subplot()
 
 
 # ----- regression -------------------------------------------------------------------------
@@ -460,12 +479,24 @@ def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path
                            resolution=200, standardized=False) -> Path:
     """decision_boundary.png: `decision_boundary` for a probability function, with both splits."""
     ax = decision_boundary(predict_proba, X_train, y_train, X_test=X_test, y_test=y_test, class_names=class_names,
-                           resolution=resolution, standardized=standardized)
+                           resolution=resolution, standardized=standardized, ax=_new_axes(7.5, 5.0, standalone=True))
     return save_figure(ax, path)
 
 
 def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None) -> Path:
     """confusion_matrix.png: counts on the test split for classes 0..n_classes-1."""
     names = None if class_names is None else [str(n) for n in class_names]
-    ax = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)), display_labels=names)
+    ax = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)), display_labels=names,
+                          ax=_confusion_axes(n_classes, standalone=True))
+    return save_figure(ax, path)
+
+
+def plot_predictions(y_true, y_pred, path) -> Path:
+    """predictions.png: `predicted_vs_true` on the test split."""
+    return save_figure(predicted_vs_true(y_true, y_pred, _new_axes(5.0, 5.0, standalone=True), title="Test split"), path)
+
+
+def plot_fit(predict, X, y, path, true_function=None) -> Path:
+    """fit.png: `regression_fit` of a 1-input model over its training data."""
+    ax = regression_fit(predict, X, y, _new_axes(6.0, 4.5, standalone=True), true_function, title="Training split")
     return save_figure(ax, path)

@@ -174,14 +174,12 @@ class RunWriter:
         y_test = original_targets(data.y_test)
         predicted = original_targets(executor.logits(data.X_test)[:, 0] if data.n_outputs == 1
                                      else executor.logits(data.X_test))
-        plot.save_figure(plot.predicted_vs_true(y_test, predicted, title="Test split"), self.dir / "predictions.png")
+        plot.plot_predictions(y_test, predicted, self.dir / "predictions.png")
         if data.feature_count == 1 and data.n_outputs == 1:
             X_train = data.X_train if scaler is None else scaler.inverse_transform(data.X_train)
             truth = _truth(self.config.dataset.name)
-            ax = plot.regression_fit(predict, X_train, original_targets(data.y_train),
-                                     true_function=None if truth is None else lambda x: truth(x[:, None]),
-                                     title="Training split")
-            plot.save_figure(ax, self.dir / "fit.png")
+            plot.plot_fit(predict, X_train, original_targets(data.y_train), self.dir / "fit.png",
+                          true_function=None if truth is None else lambda x: truth(x[:, None]))
 
 
 def _truth(dataset_name):
