@@ -141,7 +141,8 @@ def test_micronet_predict_is_callable_although_it_is_also_a_submodule():
 
 
 def test_import_micronet_stays_light():
-    code = "import sys, micronet; print(sorted(m for m in ('sklearn', 'matplotlib', 'micronet.predict') if m in sys.modules))"
+    heavy = ("sklearn", "matplotlib", "micronet.predict")
+    code = f"import sys, micronet; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -223,7 +224,8 @@ def csv_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("csv")
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=40), rng.normal(size=40)
-    lines = ["b,kind,a"] + [f"{bi!r},{'up' if ai + bi > 0 else 'down'},{ai!r}" for ai, bi in zip(a.tolist(), b.tolist())]
+    pairs = zip(a.tolist(), b.tolist())
+    lines = ["b,kind,a"] + [f"{bi!r},{'up' if ai + bi > 0 else 'down'},{ai!r}" for ai, bi in pairs]
     (root / "train.csv").write_text("\n".join(lines) + "\n")
     config = parse_config({"dataset": {"name": "csv", "path": str(root / "train.csv"), "target": "kind"},
                            "model": {"hidden": [3]}, "training": {"epochs": 2, "batch_size": 8}}, name="csvrun")
