@@ -142,7 +142,7 @@ class TrainingRecorder:
         self.on_epoch(epoch, logs, self.predict)
 
     def snapshot(self, epoch: int, predict: Callable | None = None) -> None:
-        """Take a snapshot now (the loop calls this for the last epoch when training stops early)."""
+        """Take a snapshot now: epoch 0 before training, or any epoch the plan did not include."""
         if self.kind == "curves":
             self.snapshots[epoch] = None
             return
@@ -164,10 +164,18 @@ class TrainingRecorder:
         picks = np.linspace(0, len(taken) - 1, self.max_frames).round().astype(int)  # keeps the first and the last
         return [taken[i] for i in picks]
 
-    def render(self, path: str | os.PathLike, *, fps: int | None = None) -> Path:
-        """Write the animation as a GIF to `path`, atomically; return the path."""
+    def render(self, path: str | os.PathLike, *, predict: Callable | None = None, fps: int | None = None) -> Path:
+        """Write the animation as a GIF to `path`, atomically; return the path.
+
+        The last recorded epoch is always the last frame: if training stopped
+        before the plan's final epoch, it is snapshotted now, through
+        `predict` (a curves recorder needs none).
+        """
         from matplotlib.animation import FuncAnimation
 
+        last = max(self.rows, default=None)
+        if last is not None and last not in self.snapshots and (predict is not None or self.kind == "curves"):
+            self.snapshot(last, predict)
         epochs = self.frame_epochs()
         if not epochs:
             raise ValueError("no snapshot was taken: call on_epoch during training before render")
@@ -343,14 +351,19 @@ def _writer_class():
 
 
 def _quiet_canvas(fig):
-    """An Agg canvas whose draw_idle does nothing: the animation calls it after every frame, the writer draws."""
+    """Give `fig` an Agg canvas whose draw_idle does nothing: the animation calls it every frame, the writer draws."""
+    return _quiet_canvas_class()(fig)
+
+
+@functools.cache
+def _quiet_canvas_class():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     class QuietCanvas(FigureCanvasAgg):
         def draw_idle(self, *args, **kwargs):
             pass
 
-    return QuietCanvas(fig)
+    return QuietCanvas
 
 
 def _caption(epoch, row, key, name):

@@ -247,3 +247,16 @@ def test_matplotlib_is_not_imported_until_a_picture_is_made():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
     assert animate.__all__ == ["MAX_FRAMES", "snapshot_epochs", "frame_rate", "TrainingRecorder", "recorder_for"]
+
+
+def test_training_that_stops_early_still_ends_on_its_last_epoch(tmp_path):
+    X, y = corners()
+    rec = TrainingRecorder.boundary(X, y, 1000)  # planned: 9, 17, 25, ...
+    for epoch in range(1, 21):  # early stopping ends it at epoch 20
+        rec.on_epoch(epoch, row(epoch), one_class(0))
+    assert sorted(rec.snapshots) == [9, 17]
+    rec.render(tmp_path / "t.gif", predict=one_class(1))
+    assert rec.frame_epochs() == [9, 17, 20]
+    frames, _, _ = frames_of(tmp_path / "t.gif")
+    sure_of_1 = 1.0 - 0.75 * (1.0 - np.array(class_colors(2)[1]))
+    assert np.abs(frames[-1][144, 160] - sure_of_1).max() < 0.03  # the final model, as predict sees it now

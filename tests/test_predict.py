@@ -422,3 +422,8 @@ def test_a_checkpoint_that_contradicts_its_runs_task_is_refused(sine_run, tmp_pa
     save(model, copy / "model.json")  # what a trainer that does not record the task writes
     with pytest.raises(ValueError, match=r"says task 'classification' but the run's config.yaml says 'regression'"):
         load(copy)
+
+
+def test_a_data_dependent_model_is_caught_even_when_the_first_rows_agree():
+    X = np.array([[1.0, 3.0], [2.0, 3.0], [3.0, 3.0], [-1.0, 3.0]])  # the first three rows take the same branch
+    assert model_outputs(Branchy(), X).tolist() == [[2.0, 3.0], [4.0, 3.0], [6.0, 3.0], [3.0, -2.0]]
