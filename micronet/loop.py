@@ -323,6 +323,15 @@ class TrainState:
         if self.stopper is not None:
             self.stopper.restore(self.model)
 
+    def final_row(self) -> dict:
+        """The metrics row of the model as it ends: the best epoch's with restore_best, else the last one."""
+        if not self.history:
+            return {}
+        stopper = self.stopper
+        if stopper is not None and stopper.restore_best and stopper.best_epoch is not None:
+            return self.history[stopper.best_epoch - 1]
+        return self.history[-1]
+
     def to_dict(self) -> dict:
         """The resume part of a checkpoint: plain JSON data."""
         return {
