@@ -320,10 +320,9 @@ def read_features(path: str | os.PathLike, columns: list | None, n_features: int
     if columns is not None:
         missing = [c for c in columns if c not in header]
         if missing:
-            raise ValueError(
-                f"{where} lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                f"it needs {', '.join(columns)} and has {', '.join(header)}"
-            )
+            lacks = ("has none of the model's feature columns" if len(missing) == len(columns) else
+                     f"lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            raise ValueError(f"{where} {lacks}; it needs {', '.join(columns)} and has {', '.join(header)}")
         picks = [header.index(c) for c in columns]
     elif n_features is not None and len(header) != n_features:
         raise ValueError(

@@ -283,6 +283,9 @@ def test_cli_refuses_a_csv_missing_a_feature_column(csv_run, tmp_path, capsys):
     code, out, err = run_main([csv_run / "run", tmp_path / "new.csv"], capsys)
     assert code == 2 and out == ""
     assert err == f"error: {tmp_path / 'new.csv'} lacks the model's feature column b; it needs b, a and has a, c\n"
+    (tmp_path / "new.csv").write_text("x0,x1\n1.0,2.0\n")
+    code, _, err = run_main([csv_run / "run", tmp_path / "new.csv"], capsys)
+    assert code == 2 and "has none of the model's feature columns; it needs b, a and has x0, x1" in err
 
 
 @pytest.mark.parametrize(
