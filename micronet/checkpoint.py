@@ -246,7 +246,8 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         model.load_state_dict(record.pop("parameters"))
     except (KeyError, ValueError, TypeError) as e:
-        raise ValueError(f"{path} is not a valid model file: parameters do not match the architecture: {e.args[0]}") from None
+        problem = f"parameters do not match the architecture: {e.args[0]}"
+        raise ValueError(f"{path} is not a valid model file: {problem}") from None
     return Checkpoint(model=model, **record)
 
 
@@ -332,7 +333,9 @@ def _parse(data, path):
             fail(f"architecture.nouts must be a non-empty list of ints >= 1, got {nouts!r}")
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             fail(f"architecture.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        stored = sum(len(v) if isinstance(v, list) else 1 for v in params.values()) if isinstance(params, dict) else None
+        stored = None
+        if isinstance(params, dict):
+            stored = sum(len(v) if isinstance(v, list) else 1 for v in params.values())
         sizes = [nin, *nouts]
         expected = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(nouts)))
         if stored != expected:  # checked before building, so a forged size cannot exhaust memory

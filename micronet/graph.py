@@ -205,7 +205,9 @@ def repr_html(value: Value) -> str | None:
             inputs = ", ".join(ids.get(child, "…") for child in node._prev)
             cells = [ids[node], node.label, node._op or "leaf", _number(node.data), _number(node.grad), inputs]
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-        count = f"{len(nodes)} values" if complete else f"more than {TABLE_ROWS} values; the {TABLE_ROWS} nearest the output"
+        count = f"{len(nodes)} values"
+        if not complete:
+            count = f"more than {TABLE_ROWS} values; the {TABLE_ROWS} nearest the output"
         header = "".join(f"<th>{h}</th>" for h in ("value", "label", "op", "data", "grad", "inputs"))
         return (
             f'<table class="micronet-value"><caption>Value graph: {count} (oldest first; install Graphviz to '

@@ -99,7 +99,9 @@ def _executor(model, X):
         cached = None
     if cached is not None and cached[0] == key:
         return cached[1]
-    examples = X[:3] if len(X) >= 2 else None  # real rows, so a model with log() traces on its own domain
+    # Traced on a few real rows and a few random ones: the more rows, the likelier a graph that depends
+    # on the data (which only eager can run) shows itself; a trace that fails at all means eager too.
+    examples = np.vstack([X[:3], np.random.default_rng(0).standard_normal((3, X.shape[1]))])
     try:
         executor = compile_model(model, X.shape[1], examples=examples)
     except (CompileError, ValueError, TypeError, ArithmeticError, IndexError):
@@ -318,10 +320,9 @@ def read_features(path: str | os.PathLike, columns: list | None, n_features: int
     if columns is not None:
         missing = [c for c in columns if c not in header]
         if missing:
-            raise ValueError(
-                f"{where} lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                f"it needs {', '.join(columns)} and has {', '.join(header)}"
-            )
+            lacks = ("has none of the model's feature columns" if len(missing) == len(columns) else
+                     f"lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            raise ValueError(f"{where} {lacks}; it needs {', '.join(columns)} and has {', '.join(header)}")
         picks = [header.index(c) for c in columns]
     elif n_features is not None and len(header) != n_features:
         raise ValueError(
@@ -390,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m micronet.predict",
         description="Predict with a trained run: one output row per input row of a CSV file.",
-        epilog="The CSV needs a header row; see the module docstring for how its columns are matched.",
+        epilog="The CSV needs a header row. When the run's feature names are known (a run trained on a CSV file), "
+        "those columns are read by name, in any order, and other columns (the label, an id) are ignored; "
+        "otherwise the file must have exactly as many numeric columns as the model has inputs, under any "
+        "names (x0, x1, ...). Output: one row per input row, the prediction and, for classification, "
+        "proba_<label> for each class.",
     )
     parser.add_argument("run", metavar="RUN_DIR", help="a run directory (or a model.json)")
     parser.add_argument("data", metavar="DATA_CSV", help="the features to predict from, with a header row")

@@ -330,24 +330,27 @@ def test_the_legend_sits_outside_the_axes_and_inside_the_figure(tmp_path):
     assert legend.x1 <= fig.bbox.x1  # and not cut off
 
 
+LINEAR = MLP(2, [2], seed=0)
+
+
 @pytest.mark.parametrize(
-    "call, error, message",
+    "model, kwargs, error, message",
     [
-        (lambda X, y: plot.decision_boundary(object(), X, y), TypeError, r"model must be a micronet Module, an object with predict_proba"),
-        (lambda X, y: plot.decision_boundary(MLP(2, [2], seed=0), X[:, :1], y), ValueError, r"X must be \(n, 2\)"),
-        (lambda X, y: plot.decision_boundary(MLP(2, [2], seed=0), X, y + 5), ValueError, r"y must hold class indices 0..1, got values from 5 to 6"),
-        (lambda X, y: plot.decision_boundary(MLP(2, [2], seed=0), X, y, X_test=X), ValueError, r"X_test and y_test go together"),
-        (lambda X, y: plot.decision_boundary(MLP(2, [2], seed=0), X, y, resolution=1), ValueError, r"resolution must be an int >= 2, got 1"),
-        (lambda X, y: plot.decision_boundary(lambda G: G[:, 0], X, y), ValueError, r"must give \(n, k >= 2\) class probabilities"),
-        (lambda X, y: plot.decision_boundary(Predictor(MLP(2, [2], seed=0), classes=["a", "b"]), X, y), ValueError,
-         r"y has labels the model does not know: \[0, 1\]"),
+        (object(), {}, TypeError, r"model must be a micronet Module, an object with predict_proba"),
+        (LINEAR, {"X": np.zeros((40, 1))}, ValueError, r"X must be \(n, 2\)"),
+        (LINEAR, {"y": np.arange(40) % 2 + 5}, ValueError, r"y must hold class indices 0..1, got values from 5 to 6"),
+        (LINEAR, {"X_test": np.zeros((3, 2))}, ValueError, r"X_test and y_test go together"),
+        (LINEAR, {"resolution": 1}, ValueError, r"resolution must be an int >= 2, got 1"),
+        (lambda G: G[:, 0], {}, ValueError, r"must give \(n, k >= 2\) class probabilities"),
+        (Predictor(LINEAR, classes=["a", "b"]), {}, ValueError, r"y has labels the model does not know: \[0, 1\]"),
     ],
     ids=["model", "X-width", "y-range", "test-half", "resolution", "probabilities", "labels"],
 )
-def test_decision_boundary_refuses_bad_arguments_by_name(call, error, message):
+def test_decision_boundary_refuses_bad_arguments_by_name(model, kwargs, error, message):
     X, y = moons_like()
+    arguments = {"X": X, "y": y, **kwargs}
     with pytest.raises(error, match=message):
-        call(X, y)
+        plot.decision_boundary(model, arguments.pop("X"), arguments.pop("y"), **arguments)
 
 
 # ----- history -------------------------------------------------------------------------------

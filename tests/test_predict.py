@@ -141,7 +141,8 @@ def test_micronet_predict_is_callable_although_it_is_also_a_submodule():
 
 
 def test_import_micronet_stays_light():
-    code = "import sys, micronet; print(sorted(m for m in ('sklearn', 'matplotlib', 'micronet.predict') if m in sys.modules))"
+    heavy = ("sklearn", "matplotlib", "micronet.predict")
+    code = f"import sys, micronet; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -223,7 +224,8 @@ def csv_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("csv")
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=40), rng.normal(size=40)
-    lines = ["b,kind,a"] + [f"{bi!r},{'up' if ai + bi > 0 else 'down'},{ai!r}" for ai, bi in zip(a.tolist(), b.tolist())]
+    pairs = zip(a.tolist(), b.tolist())
+    lines = ["b,kind,a"] + [f"{bi!r},{'up' if ai + bi > 0 else 'down'},{ai!r}" for ai, bi in pairs]
     (root / "train.csv").write_text("\n".join(lines) + "\n")
     config = parse_config({"dataset": {"name": "csv", "path": str(root / "train.csv"), "target": "kind"},
                            "model": {"hidden": [3]}, "training": {"epochs": 2, "batch_size": 8}}, name="csvrun")
@@ -281,6 +283,9 @@ def test_cli_refuses_a_csv_missing_a_feature_column(csv_run, tmp_path, capsys):
     code, out, err = run_main([csv_run / "run", tmp_path / "new.csv"], capsys)
     assert code == 2 and out == ""
     assert err == f"error: {tmp_path / 'new.csv'} lacks the model's feature column b; it needs b, a and has a, c\n"
+    (tmp_path / "new.csv").write_text("x0,x1\n1.0,2.0\n")
+    code, _, err = run_main([csv_run / "run", tmp_path / "new.csv"], capsys)
+    assert code == 2 and "has none of the model's feature columns; it needs b, a and has x0, x1" in err
 
 
 @pytest.mark.parametrize(
@@ -420,3 +425,8 @@ def test_a_checkpoint_that_contradicts_its_runs_task_is_refused(sine_run, tmp_pa
     save(model, copy / "model.json")  # what a trainer that does not record the task writes
     with pytest.raises(ValueError, match=r"says task 'classification' but the run's config.yaml says 'regression'"):
         load(copy)
+
+
+def test_a_data_dependent_model_is_caught_even_when_the_first_rows_agree():
+    X = np.array([[1.0, 3.0], [2.0, 3.0], [3.0, 3.0], [-1.0, 3.0]])  # the first three rows take the same branch
+    assert model_outputs(Branchy(), X).tolist() == [[2.0, 3.0], [4.0, 3.0], [6.0, 3.0], [3.0, -2.0]]
