@@ -247,13 +247,28 @@ def test_decision_boundary_draws_on_the_given_axes_and_returns_it():
     assert fig.axes == [ax]
 
 
-def test_decision_boundary_without_axes_makes_a_figure_outside_pyplot():
+def test_without_axes_a_script_gets_a_headless_figure_and_pyplot_users_a_pyplot_one(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from micronet import MLP, plot; import numpy as np\n"
+        "X = np.random.default_rng(0).normal(size=(20, 2)); y = (X[:, 0] > 0).astype(int)\n"
+        "ax = plot.decision_boundary(MLP(2, [4, 2], seed=0), X, y, resolution=20)\n"
+        "print('matplotlib.pyplot' in sys.modules, ax.figure.canvas.manager is None)\n"
+        "import matplotlib.pyplot as plt\n"
+        "ax = plot.decision_boundary(MLP(2, [4, 2], seed=0), X, y, resolution=20)\n"
+        "print(plt.gcf() is ax.figure)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "True", "True"], out.stderr
+    # The run directory's files never go through pyplot, even in a process that uses it.
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
     X, y = moons_like()
-    ax = plot.decision_boundary(MLP(2, [4, 2], seed=0), X, y, resolution=20)
-    assert isinstance(ax.figure, plot.Figure) and plt.get_fignums() == before
+    plot.plot_decision_boundary(lambda G: np.full((len(G), 2), 0.5), X, y, X, y, tmp_path / "boundary.png")
+    assert plt.get_fignums() == before
 
 
 def shown(ax):
