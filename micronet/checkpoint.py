@@ -9,11 +9,10 @@ old one, so a crash mid-write leaves the previous checkpoint intact.
 
 import json
 import math
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from micronet import files
 from micronet.nn import ACTIVATIONS, MLP
 
 __all__ = [
@@ -43,37 +42,13 @@ class Checkpoint:
 
 
 def write_json_atomic(path, data):
-    """Write `data` as JSON to `path` so readers see the old file or the new one, never half.
-
-    Non-finite floats are written as null: JSON has no NaN, and a file that
-    says NaN is not JSON other tools can read.
-    """
-    write_text_atomic(path, json.dumps(_finite_or_null(data), indent=1, allow_nan=False) + "\n")
+    """Write `data` as strict JSON to `path` atomically (micronet.files.write_json_atomic)."""
+    files.write_json_atomic(path, data)
 
 
 def write_text_atomic(path, text):
-    """Replace `path` with `text`: a temporary file in the same directory, flushed, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x") as f:  # "x": a fresh file with the usual permissions
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _finite_or_null(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_null(v) for v in obj]
-    return obj
+    """Replace `path` with `text` atomically (micronet.files.write_text_atomic)."""
+    files.write_text_atomic(path, text)
 
 
 def save_model(model, path, *, classes=None, mean=None, scale=None, training=None):
@@ -84,23 +59,28 @@ def save_model(model, path, *, classes=None, mean=None, scale=None, training=Non
             "for other modules save model.state_dict() and rebuild the module yourself"
         )
     n_out = len(model.layers[-1].neurons)
-    write_json_atomic(
-        path,
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "architecture": {
-                "type": "MLP",
-                "nin": len(model.layers[0].neurons[0].w),
-                "nouts": [len(layer.neurons) for layer in model.layers],
-                "activation": model.activation,
-            },
-            "parameters": model.state_dict(),
-            "classes": list(range(n_out)) if classes is None else list(classes),
-            "preprocessing": None if mean is None else {"mean": list(mean), "scale": list(scale)},
-            "training": training,
+    data = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": {
+            "type": "MLP",
+            "nin": len(model.layers[0].neurons[0].w),
+            "nouts": [len(layer.neurons) for layer in model.layers],
+            "activation": model.activation,
         },
-    )
+        "parameters": model.state_dict(),
+        "classes": list(range(n_out)) if classes is None else list(classes),
+        "preprocessing": None if mean is None else {"mean": list(mean), "scale": list(scale)},
+        "training": training,
+    }
+    # Checked as load_model will check it before it replaces the previous file:
+    # a checkpoint that would not load back is never written.
+    text = files.json_text(data)
+    try:
+        _checkpoint_from_dict(json.loads(text, parse_constant=_reject_constant), path)
+    except ValueError as e:
+        raise ValueError(f"not writing a checkpoint that would not load back: {e}") from None
+    files.write_text_atomic(path, text)
 
 
 def load_model(path):
@@ -112,9 +92,9 @@ def load_checkpoint(path):
     """Everything in model.json, checked field by field."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ValueError(f"{path} is a directory, not a model file") from None
+        raw = files.read_regular_bytes(path)  # a FIFO or /dev/zero is refused before reading
+    except ValueError as e:
+        raise ValueError(f"{path} is not a valid model file: {e}") from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

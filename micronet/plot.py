@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from micronet.files import write_figure
+
 __all__ = ["plot_history", "plot_decision_boundary", "plot_confusion_matrix", "class_colors"]
 
 
@@ -37,7 +39,7 @@ def plot_history(history, path):
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)  # atomically, never through a symlink
 
 
 def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path, class_names=None, resolution=200):
@@ -78,7 +80,7 @@ def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path
                 ax.scatter(*X[y == k].T, color=colors[k], marker=marker, edgecolor="black", s=size, label=f"{names[k]} ({split})")
     ax.set(xlabel="feature 0", ylabel="feature 1", title="Decision boundary")
     ax.legend(fontsize="small", loc="best", ncol=2 if n_classes > 3 else 1)
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)  # atomically, never through a symlink
 
 
 def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None):
@@ -99,4 +101,4 @@ def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None):
     ax.set_yticks(range(n_classes), names)
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set(xlabel="predicted class", ylabel="true class", title=f"Confusion matrix (test accuracy {accuracy:.3f})")
-    fig.savefig(path, dpi=100)
+    write_figure(fig, path, dpi=100)  # atomically, never through a symlink

@@ -30,12 +30,12 @@ import pytest
 import yaml
 
 from micronet.checkpoint import load_checkpoint, load_model, save_model
-from micronet.config import parse_config
+from micronet.config import config_to_dict, parse_config
 from micronet.data import PreparedData, prepare_data
 from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.loop import Diverged, EagerExecutor, Plan, config_loss, make_executor, new_state, run_epochs
-from micronet.rundir import RunWriter
+from micronet.rundir import LOCK_NAME, RunWriter
 from micronet.train import main, run
 
 PACKAGE = Path(__file__).resolve().parent.parent / "micronet"
@@ -118,12 +118,19 @@ def strict_json(path):
 
 
 def temporary_files(directory):
-    return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith(".") or p.name.endswith(".tmp"))
+    """Hidden or .tmp files, except the run directory's lock file (which stays, and is not temporary)."""
+    return sorted(
+        p.name for p in Path(directory).iterdir()
+        if (p.name.startswith(".") or p.name.endswith(".tmp")) and p.name != LOCK_NAME
+    )
 
 
 def snapshot(directory):
-    """Every file's bytes and modification time, to prove nothing was touched."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(directory).iterdir()) if p.is_file()}
+    """Every file's bytes and modification time, to prove nothing was touched (the lock file aside)."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(Path(directory).iterdir()) if p.is_file() and p.name != LOCK_NAME
+    }
 
 
 def one_error_line(stderr):
@@ -149,7 +156,8 @@ def restore_signal_handlers():
 @pytest.fixture
 def no_plots(monkeypatch):
     """Skip the PNGs (a few tenths of a second per run); no guarantee here concerns them."""
-    monkeypatch.setattr(RunWriter, "plots", lambda self, state, executor: None)
+    monkeypatch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
+    monkeypatch.setattr(RunWriter, "plot_names", lambda self: [])
 
 
 # ----- interrupts: real signals to the real CLI ------------------------------------
@@ -266,10 +274,10 @@ def _interrupt(*args, **kwargs):
 
 
 CRASHES = {
-    "serialising": ("micronet.checkpoint.json.dumps", _fail, OSError),
-    "flushing-to-disk": ("micronet.checkpoint.os.fsync", _fail, OSError),
-    "ctrl-c-while-flushing": ("micronet.checkpoint.os.fsync", _interrupt, KeyboardInterrupt),
-    "renaming-over-the-old-file": ("micronet.checkpoint.os.replace", _fail, OSError),
+    "serialising": ("micronet.files.json.dumps", _fail, OSError),
+    "flushing-to-disk": ("micronet.files.os.fsync", _fail, OSError),
+    "ctrl-c-while-flushing": ("micronet.files.os.fsync", _interrupt, KeyboardInterrupt),
+    "renaming-over-the-old-file": ("micronet.files.os.replace", _fail, OSError),
 }
 
 
@@ -288,17 +296,20 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monke
     assert load_checkpoint(path).training == {"epoch": 1}
 
 
-def crash_on_checkpoint(monkeypatch, number):
-    """Make the `number`-th replacement of model.json fail, as a crash there would."""
+def crash_on_checkpoint(monkeypatch, epoch):
+    """Make writing the checkpoint of `epoch` fail, as a crash there would.
+
+    A run writes model.json once before its first epoch (epoch 0), then after each.
+    """
     replace = os.replace
-    calls = itertools.count(1)
+    calls = itertools.count(0)
 
     def failing_replace(src, dst):
-        if Path(dst).name == "model.json" and next(calls) == number:
+        if Path(dst).name == "model.json" and next(calls) == epoch:
             raise OSError("simulated crash while writing model.json")
         return replace(src, dst)
 
-    monkeypatch.setattr("micronet.checkpoint.os.replace", failing_replace)
+    monkeypatch.setattr("micronet.files.os.replace", failing_replace)
 
 
 def test_a_crash_while_checkpointing_epoch_3_keeps_the_checkpoint_of_epoch_2(tmp_path, monkeypatch, no_plots):
@@ -350,6 +361,7 @@ def test_the_checkpoint_holds_everything_resume_needs(tmp_path, no_plots, optimi
     stopped_run(config, tmp_path / "run", epochs=2)
     saved = strict_json(tmp_path / "run" / "model.json")
     training, parameters = live[1]
+    assert saved["training"].pop("fingerprint")["config"] == json.loads(json.dumps(config_to_dict(config)))
     assert saved["training"] == training and saved["parameters"] == parameters
 
     n_parameters = len(state.model.parameters())
@@ -713,7 +725,7 @@ def real_checkpoint(tmp_path_factory):
     """The model.json of a real 2-epoch run (with preprocessing and training state)."""
     run_dir = tmp_path_factory.mktemp("real") / "run"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(RunWriter, "plots", lambda self, state, executor: None)
+        patch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
         stopped_run(config_with(training={**TINY["training"], "epochs": 2}), run_dir)
     return (run_dir / "model.json").read_text()
 

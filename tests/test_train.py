@@ -151,7 +151,7 @@ def test_run_exits_0_with_one_final_line_naming_the_run_directory(moons):
 
 def test_run_directory_holds_exactly_the_documented_files(moons):
     names = {p.name for p in moons.dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
     assert is_png(moons.dir / "loss.png")
     assert is_png(moons.dir / "decision_boundary.png")
 
@@ -249,7 +249,7 @@ def test_eager_and_compiled_backends_give_the_same_metrics(moons, runs):
 def test_more_than_two_features_draw_a_confusion_matrix_instead(runs):
     run_dir = succeeded(runs["iris"]).dir
     names = {p.name for p in run_dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
     assert is_png(run_dir / "confusion_matrix.png")
     summary = strict_json(run_dir / "summary.json")
     assert summary["status"] == "completed" and summary["epochs"] == 2
