@@ -114,7 +114,7 @@ def _check(n_samples: int, n_features: int, n_outputs: int, hidden: list[int]) -
         raise ConfigError(
             f"this run needs about {_size(needed)} of memory ({n_samples:,} samples of {n_features:,} features, "
             f"{parameters:,} parameters), over {MEMORY_FRACTION:.0%} of the {_size(available)} available; "
-            "use a smaller dataset.n_samples or model"
+            "use fewer samples or features, or a smaller model"
         )
 
 

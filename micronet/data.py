@@ -288,9 +288,10 @@ def _refuse_continuous_labels(target, labels):
 # ----- csv --------------------------------------------------------------------
 
 
-_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-_NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE)
-_INTEGER = re.compile(r"[-+]?\d+")
+# ASCII only: `\d` alone also matches other scripts' digits ("١٢", "１２"), which float() reads as 12.
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)
+_NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+_INTEGER = re.compile(r"[-+]?\d+", re.ASCII)
 
 
 def _number(text):

@@ -54,20 +54,6 @@ def _temporary(path: Path) -> tuple[Path, int]:
     return tmp, os.open(tmp, _NEW_FILE, 0o666)  # 0o666 less the umask: the usual permissions
 
 
-def _sync_directory(directory: Path) -> None:
-    """Make a rename durable (POSIX asks for the directory to be synced too); best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Replace `path` with `data`: a fresh temporary file beside it, synced, then renamed over it."""
     path = Path(path)
@@ -81,7 +67,6 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:  # including Ctrl-C: never leave the temporary behind
         tmp.unlink(missing_ok=True)
         raise
-    _sync_directory(path.parent)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -139,7 +124,6 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _sync_directory(path.parent)
 
 
 def append_text(path: str | os.PathLike, text: str) -> None:

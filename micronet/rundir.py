@@ -206,9 +206,10 @@ def fingerprint(config) -> dict:
 
 
 def _sha256(path):
-    digest = hashlib.sha256()
-    digest.update(files.read_regular_bytes(path))
-    return digest.hexdigest()
+    try:
+        return hashlib.sha256(files.read_regular_bytes(path)).hexdigest()
+    except OSError as e:
+        raise ValueError(f"cannot read the data file {path}: {e.strerror}") from None
 
 
 def _flat(tree, prefix=""):
@@ -251,6 +252,7 @@ class RunWriter:
         self.data = data
         self.columns = RunWriter.columns(config, data)
         self.last_good = None
+        self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
         self.fingerprint = fingerprint(config)
         if not resumed:
             files.write_text_atomic(self.dir / "config.yaml", _yaml(config_to_dict(config)))
@@ -284,6 +286,7 @@ class RunWriter:
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
             training={**state.to_dict(), "fingerprint": self.fingerprint},
         )
+        self.saved_epoch = state.epoch
 
     def summary(self, state, status, error=None):
         """summary.json: the status and the scores of the model as saved.

@@ -115,16 +115,16 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     data = load_run_data(config) if data is None else data
     state = new_state(config, data) if state is None else state
     writer = RunWriter(run_dir, config, data, resumed=resumed)
-    if resumed:
-        writer.restart_metrics(state.history)
-    else:
-        writer.save_checkpoint(state)  # from the start, model.json records the run (see _load_resume)
     executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count, warn or _note)
     if isinstance(executor, EagerExecutor):
         executor.should_stop = should_stop
     bar = ProgressBar(config.training.epochs, state.epoch, notebook=False) if progress else None
     error = None
     try:
+        if resumed:
+            writer.restart_metrics(state.history)
+        else:
+            writer.save_checkpoint(state)  # from the start, model.json records the run (see _load_resume)
         status = run_epochs(
             Plan.from_config(config), data, state, executor,
             on_epoch=writer.on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
@@ -138,6 +138,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
             raise
         status = "interrupted"  # the eager executor gave up a batch part-way
     except Exception as e:
+        kept = writer.saved_epoch or 0  # the epochs whose checkpoint is on disk; later ones are lost
+        state.epoch, state.history = kept, state.history[:kept]
         try:
             writer.summary(state, "failed", _one_line(f"{type(e).__name__}: {e}"))
         except Exception:  # noqa: BLE001 - e.g. the disk that just filled up; the caller still hears of `e`
