@@ -25,7 +25,7 @@ import numpy as np
 
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
-from micronet.config import config_to_dict
+from micronet.config import _show, config_to_dict
 
 __all__ = [
     "LOCK_NAME",
@@ -154,11 +154,11 @@ def lock_run_dir(run_dir, create=True, record=True) -> RunLock:
         raise
     lock = RunLock(run_dir, fd)
     if record:
-        lock_record(lock)
+        _record(lock)
     return lock
 
 
-def lock_record(lock: RunLock) -> None:
+def _record(lock: RunLock) -> None:
     """Write this process's PID into the lock file, for anyone refused the lock to name."""
     os.ftruncate(lock.fd, 0)
     os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)
@@ -181,7 +181,7 @@ def start_run_dir(name, out=None) -> tuple[Path, RunLock]:
     if not _only_lock(path):  # someone finished a whole run here between our check and our lock
         lock.release()
         raise UsageError(f"--out {str(out)!r} is not empty; choose a new directory (runs are never overwritten)")
-    lock_record(lock)
+    _record(lock)
     return path, lock
 
 
@@ -233,8 +233,8 @@ def check_fingerprint(recorded, config, run_dir) -> None:
         if now.get(key, "<unset>") != then.get(key, "<unset>"):
             raise ValueError(
                 f"{config_file} does not match the checkpoint {checkpoint}: {key} is "
-                f"{now.get(key, '<unset>')!r} in config.yaml but was {then.get(key, '<unset>')!r} when training "
-                "started; put it back, or start a new run"
+                f"{_show(now.get(key, '<unset>'))} in config.yaml but was {_show(then.get(key, '<unset>'))} when "
+                "training started; put it back, or start a new run"
             )
     if config.dataset.name == "csv" and recorded.get("data_sha256") != _sha256(config.dataset.path):
         raise ValueError(

@@ -114,6 +114,7 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     """
     data = load_run_data(config) if data is None else data
     state = new_state(config, data) if state is None else state
+    on_disk = state.epoch  # the epoch of the checkpoint in run_dir until this run writes one
     writer = RunWriter(run_dir, config, data, resumed=resumed)
     executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count, warn or _note)
     if isinstance(executor, EagerExecutor):
@@ -138,7 +139,7 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
             raise
         status = "interrupted"  # the eager executor gave up a batch part-way
     except Exception as e:
-        kept = writer.saved_epoch or 0  # the epochs whose checkpoint is on disk; later ones are lost
+        kept = on_disk if writer.saved_epoch is None else writer.saved_epoch  # later epochs are lost
         state.epoch, state.history = kept, state.history[:kept]
         try:
             writer.summary(state, "failed", _one_line(f"{type(e).__name__}: {e}"))
@@ -182,7 +183,8 @@ def _divergence(error, config, data):
         why = f"its features reach {largest:.3g} unscaled{fix}"
     else:
         return str(error)
-    return f"training diverged at epoch {error.epoch} ({error.cause}); the data is the cause, not the learning rate: {why}"
+    blame = "the data is the cause, not the learning rate"
+    return f"training diverged at epoch {error.epoch} ({error.cause}); {blame}: {why}"
 
 
 def _finite_at_start(config, data):
@@ -243,8 +245,9 @@ def _train(config, state, data, run_dir, stop, resumed, progress):
         return stop.exit_status()
     if stop():
         print(
-            f"interrupted while drawing the plots; training completed ({state.epoch} epochs) and its checkpoint, "
-            f"metrics and summary are in {run_dir}\ndraw the plots with: python -m micronet.train --resume {run_dir}",
+            f"interrupted at the end of the run: training completed ({state.epoch} epochs) and its checkpoint, "
+            f"metrics and summary are in {run_dir}, but not all plots were drawn\n"
+            f"draw them with: python -m micronet.train --resume {run_dir}",
             file=sys.stderr,
         )
         return stop.exit_status()
@@ -253,7 +256,9 @@ def _train(config, state, data, run_dir, stop, resumed, progress):
 
 
 def _kept(state, run_dir):
-    return f"epochs 1-{state.epoch} and their checkpoint are kept in {run_dir}" if state.epoch else f"no epoch completed; see {run_dir}"
+    if state.epoch:
+        return f"epochs 1-{state.epoch} and their checkpoint are kept in {run_dir}"
+    return f"no epoch completed; see {run_dir}"
 
 
 def _finish_completed(config, state, data, run_dir, stop):

@@ -26,7 +26,8 @@ def one_error_line(stderr):
 
 # The examples: each ran for a minute and died with a MemoryError.
 HUGE = {
-    "one-huge-layer": (["model.hidden=[100000000]"], r"has 500,000,002 parameters, over micronet's budget of 10,000,000"),
+    "one-huge-layer": (["model.hidden=[100000000]"],
+                       r"has 500,000,002 parameters, over micronet's budget of 10,000,000"),
     "a-thousand-layers": ([f"model.hidden=[{','.join(['1000'] * 1000)}]"], r"has 1,000,004,002 parameters"),
     "a-billion-samples": (["dataset.n_samples=1000000000"], r"1,000,000,000 samples .* over 50% of the"),
     "a-million-features": (["dataset={name: blobs, n_features: 1000000}", "model.hidden=[16,16]"],

@@ -7,7 +7,6 @@ once, so the module costs a few seconds of wall time on two cores.
 """
 
 import json
-import os
 import re
 import resource
 import signal

@@ -1293,7 +1293,7 @@ def test_ctrl_c_while_drawing_the_plots_is_reported_not_swallowed(tmp_path, caps
     run_dir = tmp_path / "run"
     assert main([write_config(tmp_path, TINY), "--out", str(run_dir), "--no-progress"]) == 130
     err = capsys.readouterr().err
-    assert "interrupted while drawing the plots" in err and f"--resume {run_dir}" in err
+    assert "not all plots were drawn" in err and f"--resume {run_dir}" in err
     assert strict_json(run_dir / "summary.json")["status"] == "completed"
     assert (run_dir / "loss.png").is_file() and not (run_dir / "decision_boundary.png").exists()
     monkeypatch.undo()
@@ -1353,6 +1353,24 @@ def test_a_full_disk_mid_run_is_one_line_exit_1_keeping_the_last_checkpoint(tmp_
     assert temporary_files(run_dir) == []
     monkeypatch.undo()
     assert resume(run_dir) == 0  # and the run can be finished once there is room
+
+
+def test_a_full_disk_when_resuming_keeps_the_checkpoint_it_resumed_from(tmp_path, capsys, monkeypatch, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=2)
+    replace = os.replace
+
+    def no_room_for_metrics(src, dst):
+        if Path(dst).name == "metrics.csv":
+            raise OSError(28, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr("micronet.files.os.replace", no_room_for_metrics)
+    assert resume(run_dir) == 1
+    assert f"epochs 1-2 and their checkpoint are kept in {run_dir}" in one_error_line(capsys.readouterr().err)
+    summary = strict_json(run_dir / "summary.json")
+    assert (summary["status"], summary["epochs"]) == ("failed", 2)
+    assert load_checkpoint(run_dir / "model.json").training["epoch"] == 2
 
 
 @pytest.mark.parametrize("error", [RuntimeError("first line\n  second line\n"), MemoryError()])
@@ -1486,3 +1504,15 @@ def test_the_pyyaml_bound_is_one_that_refuses_merge_key_bombs():
     pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
     assert '"PyYAML>=6.0.4"' in pyproject
     assert tuple(int(p) for p in version("PyYAML").split(".")[:3]) >= (6, 0, 4)
+
+
+def test_every_test_docs_reliability_md_names_exists():
+    """The guarantees page cites tests by file letter and name; a renamed test must not leave it stale."""
+    letters = {"R": "test_reliability.py", "P": "test_processes.py", "W": "test_files.py", "B": "test_budget.py",
+               "F": "test_fuzz.py", "C": "test_config.py"}
+    text = (PACKAGE.parent / "docs" / "reliability.md").read_text()
+    cited = re.findall(r"`([A-Z])::(test_\w+)`", text)
+    assert len(cited) > 50
+    for letter, name in cited:
+        source = (PACKAGE.parent / "tests" / letters[letter]).read_text()
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{letter}::{name} is not in {letters[letter]}"
