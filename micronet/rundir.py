@@ -171,16 +171,24 @@ def start_run_dir(name, out=None) -> tuple[Path, RunLock]:
     and when two trainers are started on one `--out` at once, exactly one
     gets it: the other is told which process has it.
     """
-    if out is not None and Path(out).is_dir():
-        try:  # a run in progress there: name it rather than saying "not empty"
-            lock_run_dir(out, create=False, record=False).release()
-        except FileNotFoundError:
-            pass
-    path = new_run_dir(name, out) if out is None or not _only_lock(Path(out)) else Path(out)
+    if out is None:
+        path = new_run_dir(name)  # a fresh name: nobody else can be in it
+        lock = lock_run_dir(path)
+        return path, lock
+    path = Path(out)
+    if path.is_dir() and not _only_lock(path):
+        if (path / LOCK_NAME).exists():  # a run in progress there: name it rather than saying "not empty"
+            lock_run_dir(path, create=False, record=False).release()
+        new_run_dir(name, out)  # raises: not empty
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "is an existing file, not a directory" if path.exists() else f"cannot be created: {e.strerror}"
+        raise UsageError(f"--out {out!r} {what}") from None
     lock = lock_run_dir(path, record=False)
-    if not _only_lock(path):  # someone finished a whole run here between our check and our lock
+    if not _only_lock(path):  # someone ran a whole run here between our check and our lock
         lock.release()
-        raise UsageError(f"--out {str(out)!r} is not empty; choose a new directory (runs are never overwritten)")
+        raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
     _record(lock)
     return path, lock
 
