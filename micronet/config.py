@@ -808,24 +808,36 @@ def _data_path_from(mapping: Mapping, base: Path) -> Mapping:
     return mapping
 
 
+MAX_CONFIG_BYTES = 2**20  # a config is a screenful; anything over 1 MB is refused unread
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     """Read a YAML config file (or a shipped config by name), apply `key=value` overrides, and validate.
 
     Only plain YAML data is accepted: tags that would build Python objects
-    are refused before anything is constructed.
+    are refused before anything is constructed. The file must be a regular
+    file of at most MAX_CONFIG_BYTES, and the run it describes must fit
+    micronet.budget's limits.
     """
+    from micronet.budget import check_config
+    from micronet.files import read_regular_bytes
+
     p = find_config(path)
     if not p.exists():
         raise ConfigError(f"config file not found: {str(path)!r}")
     if p.is_dir():
         raise ConfigError(f"config path {str(path)!r} is a directory, not a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a FIFO, /dev/zero or a huge file is refused before it is read or parsed
+        text = read_regular_bytes(p, limit=MAX_CONFIG_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config {str(path)!r}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"config {e}") from None
     mapping = _parse_yaml(text, str(path))
     if not isinstance(mapping, Mapping):
         what = "empty" if mapping is None else f"a {type(mapping).__name__}, not a mapping"
         raise ConfigError(f"config {str(path)!r} is {what}; expected a YAML mapping such as 'dataset: {{name: moons}}'")
     mapping = _data_path_from(mapping, p.resolve().parent)
-    return parse_config(apply_overrides(mapping, overrides), name=_default_name(p))
+    config = parse_config(apply_overrides(mapping, overrides), name=_default_name(p))
+    check_config(config)  # a model or data set too big for this machine is refused now, not after minutes
+    return config

@@ -163,7 +163,7 @@ def test_run_exits_0_with_one_final_line_naming_the_run_directory(moons):
 
 def test_run_directory_holds_exactly_the_documented_files(moons):
     names = {p.name for p in moons.dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
     assert is_png(moons.dir / "loss.png")
     assert is_png(moons.dir / "decision_boundary.png")
 
@@ -261,7 +261,7 @@ def test_eager_and_compiled_backends_give_the_same_metrics(moons, runs):
 def test_more_than_two_features_draw_a_confusion_matrix_instead(runs):
     run_dir = succeeded(runs["iris"]).dir
     names = {p.name for p in run_dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
     assert is_png(run_dir / "confusion_matrix.png")
     summary = strict_json(run_dir / "summary.json")
     assert summary["status"] == "completed" and summary["epochs"] == 2
@@ -630,7 +630,7 @@ def test_a_regression_run_writes_its_metrics_plots_and_a_model_in_original_units
     run = succeeded(runs["sine"])
     assert re.match(r"train loss \S+ r2 \S+ \| test loss \S+ r2 \S+ \| ", run.stdout)
     names = {p.name for p in run.dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "predictions.png", "fit.png", "model.json"}
+    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "predictions.png", "fit.png", "model.json", ".lock"}
     lines = (run.dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "epoch,train_loss,train_mae,train_r2,test_loss,test_mae,test_r2,lr,seconds"
     summary = strict_json(run.dir / "summary.json")
