@@ -334,28 +334,29 @@ CONNECT_TIMEOUT = 10  # seconds to reach a dask scheduler, and for it to have a 
 
 @contextlib.contextmanager
 def _dask_client(cluster):
-    """A `distributed.Client` for "local:N", a scheduler address, or a Client (used as it is, left open)."""
+    """A `distributed.Client` with a worker, for "local:N", a scheduler address, or a Client (used, left open)."""
     try:
         import distributed
     except ImportError:
         raise UsageError("--cluster needs dask.distributed: pip install 'micronet-nn[cluster]'") from None
-    if isinstance(cluster, distributed.Client):
-        yield cluster
-        return
-    if not isinstance(cluster, str) or not cluster.strip():
-        raise UsageError(f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}")
     with contextlib.ExitStack() as stack:
-        address = cluster
-        if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
-            address = stack.enter_context(_local_cluster(cluster)).scheduler_address
-        try:
-            client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
-        except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
-            raise UsageError(f"no dask scheduler at {cluster!r}: {' '.join(str(e).split())}") from None
+        if isinstance(cluster, distributed.Client):
+            client = cluster
+        elif not isinstance(cluster, str) or not cluster.strip():
+            raise UsageError(f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}")
+        else:
+            address = cluster
+            if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
+                address = stack.enter_context(_local_cluster(cluster)).scheduler_address
+            try:
+                client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+            except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
+                raise UsageError(f"no dask scheduler at {cluster!r}: {' '.join(str(e).split())}") from None
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
-            raise UsageError(f"the dask scheduler at {cluster!r} has no workers (waited {CONNECT_TIMEOUT} s)") from None
+            where = client.scheduler.address
+            raise UsageError(f"the dask scheduler at {where} has no workers (waited {CONNECT_TIMEOUT} s)") from None
         yield client
 
 
@@ -537,7 +538,7 @@ def run_sweep(
     jobs: int = 1,
     backend: str | None = None,
     progress: bool = False,
-    cluster=None,
+    cluster: "str | distributed.Client | None" = None,  # noqa: F821 - distributed is optional
 ) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 

@@ -260,10 +260,18 @@ def models(sweep_dir):
     return {d.name: (d / "model.json").read_bytes() for d in sweep_dir.iterdir() if (d / "model.json").exists()}
 
 
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    """(config, models) of seed=0,1,2,3 run one after another in this process."""
+    config = tmp_path_factory.mktemp("undisturbed") / "tiny.yaml"
+    config.write_text(TINY)
+    run_sweep(config, ["seed=0,1,2,3"], out_dir=config.parent / "sweep")
+    return config, models(config.parent / "sweep")
+
+
 @pytest.mark.slow
-def test_a_point_whose_worker_process_dies_is_failed_and_the_others_complete(config, tmp_path, monkeypatch, capsys):
-    serial = tmp_path / "serial"
-    run_sweep(config, ["seed=0,1,2,3"], out_dir=serial)
+def test_a_point_whose_worker_process_dies_is_failed_and_the_others_complete(undisturbed, tmp_path, monkeypatch, capsys):
+    config, serial_models = undisturbed
     monkeypatch.setattr("micronet.sweep._run_point", point_whose_process_always_dies)
     out = tmp_path / "sweep"
     assert main([str(config), "seed=0,1,2,3", "--jobs", "2", "--out", str(out)]) == 1
@@ -278,16 +286,13 @@ def test_a_point_whose_worker_process_dies_is_failed_and_the_others_complete(con
     assert table[1]["error"] == died and table[1]["test_loss"] == ""
     assert json.loads((out / "001-seed=1" / "summary.json").read_text()) == {"status": "failed", "error": died}
     # the points that shared the pool with it (run again, alone) give the undisturbed results
-    expected = models(serial)
-    del expected["001-seed=1"]
-    assert models(out) == expected
+    assert models(out) == {name: model for name, model in serial_models.items() if name != "001-seed=1"}
     assert matplotlib.image.imread(out / "sweep.png").shape[0] > 300
 
 
 @pytest.mark.slow
-def test_a_point_killed_once_runs_again_and_completes(config, tmp_path, monkeypatch):
-    serial = tmp_path / "serial"
-    run_sweep(config, ["seed=0,1,2,3"], out_dir=serial)
+def test_a_point_killed_once_runs_again_and_completes(undisturbed, tmp_path, monkeypatch):
+    config, serial_models = undisturbed
     monkeypatch.setattr("micronet.sweep._run_point", point_killed_once_from_outside)
     marker, killed = tmp_path / "victim.pid", []
 
@@ -307,7 +312,7 @@ def test_a_point_killed_once_runs_again_and_completes(config, tmp_path, monkeypa
         killer.join()
     assert killed
     assert [r["status"] for r in rows] == ["completed"] * 4
-    assert models(tmp_path / "sweep") == models(serial)
+    assert models(tmp_path / "sweep") == serial_models
 
 
 def test_without_dask_cluster_says_what_to_install(config, tmp_path, monkeypatch, capsys):

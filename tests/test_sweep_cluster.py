@@ -240,6 +240,14 @@ def test_a_scheduler_that_does_not_answer_is_one_error_line(config, tmp_path, mo
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_scheduler_without_workers_is_one_error_line(config, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", 2)
+    with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as empty:
+        with pytest.raises(UsageError, match=r"^the dask scheduler at tcp://127.0.0.1:\d+ has no workers \(waited 2 s\)$"):
+            run_sweep(config, ITEMS, out_dir=tmp_path / "sweep", cluster=empty.scheduler_address)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
