@@ -138,6 +138,11 @@ class TrainingRecorder:
         if epoch in self.plan:
             self.snapshot(epoch, predict)
 
+    def add_rows(self, rows: Sequence[Mapping]) -> None:
+        """Metrics of epochs trained before recording began (a resumed run): curves only, no snapshots."""
+        for row in rows:
+            self.rows[row["epoch"]] = dict(row)
+
     def on_epoch_end(self, epoch: int, logs: Mapping) -> None:
         """The recorder as a `micronet.fit` callback: set `recorder.predict` first (it never stops training)."""
         self.on_epoch(epoch, logs, self.predict)

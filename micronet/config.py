@@ -46,6 +46,8 @@ __all__ = [
     "load_config",
     "find_config",
     "shipped_configs",
+    "config_yaml",
+    "config_reference",
     "parse_config",
     "apply_overrides",
     "config_to_dict",
@@ -175,6 +177,7 @@ class TrainingConfig:
     backend: str = "compiled"  # "compiled" batch executor or "eager" Value graphs
     validation_split: float = 0.0  # fraction of the training split held out for validation, 0 <= x < 1
     early_stopping: EarlyStoppingConfig | None = None  # null: train every epoch
+    animate: bool = False  # also write training.gif: the model learning, at most 120 frames
 
 
 @dataclass
@@ -506,6 +509,7 @@ def _training(raw: Any, task: str) -> TrainingConfig:
         backend=_choice("training.backend", raw.get("backend", "compiled"), BACKENDS),
         validation_split=validation_split,
         early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
+        animate=_bool("training.animate", raw.get("animate", False)),
     )
 
 
@@ -606,6 +610,7 @@ def config_to_dict(cfg: RunConfig) -> dict:
                 "restore_best": stopping.restore_best,
                 "monitor": stopping.monitor,
             },
+            "animate": training.animate,
         },
     }
 
@@ -763,6 +768,21 @@ def shipped_config_dir() -> Path | None:
     return None
 
 
+def config_reference() -> str:
+    """The config reference (docs/config.md), shipped with the package so `--help-config` works anywhere."""
+    package = Path(__file__).resolve().parent
+    for path in (package / "docs" / "config.md", package.parent / "docs" / "config.md"):  # a wheel; a checkout
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise ConfigError("the config reference (docs/config.md) is not installed")
+
+
+def config_yaml(cfg: "RunConfig") -> str:
+    """The resolved config as YAML text: what a run directory's config.yaml holds."""
+    header = "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n"
+    return header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
 def shipped_configs() -> dict[str, Path]:
     """The configs that ship with micronet, by name (moons, iris, ...), sorted."""
     where = shipped_config_dir()
@@ -776,11 +796,12 @@ def find_config(name_or_path: str | Path) -> Path:
     beats the shipped one. `moons` and `moons.yaml` both name the shipped one.
     """
     path = Path(name_or_path)
-    if path.exists():
-        return path
     shipped = shipped_configs()
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    if path.parent == Path(".") and stem in shipped:
+    is_name = path.parent == Path(".") and stem in shipped
+    if path.exists() and not (path.is_dir() and is_name):  # a directory called moons is no config
+        return path
+    if is_name:
         return shipped[stem]
     hint = ""
     close = difflib.get_close_matches(stem, list(shipped), n=1)

@@ -25,7 +25,7 @@ import numpy as np
 
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
-from micronet.config import _show, config_to_dict
+from micronet.config import _show, config_to_dict, config_yaml
 
 __all__ = [
     "LOCK_NAME",
@@ -260,10 +260,11 @@ class RunWriter:
         self.data = data
         self.columns = RunWriter.columns(config, data)
         self.last_good = None
+        self.recorder = None  # training.gif's recorder, once start_animation is called
         self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
         self.fingerprint = fingerprint(config)
         if not resumed:
-            files.write_text_atomic(self.dir / "config.yaml", _yaml(config_to_dict(config)))
+            files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
             files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns]))
 
     @staticmethod
@@ -358,32 +359,77 @@ class RunWriter:
     def _regression_plots(self, plot, executor, should_stop):
         """Predicted against true on the test split, and the fitted curve for one input, in original units."""
         data = self.data
+        predict, original_targets, raw_features = self._in_original_units(executor)
+        plot.plot_predictions(original_targets(data.y_test), predict(raw_features(data.X_test)),
+                              self.dir / "predictions.png")
+        if data.feature_count == 1 and data.n_outputs == 1 and not (should_stop is not None and should_stop()):
+            plot.plot_fit(predict, raw_features(data.X_train), original_targets(data.y_train), self.dir / "fit.png",
+                          true_function=self._true_curve())
+
+    def _in_original_units(self, executor):
+        """(predict from raw features to target units, targets to original units, features to raw) of a regression."""
+        data = self.data
         scaler, target_scaler = data.scaler, data.target_scaler
 
         def original_targets(y):
             y = y if target_scaler is None else target_scaler.inverse_transform(y)
             return y.reshape(len(y), -1)[:, 0] if y.ndim == 1 or y.shape[1] == 1 else y
 
+        def raw_features(X):
+            return X if scaler is None else scaler.inverse_transform(X)
+
         def predict(X_raw):
-            X = X_raw if scaler is None else scaler.transform(X_raw)
-            return original_targets(executor.logits(X)[:, 0] if data.n_outputs == 1 else executor.logits(X))
+            outputs = executor.logits(X_raw if scaler is None else scaler.transform(X_raw))
+            return original_targets(outputs[:, 0] if data.n_outputs == 1 else outputs)
 
-        y_test = original_targets(data.y_test)
-        predicted = original_targets(executor.logits(data.X_test)[:, 0] if data.n_outputs == 1
-                                     else executor.logits(data.X_test))
-        plot.plot_predictions(y_test, predicted, self.dir / "predictions.png")
-        if data.feature_count == 1 and data.n_outputs == 1 and not (should_stop is not None and should_stop()):
-            X_train = data.X_train if scaler is None else scaler.inverse_transform(data.X_train)
-            truth = _truth(self.config.dataset.name)
-            plot.plot_fit(predict, X_train, original_targets(data.y_train), self.dir / "fit.png",
-                          true_function=None if truth is None else lambda x: truth(x[:, None]))
+        return predict, original_targets, raw_features
 
+    def _true_curve(self):
+        """The noise-free curve of a generated 1-input regression set (sine), as a function of x, or None."""
+        from micronet.data import DATASETS
 
-def _truth(dataset_name):
-    """The noise-free function of a generated 1-D regression set, when it has one."""
-    from micronet.data import DATASETS
+        truth = DATASETS[self.config.dataset.name].truth
+        return None if truth is None else lambda x: truth(np.asarray(x).reshape(-1, 1))
 
-    return DATASETS[dataset_name].truth
+    # ----- training.gif ------------------------------------------------------------
+
+    def start_animation(self, executor, history):
+        """Record training.gif's frames from now on; `history` holds the epochs already trained.
+
+        Classification shows the standardised plane the model sees (as
+        decision_boundary.png does); a regression's curve is in original units.
+        """
+        from micronet.animate import recorder_for
+
+        data, epochs = self.data, self.config.training.epochs
+        if data.task == "regression":
+            predict, original_targets, raw_features = self._in_original_units(executor)
+            self.recorder = recorder_for(
+                "regression", raw_features(data.X_train), original_targets(data.y_train), epochs,
+                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test), true_function=self._true_curve(),
+            )
+        else:
+            def predict(G):
+                return _softmax(executor.logits(G))
+
+            self.recorder = recorder_for(
+                "classification", data.X_train, data.y_train, epochs,
+                X_test=data.X_test, y_test=data.y_test, class_names=data.class_names,
+            )
+        self._predict = predict
+        self.recorder.add_rows(history)
+        if not history and self.recorder.kind != "curves":
+            self.recorder.snapshot(0, predict)  # the GIF opens with the untrained model
+
+    def record(self, state, row):
+        """The epoch's metrics (and, on planned epochs, a snapshot of the model) for training.gif."""
+        if self.recorder is not None:
+            self.recorder.on_epoch(row["epoch"], row, self._predict)
+
+    def render_animation(self):
+        """training.gif, when the run records one and has frames."""
+        if self.recorder is not None and self.recorder.rows:
+            self.recorder.render(self.dir / "training.gif", predict=self._predict)
 
 
 def _softmax(logits):
@@ -400,14 +446,6 @@ def _csv_lines(rows):
     text = io.StringIO(newline="")
     csv.writer(text).writerows(rows)
     return text.getvalue()
-
-
-def _yaml(mapping):
-    import yaml
-
-    return "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n" + yaml.safe_dump(
-        mapping, sort_keys=False, default_flow_style=None
-    )
 
 
 def read_history(path, epochs, columns=METRIC_COLUMNS):

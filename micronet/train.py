@@ -1,25 +1,22 @@
 """The command line that turns a YAML file into a run.
 
-    python -m micronet.train configs/moons.yaml [KEY=VALUE ...] [--out DIR]
+    micronet-train moons [KEY=VALUE ...] [--out DIR]        (or python -m micronet.train ...)
 
 `run` trains a config into a run directory (micronet.loop runs the epochs,
 micronet.rundir writes the files); `main` is the only function that touches
 argv, signals and the terminal.
 """
 
-import os
 import signal
 import sys
 
 if __name__ == "__main__":
-    # `python -m micronet.train`: Ctrl-C while the imports below load (about a
-    # second: NumPy, scikit-learn) is one line and exit 130, not a traceback.
-    # Nothing has been written yet; main() installs the real handlers.
-    def _interrupted_while_starting(signum, frame):
-        os.write(2, b"interrupted while starting; nothing was written\n")
-        os._exit(128 + signum)
+    # `python -m micronet.train`: Ctrl-C while the imports below load (NumPy
+    # and friends) is one line and exit 130, not a traceback. Nothing has
+    # been written yet; main() installs the real handlers.
+    from micronet.commands import starting
 
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    starting()
 
 import argparse
 import json
@@ -28,10 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet import files
-from micronet.budget import check_data
+from micronet import __version__, files
+from micronet.budget import check_config, check_data
 from micronet.checkpoint import load_checkpoint
-from micronet.config import ConfigError, load_config
+from micronet.commands import CommandParser, program_name
+from micronet.config import (
+    ConfigError, apply_overrides, config_reference, config_yaml, find_config, load_config, parse_config, shipped_configs,
+)
 from micronet.data import DataError, prepare_data
 from micronet.loop import (
     Diverged, EagerExecutor, Plan, ProgressBar, config_loss, make_executor, new_state, run_epochs,
@@ -55,28 +55,52 @@ def load_run_data(config):
 # ----- the command line -------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, then exit 2, like every other usage error
-        raise UsageError(f"{message} (see --help)")
+EXAMPLES = """examples:
+  %(prog)s moons                          # the shipped moons config (all of them: --list-configs)
+  %(prog)s moons optimizer.lr=0.05 --out runs/try
+  %(prog)s my.yaml seed=3                 # a config file of your own, with an override
+  %(prog)s dataset.name=iris              # the defaults plus overrides, no file
+  %(prog)s --show-config moons > my.yaml  # start your own config from a shipped one
+  %(prog)s --resume runs/try              # continue an interrupted run
+
+Every config key, with its type, default and allowed values: %(prog)s --help-config
+"""
 
 
 def _arguments(argv):
-    parser = _Parser(
-        prog="python -m micronet.train",
+    parser = CommandParser(
+        prog=program_name("train"),
+        usage_error=UsageError,
         description="Train a model from a YAML config: metrics, plots and a checkpoint in a run directory.",
-        epilog="Every config key is described in docs/config.md; the shipped configs/*.yaml are commented examples.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="YAML run config, e.g. configs/moons.yaml")
+    parser.add_argument("config", nargs="?", metavar="CONFIG",
+                        help="a YAML file, or the name of a shipped config (moons, iris, sine, ...); a path that "
+                             "exists wins over a name. Without it, the defaults.")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a config value: optimizer.lr=0.05")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last completed epoch")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument("--animate", action="store_true", help="also write training.gif (same as training.animate=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--print-config", "--dry-run", action="store_true", dest="print_config",
+                        help="print the fully resolved config (defaults and overrides applied, validated) and exit "
+                             "without training or writing anything")
+    parser.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
+    parser.add_argument("--show-config", metavar="NAME", help="print a shipped config file, comments and all, and exit")
+    parser.add_argument("--help-config", action="store_true", help="print the config reference (every key) and exit")
+    parser.add_argument("--version", action="version", version=f"%(prog)s (micronet-nn) {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_intermixed_args(argv)  # overrides may come after options
+    if args.config is not None and "=" in args.config and not Path(args.config).exists():
+        args.overrides, args.config = [args.config, *args.overrides], None  # overrides alone: the defaults plus them
+    if args.animate:
+        args.overrides.append("training.animate=true")
+    informational = args.list_configs or args.show_config is not None or args.help_config
     if args.resume and (args.config or args.overrides or args.out):
-        raise UsageError("--resume RUN_DIR takes no config, overrides or --out: the run directory has them")
-    if not args.resume and not args.config:
-        raise UsageError("a config file is required, e.g. python -m micronet.train configs/moons.yaml")
+        parser.error("--resume RUN_DIR takes no config, overrides or --out: the run directory has them")
+    if not (args.resume or args.config or args.overrides or informational):
+        parser.error("give a config (a YAML file or a shipped name such as moons), KEY=VALUE overrides, or --resume")
     return args
 
 
@@ -126,9 +150,16 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
             writer.restart_metrics(state.history)
         else:
             writer.save_checkpoint(state)  # from the start, model.json records the run (see _load_resume)
+        if config.training.animate:
+            writer.start_animation(executor, state.history)
+
+        def on_epoch(state, row):
+            writer.on_epoch(state, row)
+            writer.record(state, row)
+
         status = run_epochs(
             Plan.from_config(config), data, state, executor,
-            on_epoch=writer.on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
+            on_epoch=on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
         )
         if status == "completed":
             state.finish()
@@ -156,6 +187,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     if state.history and not _stopping(should_stop):  # after the summary: it must exist even if plotting fails
         try:
             writer.plots(state, executor, should_stop)
+            if not _stopping(should_stop):
+                writer.render_animation()
         except KeyboardInterrupt:
             if not _stopping(should_stop):
                 raise
@@ -200,7 +233,45 @@ def _finite_at_start(config, data):
     return bool(np.all(np.isfinite(losses)))
 
 
+def _config(args):
+    """The validated config: a file (or shipped name) with overrides, or the defaults with overrides."""
+    if args.config is not None:
+        return load_config(args.config, args.overrides)
+    config = parse_config(apply_overrides({}, args.overrides))
+    check_config(config)
+    return config
+
+
+def _inform(args):
+    """--list-configs, --show-config, --help-config and --print-config: print, write nothing, exit 0."""
+    if args.list_configs:
+        shipped = shipped_configs()
+        width = max(map(len, shipped), default=0)
+        for name, path in shipped.items():
+            print(f"{name:<{width}}  {_description(path)}")
+    elif args.show_config is not None:
+        path = find_config(args.show_config)
+        if not path.is_file():
+            raise ConfigError(f"--show-config {args.show_config!r} is not a config file")
+        print(path.read_text(encoding="utf-8"), end="")
+    elif args.help_config:
+        print(config_reference(), end="")
+    else:
+        print(config_yaml(_config(args)), end="")
+    return 0
+
+
+def _description(path):
+    """A config file's first comment line, which says what it trains."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
 def _run(args):
+    if args.list_configs or args.show_config is not None or args.help_config or args.print_config:
+        return _inform(args)
     stop = _StopFlag()
     if args.resume:
         run_dir = Path(args.resume)
@@ -212,7 +283,7 @@ def _run(args):
                 return _finish_completed(config, state, data, run_dir, stop)
             stop.install()
             return _train(config, state, data, run_dir, stop, resumed=True, progress=_progress(args))
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     data = load_run_data(config)
     state = new_state(config, data)
     run_dir, lock = start_run_dir(config.name, args.out)
@@ -358,7 +429,7 @@ def run_cli(body, argv, usage_errors):
     except usage_errors as e:
         if debug:
             raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"{getattr(e, 'usage', '')}error: {_one_line(e)}", file=sys.stderr)  # argparse's usage line first
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before a command took over the signal
         print("interrupted", file=sys.stderr)
@@ -372,12 +443,14 @@ def run_cli(body, argv, usage_errors):
 
 
 def main(argv=None):
-    """Entry point of `python -m micronet.train`; returns the exit status."""
+    """Entry point of `micronet-train` and `python -m micronet.train`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     # ValueError: besides config and data mistakes, damaged run files on --resume.
     return run_cli(lambda args: _run(_arguments(args)), argv, (UsageError, ConfigError, DataError, ValueError))
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # started: Ctrl-C is a KeyboardInterrupt again
+    from micronet.commands import started
+
+    started()
     sys.exit(main())

@@ -323,8 +323,11 @@ def testnew_run_dir_uses_an_empty_out_directory_and_creates_parents(tmp_path):
 def test_help_exits_0_and_lists_the_options_and_the_config_reference(runs):
     proc = runs["help"]
     assert proc.returncode == 0
-    for text in ("config", "KEY=VALUE", "--out", "--no-progress", "--resume", "--help", "docs/config.md"):
+    for text in ("CONFIG", "KEY=VALUE", "--out", "--no-progress", "--resume", "--help", "--print-config",
+                 "--list-configs", "--show-config", "--help-config", "--animate", "--version", "examples:"):
         assert text in proc.stdout, text
+    assert "docs/" not in proc.stdout and "configs/" not in proc.stdout  # nothing a wheel user lacks
+    assert proc.stdout.rstrip().endswith("python -m micronet.train --help-config")
     assert proc.stderr == ""
     assert [p.name for p in proc.cwd.iterdir()] == ["help.yaml"]
 
