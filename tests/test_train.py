@@ -443,7 +443,7 @@ CATALOGUE = [
      ["dataset.path 'nope.csv'", "not found"]),
     ("too-few-samples-for-the-split", None, [C, "dataset.n_samples=3"], ["dataset.n_samples=3"]),
     # the command line
-    ("no-config", None, [], ["a config file is required"]),
+    ("no-config", None, [], ["give a config (a YAML file or a shipped name such as moons)"]),
     ("resume-with-a-config", None, ["--resume", "a_dir", C], ["--resume RUN_DIR takes no config"]),
     ("out-is-a-non-empty-directory", None, [C, "--out", "full"], ["--out 'full' is not empty"]),
     ("out-is-an-existing-file", None, [C, "--out", "taken.txt"], ["--out 'taken.txt' is an existing file"]),
@@ -468,11 +468,17 @@ def snapshot(root):
 
 
 def assert_refused(status, stdout, stderr, fragments):
-    """Exit 2, nothing on stdout, one `error:` line on stderr holding every fragment, no traceback."""
+    """Exit 2, nothing on stdout, one `error:` line on stderr holding every fragment, no traceback.
+
+    A mistake in the command line itself (rather than in the config) is
+    preceded by argparse's usage line, as command-line tools do.
+    """
     assert "Traceback" not in stderr, stderr
     assert status == 2, stderr
     assert stdout == ""
     lines = stderr.splitlines()
+    if lines[0].startswith("usage: "):
+        lines = [line for line in lines if not line.startswith((" ", "usage: "))]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
