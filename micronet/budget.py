@@ -15,14 +15,17 @@ validated config alone, and a run over either budget is a config error:
 - a CSV file at most `MEMORY_FRACTION` of that memory once multiplied by
   `BYTES_PER_CSV_BYTE` (parsing keeps a Python string and float per cell).
 
-`check_config` runs on the config before any data is loaded; `check_data`
-runs on the loaded data's exact shape before the model is built.
+`config_problem` runs on the config before any data is loaded; `data_problem`
+on the loaded data's exact shape before the model is built. Each returns
+the reason in one line (or None), and the caller raises it as a config error.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+
+from micronet.files import regular_file_size
 
 __all__ = [
     "BYTES_PER_CSV_BYTE",
@@ -31,8 +34,8 @@ __all__ = [
     "MAX_PARAMETERS",
     "MEMORY_FRACTION",
     "available_memory",
-    "check_config",
-    "check_data",
+    "config_problem",
+    "data_problem",
     "count_parameters",
 ]
 
@@ -99,48 +102,49 @@ def _size(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _check(n_samples: int, n_features: int, n_outputs: int, hidden: list[int]) -> None:
-    from micronet.config import ConfigError, _show
-
+def _problem(n_samples: int, n_features: int, n_outputs: int, hidden: list[int]) -> str | None:
+    """Why a model of this size on this much data does not fit, or None."""
     parameters = count_parameters(n_features, hidden, n_outputs)
     if parameters > MAX_PARAMETERS:
-        raise ConfigError(
-            f"model.hidden={_show(hidden)} with {n_features:,} input features and {n_outputs:,} outputs has "
+        shown = hidden if len(hidden) <= 4 else [*hidden[:4], "..."]
+        return (
+            f"model.hidden={shown} with {n_features:,} input features and {n_outputs:,} outputs has "
             f"{parameters:,} parameters, over micronet's budget of {MAX_PARAMETERS:,}; use fewer or narrower layers"
         )
     needed = BYTES_PER_PARAMETER * parameters + BYTES_PER_NUMBER * n_samples * (n_features + sum(hidden) + n_outputs)
     available = available_memory()
     if available is not None and needed > MEMORY_FRACTION * available:
-        raise ConfigError(
+        return (
             f"this run needs about {_size(needed)} of memory ({n_samples:,} samples of {n_features:,} features, "
             f"{parameters:,} parameters), over {MEMORY_FRACTION:.0%} of the {_size(available)} available; "
             "use fewer samples or features, or a smaller model"
         )
+    return None
 
 
-def check_config(config) -> None:
-    """Raise ConfigError when the run `config` describes cannot fit the budgets; loads nothing."""
-    from micronet.config import ConfigError
-    from micronet.files import regular_file_size
+def config_problem(config) -> str | None:
+    """Why the run a validated config describes cannot fit the budgets, or None; loads nothing.
 
+    The config loader turns the answer into a ConfigError.
+    """
     shape = _shape(config.dataset, config.task)
     if shape is not None:
-        _check(*shape, list(config.model.hidden))
-        return
+        return _problem(*shape, list(config.model.hidden))
     try:
         size = regular_file_size(config.dataset.path)
     except FileNotFoundError:
-        return  # reading the data says so, naming the key
+        return None  # reading the data says so, naming the key
     except (OSError, ValueError) as e:
-        raise ConfigError(f"dataset.path: {e}") from None
+        return f"dataset.path: {e}"
     available = available_memory()
     if available is not None and BYTES_PER_CSV_BYTE * size > MEMORY_FRACTION * available:
-        raise ConfigError(
+        return (
             f"dataset.path {config.dataset.path!r} is {_size(size)}; reading it needs about "
             f"{_size(BYTES_PER_CSV_BYTE * size)}, over {MEMORY_FRACTION:.0%} of the {_size(available)} available"
         )
+    return None
 
 
-def check_data(config, n_samples: int, n_features: int, n_outputs: int) -> None:
-    """Raise ConfigError when the model on data of this exact shape cannot fit the budgets."""
-    _check(n_samples, n_features, n_outputs, list(config.model.hidden))
+def data_problem(config, n_samples: int, n_features: int, n_outputs: int) -> str | None:
+    """Why the config's model on data of this exact shape cannot fit the budgets, or None."""
+    return _problem(n_samples, n_features, n_outputs, list(config.model.hidden))

@@ -30,9 +30,12 @@ def started() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def program_name(command: str) -> str:
-    """How the user started `command` (e.g. "train"), for usage lines: micronet-train or python -m micronet.train."""
-    started_as = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+def program_name(command: str, argv0: str) -> str:
+    """How the user started `command` (e.g. "train"), for usage lines: micronet-train or python -m micronet.train.
+
+    `argv0` is `sys.argv[0]`, which the command's main() reads.
+    """
+    started_as = os.path.basename(argv0)
     if started_as in ("__main__.py", f"{command}.py", "-m", "-c"):
         return f"python -m micronet.{command}"
     return f"micronet-{command}"

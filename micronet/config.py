@@ -840,7 +840,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     file of at most MAX_CONFIG_BYTES, and the run it describes must fit
     micronet.budget's limits.
     """
-    from micronet.budget import check_config
+    from micronet.budget import config_problem
     from micronet.files import read_regular_bytes
 
     p = find_config(path)
@@ -860,5 +860,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
         raise ConfigError(f"config {str(path)!r} is {what}; expected a YAML mapping such as 'dataset: {{name: moons}}'")
     mapping = _data_path_from(mapping, p.resolve().parent)
     config = parse_config(apply_overrides(mapping, overrides), name=_default_name(p))
-    check_config(config)  # a model or data set too big for this machine is refused now, not after minutes
+    problem = config_problem(config)  # a model or data set too big for this machine is refused now
+    if problem is not None:
+        raise ConfigError(problem)
     return config

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from micronet import __version__, files
-from micronet.budget import check_config, check_data
+from micronet.budget import config_problem, data_problem
 from micronet.checkpoint import load_checkpoint
 from micronet.commands import CommandParser, program_name
 from micronet.config import (
@@ -48,7 +48,10 @@ EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130
 def load_run_data(config):
     """The prepared data a config trains on, checked against micronet.budget before a model is built."""
     data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
-    check_data(config, len(data.y_train) + len(data.y_val) + len(data.y_test), data.feature_count, data.n_outputs)
+    problem = data_problem(config, len(data.y_train) + len(data.y_val) + len(data.y_test), data.feature_count,
+                           data.n_outputs)
+    if problem is not None:
+        raise ConfigError(problem)
     return data
 
 
@@ -67,9 +70,9 @@ Every config key, with its type, default and allowed values: %(prog)s --help-con
 """
 
 
-def _arguments(argv):
+def _arguments(argv, prog="micronet-train"):
     parser = CommandParser(
-        prog=program_name("train"),
+        prog=prog,
         usage_error=UsageError,
         description="Train a model from a YAML config: metrics, plots and a checkpoint in a run directory.",
         epilog=EXAMPLES,
@@ -238,7 +241,9 @@ def _config(args):
     if args.config is not None:
         return load_config(args.config, args.overrides)
     config = parse_config(apply_overrides({}, args.overrides))
-    check_config(config)
+    problem = config_problem(config)
+    if problem is not None:
+        raise ConfigError(problem)
     return config
 
 
@@ -444,9 +449,10 @@ def run_cli(body, argv, usage_errors):
 
 def main(argv=None):
     """Entry point of `micronet-train` and `python -m micronet.train`; returns the exit status."""
+    prog = program_name("train", sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else argv
     # ValueError: besides config and data mistakes, damaged run files on --resume.
-    return run_cli(lambda args: _run(_arguments(args)), argv, (UsageError, ConfigError, DataError, ValueError))
+    return run_cli(lambda args: _run(_arguments(args, prog)), argv, (UsageError, ConfigError, DataError, ValueError))
 
 
 if __name__ == "__main__":

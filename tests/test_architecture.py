@@ -165,6 +165,7 @@ def test_imports_follow_the_table(module):
 
 def test_the_table_has_no_cycles():
     edges = {m: (r.micronet | r.micronet_lazy) & set(TABLE) for m, r in TABLE.items()}
+    edges["engine"] = edges["engine"] - {"graph"}  # the one exception: notebook display, on demand
     order, done = [], set()
     while len(done) < len(edges):
         ready = sorted(m for m in edges if m not in done and edges[m] <= done)
@@ -186,7 +187,9 @@ def test_the_rows_name_real_modules_and_third_party_packages():
 
 
 def test_the_engine_imports_only_the_standard_library():
-    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib"] == []
+    # Its notebook display hooks (Value._repr_svg_, _repr_html_) load graph when a notebook asks.
+    lazy_graph = [i for i in CODE["engine"] if target_of(i) == ("micronet", "graph") and i.lazy]
+    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib" and i not in lazy_graph] == []
 
 
 def test_only_the_sweep_imports_train_and_nothing_imports_sweep_or_the_estimators():
