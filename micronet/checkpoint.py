@@ -85,6 +85,7 @@ def save(
     target_scale: Sequence[float] | None = None,
     feature_names: Sequence[str] | None = None,
     training: dict | None = None,
+    parameters: dict | None = None,
 ) -> Path:
     """Write any Module's parameters, and what predictions need, to `path` as JSON.
 
@@ -92,8 +93,10 @@ def save(
     can rebuild it; any other module (an MLP subclass too) is stored as its
     state_dict alone, to be filled back with `load_state`. `mean`/`scale`
     are the input standardisation, `target_mean`/`target_scale` a regression
-    target's (predictions are mapped back to its units). Everything is
-    checked before the file is touched, and the write is atomic.
+    target's (predictions are mapped back to its units). `parameters`, a
+    `model.state_dict()` taken earlier, is written in place of the model's
+    current weights (the trainer keeps one per finished epoch). Everything
+    is checked before the file is touched, and the write is atomic.
     """
     if not isinstance(model, Module):
         raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")
@@ -131,7 +134,7 @@ def save(
             "version": VERSION,
             "task": task,
             "architecture": architecture,
-            "parameters": model.state_dict(),
+            "parameters": model.state_dict() if parameters is None else parameters,
             "classes": classes,
             "preprocessing": pre,
             "target_preprocessing": target_pre,

@@ -178,6 +178,7 @@ class TrainingConfig:
     validation_split: float = 0.0  # fraction of the training split held out for validation, 0 <= x < 1
     early_stopping: EarlyStoppingConfig | None = None  # null: train every epoch
     animate: bool = False  # also write training.gif: the model learning, at most 120 frames
+    checkpoint_seconds: float = 1.0  # write model.json at most this often (and always at the end), >= 0
 
 
 @dataclass
@@ -510,6 +511,8 @@ def _training(raw: Any, task: str) -> TrainingConfig:
         validation_split=validation_split,
         early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
         animate=_bool("training.animate", raw.get("animate", False)),
+        checkpoint_seconds=_real("training.checkpoint_seconds", raw.get("checkpoint_seconds", 1.0), ">= 0",
+                                 lambda x: x >= 0),
     )
 
 
@@ -611,6 +614,7 @@ def config_to_dict(cfg: RunConfig) -> dict:
                 "monitor": stopping.monitor,
             },
             "animate": training.animate,
+            "checkpoint_seconds": training.checkpoint_seconds,
         },
     }
 

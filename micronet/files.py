@@ -126,11 +126,12 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def append_text(path: str | os.PathLike, text: str) -> None:
-    """Append `text` to the existing regular file `path` and sync it; a symlink is refused.
+def append_text(path: str | os.PathLike, text: str, sync: bool = True) -> None:
+    """Append `text` to the existing regular file `path` (and sync it, unless told not to); a symlink is refused.
 
-    For metrics.csv, which must hold every finished epoch's row even after
-    a crash, and which is too long-lived to rewrite each epoch.
+    For metrics.csv, which is too long-lived to rewrite each epoch. The
+    trainer appends without syncing: rows past the last checkpoint are
+    derived again on resume anyway.
     """
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
@@ -139,7 +140,8 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         data = text.encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

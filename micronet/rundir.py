@@ -262,6 +262,9 @@ class RunWriter:
         self.last_good = None
         self.recorder = None  # training.gif's recorder, once start_animation is called
         self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
+        self.pending = None  # (epoch, weights, training state) of a finished epoch not yet on disk
+        self.written_at = time.monotonic()  # when the last checkpoint was written
+        self.model = None  # the model checkpoints describe (set by the first save_checkpoint)
         self.fingerprint = fingerprint(config)
         if not resumed:
             files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
@@ -282,24 +285,52 @@ class RunWriter:
         files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns, *rows]))
 
     def on_epoch(self, state, row):
-        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.columns]]))
-        self.save_checkpoint(state)
+        """After each finished epoch: its metrics row, and a checkpoint when one is due.
+
+        The row is appended at once (unsynced); the epoch's state is kept in
+        memory and written at most once per training.checkpoint_seconds, so
+        a fast run does not spend its time in fsync. `flush` writes the last
+        finished epoch whenever the run ends, however it ends; after a crash,
+        resume replays the epochs past the checkpoint, which gives the same
+        numbers (training is deterministic).
+        """
+        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.columns]]),
+                          sync=False)
+        self.model = state.model
+        self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
+        self.pending = (state.epoch, self.last_good, state.to_dict())
+        if time.monotonic() - self.written_at >= self.config.training.checkpoint_seconds:
+            self.flush()
+
+    def flush(self):
+        """Write the last finished epoch's checkpoint if it is not on disk yet."""
+        if self.pending is not None:
+            (epoch, parameters, training), self.pending = self.pending, None  # a failed write is not retried
+            self._write(parameters, training)
+            self.saved_epoch = epoch
 
     def save_checkpoint(self, state):
-        self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
+        """Write the checkpoint of `state` as it is now (the start of a run, or its final weights)."""
+        self.model = state.model
+        self.last_good = state.model.state_dict()
+        self._write(self.last_good, state.to_dict())
+        self.saved_epoch, self.pending = state.epoch, None
+
+    def _write(self, parameters, training):
         scaler = self.data.scaler
         target = self.data.target_scaler
         save_model(
-            state.model,
+            self.model,
             self.dir / "model.json",
             task=self.data.task,
             classes=self.data.class_names,
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
             **({} if target is None else {"target_mean": target.mean_.tolist(), "target_scale": target.scale_.tolist()}),
             feature_names=self.data.feature_names,
-            training={**state.to_dict(), "fingerprint": self.fingerprint},
+            training={**training, "fingerprint": self.fingerprint},
+            parameters=parameters,
         )
-        self.saved_epoch = state.epoch
+        self.written_at = time.monotonic()
 
     def summary(self, state, status, error=None):
         """summary.json: the status and the scores of the model as saved.

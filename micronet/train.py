@@ -167,13 +167,21 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
         if status == "completed":
             state.finish()
             writer.save_checkpoint(state)  # the final weights (the best epoch's, with restore_best)
+        else:
+            writer.flush()  # interrupted: every finished epoch is kept
     except Diverged as e:
         status, error = "diverged", _divergence(e, config, data)
+        writer.flush()  # the last good epoch
     except KeyboardInterrupt:
         if not _stopping(should_stop):
             raise
         status = "interrupted"  # the eager executor gave up a batch part-way
+        writer.flush()
     except Exception as e:
+        try:
+            writer.flush()  # keep what can be kept (a full disk may refuse this too)
+        except Exception:  # noqa: BLE001 - the caller still hears of `e`
+            pass
         kept = on_disk if writer.saved_epoch is None else writer.saved_epoch  # later epochs are lost
         state.epoch, state.history = kept, state.history[:kept]
         try:

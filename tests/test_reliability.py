@@ -47,7 +47,8 @@ TINY = {
     "dataset": {"name": "moons", "n_samples": 60, "noise": 0.2},
     "model": {"hidden": [5], "activation": "tanh"},
     "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": {"name": "cosine"}},
-    "training": {"epochs": 4, "batch_size": 8, "shuffle": True, "backend": "compiled"},
+    # checkpoint_seconds 0: a checkpoint after every epoch, which most tests here are about
+    "training": {"epochs": 4, "batch_size": 8, "shuffle": True, "backend": "compiled", "checkpoint_seconds": 0},
 }
 BATCHES_PER_EPOCH = 6
 
@@ -72,8 +73,15 @@ STOPS = {
 
 
 def config_with(**sections):
-    """TINY with whole top-level sections replaced, validated."""
-    return parse_config({**copy.deepcopy(TINY), **sections})
+    """TINY with whole top-level sections replaced, validated.
+
+    Unless the training section says otherwise, checkpoint_seconds is 0: a
+    checkpoint after every epoch, which most tests here are about. The
+    time-based policy has tests of its own below.
+    """
+    mapping = {**copy.deepcopy(TINY), **sections}
+    mapping["training"] = {"checkpoint_seconds": 0, **(mapping.get("training") or {})}
+    return parse_config(mapping)
 
 
 def stopped_run(config, run_dir, *, epochs=None, batches=None):
@@ -333,6 +341,74 @@ def test_resume_after_a_crash_while_checkpointing_is_exact(tmp_path, monkeypatch
     stopped_run(config, tmp_path / "full")
     assert (tmp_path / "crashed" / "model.json").read_bytes() == (tmp_path / "full" / "model.json").read_bytes()
     assert epochs_in_metrics(tmp_path / "crashed") == [1, 2, 3, 4]
+
+
+# ----- the time-based checkpoint policy ------------------------------------------------------
+
+
+def count_checkpoint_writes(monkeypatch):
+    """A list that grows by the epoch of each model.json written."""
+    written, replace = [], os.replace
+
+    def counting_replace(src, dst):
+        if Path(dst).name == "model.json":
+            written.append(json.loads(Path(src).read_text())["training"]["epoch"])
+        return replace(src, dst)
+
+    monkeypatch.setattr("micronet.files.os.replace", counting_replace)
+    return written
+
+
+def lazy(config_seconds=3600):
+    return config_with(training={**TINY["training"], "checkpoint_seconds": config_seconds})
+
+
+def test_between_checkpoints_only_the_start_and_the_end_are_written(tmp_path, monkeypatch, no_plots):
+    written = count_checkpoint_writes(monkeypatch)
+    stopped_run(lazy(), tmp_path / "run")
+    assert written == [0, 4]  # before the first epoch, and the final weights
+
+
+def test_checkpoints_follow_the_clock(tmp_path, monkeypatch, no_plots):
+    written = count_checkpoint_writes(monkeypatch)
+    clock = itertools.count(step=0.6)  # 0.6 s per look at the clock: a checkpoint every other epoch
+    monkeypatch.setattr("micronet.rundir.time.monotonic", lambda: next(clock))
+    stopped_run(lazy(1.0), tmp_path / "run")
+    assert written == [0, 2, 4, 4]
+
+
+def test_an_interrupt_between_checkpoints_writes_the_last_finished_epoch(tmp_path, monkeypatch, no_plots):
+    written = count_checkpoint_writes(monkeypatch)
+    stopped_run(lazy(), tmp_path / "lazy", batches=2 * BATCHES_PER_EPOCH + 3)  # stopped mid epoch 3
+    stopped_run(config_with(), tmp_path / "eager", epochs=2)
+    assert written[:2] == [0, 2]
+    assert (tmp_path / "lazy" / "model.json").read_bytes().replace(b'"checkpoint_seconds": 3600', b"") == \
+        (tmp_path / "eager" / "model.json").read_bytes().replace(b'"checkpoint_seconds": 0', b"")
+
+
+def test_after_a_crash_between_checkpoints_resume_derives_the_lost_epochs_again(tmp_path, monkeypatch, capsys,
+                                                                               no_plots):
+    """Killed (no flush) after epoch 3 with only the start on disk: resume replays epochs 1-3 exactly."""
+    from micronet.rundir import RunWriter
+
+    monkeypatch.setattr(RunWriter, "flush", lambda self: None)  # a SIGKILL writes nothing more
+    original = RunWriter.on_epoch
+
+    def die_after_epoch_3(self, state, row):
+        original(self, state, row)
+        if state.epoch == 3:
+            raise SystemExit("killed")  # not an Exception: nothing is tidied up
+
+    monkeypatch.setattr(RunWriter, "on_epoch", die_after_epoch_3)
+    with pytest.raises(SystemExit):
+        stopped_run(lazy(), tmp_path / "crashed")
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "crashed" / "model.json").training["epoch"] == 0
+    assert epochs_in_metrics(tmp_path / "crashed") == [1, 2, 3]  # rows past the checkpoint
+    assert resume(tmp_path / "crashed") == 0
+    stopped_run(lazy(), tmp_path / "whole")
+    assert read_metrics(tmp_path / "crashed") == read_metrics(tmp_path / "whole")
+    assert (tmp_path / "crashed" / "model.json").read_bytes() == (tmp_path / "whole" / "model.json").read_bytes()
 
 
 def test_resume_drops_a_half_written_metrics_row_beyond_the_checkpoint(tmp_path, no_plots):
