@@ -147,11 +147,10 @@ class Neuron(Module):
         self.w = [Value(rng.uniform(-limit, limit)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
-        self._activate = ACTIVATIONS[activation]
 
     def __call__(self, x):
         _check_length(self, len(self.w), x)
-        return [self._activate(dots([self.w], x, [self.b])[0])]
+        return dots([self.w], x, [self.b], activation=self.activation)  # the activation fused into the dot node
 
     def __repr__(self):
         return f"Neuron({len(self.w)}, activation={self.activation!r})"
@@ -169,9 +168,8 @@ class Layer(Module):
 
     def __call__(self, x):
         _check_length(self, len(self.neurons[0].w), x)
-        activate = ACTIVATIONS[self.activation]
         neurons = self.neurons
-        return [activate(z) for z in dots([n.w for n in neurons], x, [n.b for n in neurons])]
+        return dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation)
 
     def __repr__(self):
         return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"
