@@ -17,8 +17,7 @@ import numpy as np
 
 from micronet.config import load_config
 from micronet.data import prepare_data
-from micronet.losses import LOSSES
-from micronet.train import fit, make_executor, new_state
+from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -29,9 +28,9 @@ def train(path, backend):
     config = load_config(path)
     data = prepare_data(config.dataset, config.seed)
     state = new_state(config, data)
-    executor = make_executor(state.model, LOSSES[config.loss], backend, data.feature_count)
+    executor = make_executor(state.model, config_loss(config), backend, data.feature_count)
     started = time.perf_counter()
-    fit(config, data, state, executor)
+    run_epochs(Plan.from_config(config), data, state, executor)
     metrics = np.array([[row[m] for m in METRICS] for row in state.history])
     return metrics, np.array([p.data for p in state.model.parameters()]), time.perf_counter() - started
 

@@ -1,11 +1,13 @@
-"""Is each shipped config at least as good as scikit-learn's MLPClassifier?
+"""Is each shipped config at least as good as scikit-learn's MLPClassifier (or MLPRegressor)?
 
-    python experiments/compare_sklearn.py [--configs moons iris ...] [--seeds N] [--json]
+    python experiments/compare_sklearn.py [--configs moons iris sine ...] [--seeds N] [--json]
 
 For every config, micronet trains exactly as `python -m micronet.train` would
 (the library's `load_config`, `prepare_data`, `new_state`, `make_executor`,
-`fit`, with no run directory), and `MLPClassifier` trains on the very same
-`prepare_data` output: the same split and the same standardisation.
+`run_epochs`, with no run directory), and `MLPClassifier` trains on the very
+same `prepare_data` output: the same split and the same standardisation.
+Regression configs are scored by test R² against `MLPRegressor`, which also
+gets the same standardised targets (R² is the same in original units).
 
 The scikit-learn side gets the setup a practitioner would reach for first, so
 the comparison is against a sensible baseline, not a strawman:
@@ -24,14 +26,14 @@ initialisation is Glorot-uniform for every activation (micronet uses He for
 relu), and it has its own lr, batch size, L2 penalty and stopping rule.
 
 Times are training only (`time.perf_counter`): for micronet building the
-model, compiling it and `fit` (whose per-epoch train/test evaluation is part
+model, compiling it and the loop (whose per-epoch train/test evaluation is part
 of the loop the CLI runs); for scikit-learn the constructor and `.fit`.
 Loading data, plots and checkpoints are excluded on both sides.
 
 `--seeds N` repeats every config with `seed=0..N-1` (data, split and both
 initialisations change) and reports the means, so a config must win on
 average, not by the luck of one seed. Exit status 1 when any micronet
-accuracy (the mean, with --seeds) is below scikit-learn's;
+score (the mean, with --seeds) is below scikit-learn's;
 2 for a config that cannot be loaded.
 """
 
@@ -44,45 +46,53 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from micronet.config import ConfigError
 from micronet.data import DataError
-from micronet.losses import LOSSES
-from micronet.train import fit, load_config, make_executor, new_state, prepare_data
+from micronet.config import load_config
+from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.train import load_run_data
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-SHIPPED = ["moons", "circles", "blobs", "iris", "wine", "breast_cancer", "digits"]
+SHIPPED = ["moons", "circles", "blobs", "iris", "wine", "breast_cancer", "digits", "sine", "friedman1", "diabetes"]
 SKLEARN_ACTIVATION = {"relu": "relu", "tanh": "tanh", "sigmoid": "logistic"}
 SKLEARN_MAX_ITER = 2000
 
 
+def score_name(config) -> str:
+    """What a config is judged by: test accuracy, or test R² for regression."""
+    return "accuracy" if config.task == "classification" else "r2"
+
+
 def train_micronet(config, data) -> dict:
-    """Test accuracy and training seconds of one CLI-equivalent run."""
+    """The test score and training seconds of one CLI-equivalent run (the model as saved)."""
     started = time.perf_counter()
     state = new_state(config, data)
-    executor = make_executor(state.model, LOSSES[config.loss], config.training.backend, data.feature_count)
-    fit(config, data, state, executor)
+    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count)
+    run_epochs(Plan.from_config(config), data, state, executor)
+    state.finish()
     seconds = time.perf_counter() - started
-    return {"accuracy": state.history[-1]["test_accuracy"], "seconds": seconds}
+    return {"score": state.final_row()[f"test_{score_name(config)}"], "seconds": seconds, "epochs": state.epoch}
 
 
 def train_sklearn(config, data) -> dict:
-    """Test accuracy, training seconds and convergence of MLPClassifier on the same split."""
+    """The test score, training seconds and convergence of MLPClassifier/MLPRegressor on the same split."""
+    estimator = MLPClassifier if config.task == "classification" else MLPRegressor
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         started = time.perf_counter()
-        clf = MLPClassifier(
+        model = estimator(
             hidden_layer_sizes=tuple(config.model.hidden),
             activation=SKLEARN_ACTIVATION[config.model.activation],
             max_iter=SKLEARN_MAX_ITER,
             random_state=config.seed,
         )
-        clf.fit(data.X_train, data.y_train)
+        model.fit(data.X_train, data.y_train)
         seconds = time.perf_counter() - started
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    accuracy = float(np.mean(clf.predict(data.X_test) == data.y_test))
-    return {"accuracy": accuracy, "seconds": seconds, "converged": converged, "iterations": clf.n_iter_}
+    score = float(model.score(data.X_test, data.y_test))  # accuracy, or R²
+    return {"score": score, "seconds": seconds, "converged": converged, "iterations": model.n_iter_}
 
 
 def compare(config_path: Path, seeds: list[int] | None) -> dict:
@@ -91,13 +101,14 @@ def compare(config_path: Path, seeds: list[int] | None) -> dict:
     runs = []
     for override in overrides:
         config = load_config(config_path, override)
-        data = prepare_data(config.dataset, config.seed)
+        data = load_run_data(config)
         micronet, sklearn = train_micronet(config, data), train_sklearn(config, data)
         runs.append({"seed": config.seed, "micronet": micronet, "sklearn": sklearn})
     return {
         "dataset": config.name,
-        "micronet_accuracy": _mean(runs, "micronet", "accuracy"),
-        "sklearn_accuracy": _mean(runs, "sklearn", "accuracy"),
+        "score": score_name(config),
+        "micronet_score": _mean(runs, "micronet", "score"),
+        "sklearn_score": _mean(runs, "sklearn", "score"),
         "micronet_seconds": _mean(runs, "micronet", "seconds"),
         "sklearn_seconds": _mean(runs, "sklearn", "seconds"),
         "sklearn_converged": all(r["sklearn"]["converged"] for r in runs),
@@ -111,21 +122,21 @@ def _mean(runs, side, key):
 
 def loses(row: dict) -> bool:
     """micronet below scikit-learn; the tolerance only absorbs float noise in the means."""
-    return row["micronet_accuracy"] < row["sklearn_accuracy"] - 1e-9
+    return row["micronet_score"] < row["sklearn_score"] - 1e-9
 
 
 def format_table(rows: list[dict], seeds: list[int] | None) -> str:
     """A plain-text table, one line per config, with the verdict."""
-    header = f"{'dataset':<14} {'micronet':>9} {'sklearn':>8} {'mn s':>7} {'sk s':>7} {'sk conv':>8}  result"
+    header = f"{'dataset':<14} {'score':>8} {'micronet':>9} {'sklearn':>8} {'mn s':>7} {'sk s':>7} {'sk conv':>8}  result"
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['dataset']:<14} {r['micronet_accuracy']:>9.4f} {r['sklearn_accuracy']:>8.4f} "
+            f"{r['dataset']:<14} {r['score']:>8} {r['micronet_score']:>9.4f} {r['sklearn_score']:>8.4f} "
             f"{r['micronet_seconds']:>7.2f} {r['sklearn_seconds']:>7.2f} {'yes' if r['sklearn_converged'] else 'NO':>8}  "
             f"{'LOSES' if loses(r) else 'ok'}"
         )
     what = "config seed" if seeds is None else f"mean over seeds {seeds[0]}..{seeds[-1]}"
-    lines.append(f"test accuracy and training seconds; {what}")
+    lines.append(f"test accuracy (classification) or R² (regression) and training seconds; {what}")
     return "\n".join(lines)
 
 

@@ -12,3 +12,18 @@ __all__ = [
     "SGD", "Adam",
 ]
 __version__ = "0.1.0"
+
+# The training loop needs NumPy; load it on first use so `import micronet`
+# (and the engine alone) stays light.
+_LAZY = {"fit": "micronet.loop", "History": "micronet.loop", "EarlyStopping": "micronet.loop"}
+__all__ += list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'micronet' has no attribute {name!r}")

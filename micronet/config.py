@@ -7,7 +7,13 @@ with a one-line message naming the dotted key, the value and what is
 expected. After that the trainer can trust every field.
 
 `null` (or an absent key) means "unset": the default applies. Options that
-belong to another dataset, optimizer or schedule must stay unset.
+belong to another dataset, optimizer, schedule or loss must stay unset. A
+section chosen by name may be given as just the name: `dataset: iris` is
+`dataset: {name: iris}`.
+
+The task (classification or regression) follows from the loss and the
+dataset unless `task` sets it: mse, l1 and huber, or a regression dataset,
+mean regression; everything else classification.
 """
 
 import difflib
@@ -22,8 +28,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from micronet.data import DATASETS
-from micronet.losses import LOSSES
+from micronet.data import DATASETS, TASKS
+from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from micronet.nn import ACTIVATIONS
 from micronet.optim import OPTIMIZERS, SCHEDULES
 
@@ -34,6 +40,8 @@ __all__ = [
     "ScheduleConfig",
     "OptimizerConfig",
     "TrainingConfig",
+    "EarlyStoppingConfig",
+    "LossConfig",
     "RunConfig",
     "load_config",
     "parse_config",
@@ -69,6 +77,11 @@ SCHEDULE_OPTIONS = {
     "linear": {"start_factor": 1.0, "end_factor": 0.1, "total_iters": None},  # None: the whole run
     "invscaling": {"power_t": 0.5},
 }
+LOSS_OPTIONS = {"huber": {"delta": 1.0}}  # losses not listed take no options
+MONITORS = {
+    "classification": ("loss", "accuracy", "val_loss", "val_accuracy"),
+    "regression": ("loss", "mae", "r2", "val_loss", "val_mae", "val_r2"),
+}
 
 
 # ----- the schema -------------------------------------------------------------
@@ -76,21 +89,22 @@ SCHEDULE_OPTIONS = {
 
 @dataclass
 class DatasetConfig:
-    name: str = "moons"  # a key of micronet.data.DATASETS
+    name: str = "moons"  # a key of micronet.data.DATASETS (regression's default: sine)
     # Generator and csv options; None means that dataset's default, and an
     # option the dataset does not take stays None.
     n_samples: int | None = None  # generated: samples drawn, >= 2
-    noise: float | None = None  # moons, circles: std of added Gaussian noise, >= 0
+    noise: float | None = None  # moons, circles, xor, spiral, sine, regression, friedman1: noise std, >= 0
     factor: float | None = None  # circles: inner/outer radius, 0 < x < 1
     centers: int | None = None  # blobs: number of clusters (classes), >= 2
     cluster_std: float | None = None  # blobs: cluster spread, > 0
-    n_features: int | None = None  # blobs, classification, gaussian_quantiles: >= 1
+    n_features: int | None = None  # blobs, classification, gaussian_quantiles, regression: >= 1; friedman1: >= 5
     n_classes: int | None = None  # classification, gaussian_quantiles: >= 2
     n_informative: int | None = None  # classification: 1..n_features, 2**n_informative >= n_classes
     path: str | None = None  # csv: the file, with a header row
-    target: str | None = None  # csv: the label column's name
-    test_size: float = 0.25  # held-out fraction, 0 < x < 1, stratified
+    target: str | None = None  # csv: the label (or regression target) column's name
+    test_size: float = 0.25  # held-out fraction, 0 < x < 1, stratified for classification
     standardize: bool = True  # scale features with statistics of the training split
+    standardize_target: bool | None = None  # regression only [true]: scale the target too; predictions unscaled
 
     def options(self) -> dict:
         """The options the chosen dataset takes, by name (for `data.load_dataset`)."""
@@ -139,20 +153,46 @@ class OptimizerConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: int = 10  # epochs without improvement before stopping, >= 1
+    min_delta: float = 0.0  # an improvement must beat the best by more than this, >= 0
+    restore_best: bool = True  # end with the best epoch's weights
+    monitor: str | None = None  # metric to watch; None: val_loss when validating, else loss
+
+    def params(self) -> dict:
+        """Keyword arguments for `micronet.loop.EarlyStopping`."""
+        return {"monitor": self.monitor, "patience": self.patience, "min_delta": self.min_delta,
+                "restore_best": self.restore_best}
+
+
+@dataclass
 class TrainingConfig:
     epochs: int = 100  # passes over the training split, >= 1
     batch_size: int | str = 32  # samples per step, >= 1, or "full" for full-batch
     shuffle: bool = True  # reshuffle the training split every epoch
     backend: str = "compiled"  # "compiled" batch executor or "eager" Value graphs
+    validation_split: float = 0.0  # fraction of the training split held out for validation, 0 <= x < 1
+    early_stopping: EarlyStoppingConfig | None = None  # null: train every epoch
+
+
+@dataclass
+class LossConfig:
+    name: str = "cross_entropy"  # a key of micronet.losses.CLASSIFICATION_LOSSES or REGRESSION_LOSSES
+    delta: float | None = None  # huber [1.0]: where the loss turns from quadratic to linear, > 0
+
+    def params(self) -> dict:
+        """Keyword arguments for `micronet.losses.get_loss` besides name and task."""
+        return {key: getattr(self, key) for key in LOSS_OPTIONS.get(self.name, {})}
 
 
 @dataclass
 class RunConfig:
     name: str = "run"  # run name, used in the run directory's name: letters, digits, . _ -
     seed: int = 0  # seeds data, split, initialisation and shuffling; 0 <= seed < 2**32
+    task: str = "classification"  # or "regression"; unset: from the loss and the dataset
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    loss: str = "cross_entropy"  # a key of micronet.losses.LOSSES
+    loss: LossConfig = field(default_factory=LossConfig)  # or just its name: `loss: mse`
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
@@ -163,6 +203,8 @@ _SECTIONS = {
     "optimizer": OptimizerConfig,
     "optimizer.schedule": ScheduleConfig,
     "training": TrainingConfig,
+    "training.early_stopping": EarlyStoppingConfig,
+    "loss": LossConfig,
 }
 
 
@@ -189,7 +231,7 @@ def _fail(key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(f"{key} must be {expected}, got {_show(value)}")
 
 
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _real(key: str, value: Any, expected: str, ok: Callable[[float], bool]) -> float:
@@ -301,6 +343,8 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "end_factor": _number_rule("in [0, 1]", lambda x: 0 <= x <= 1),
     "total_iters": _int_rule(1),
     "power_t": _number_rule(">= 0", lambda x: x >= 0),
+    # loss
+    "delta": _number_rule("> 0", lambda x: x > 0),
 }
 
 
@@ -308,12 +352,14 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 
 def _section(key: str, value: Any, cls) -> dict:
-    """`value` as a dict with known keys only; None is an empty section."""
+    """`value` as a dict with known keys only; None is an empty section, a name a named one."""
     if value is None:
         return {}
+    valid = _keys(cls)
+    if isinstance(value, str) and "name" in valid:
+        return {"name": value}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping, got {type(value).__name__} {_show(value)}")
-    valid = _keys(cls)
     prefix = "" if cls is RunConfig else key + "."
     for k in value:
         if k not in valid:
@@ -340,12 +386,18 @@ def _options(prefix: str, raw: dict, owner: str, chosen: str, table: Mapping[str
     return resolved
 
 
-_DATASET_OPTIONS = [k for k in _keys(DatasetConfig) if k not in ("name", "test_size", "standardize")]
+_DATASET_OPTIONS = [
+    k for k in _keys(DatasetConfig) if k not in ("name", "test_size", "standardize", "standardize_target")
+]
 
 
-def _dataset(raw: Any) -> DatasetConfig:
+def _dataset(raw: Any, task: str) -> DatasetConfig:
     raw = _section("dataset", raw, DatasetConfig)
-    name = _choice("dataset.name", raw.get("name", "moons"), DATASETS)
+    name = _choice("dataset.name", raw.get("name", "moons" if task == "classification" else "sine"), DATASETS)
+    kind = DATASETS[name].task
+    if kind is not None and kind != task:
+        fitting = ", ".join(n for n, spec in DATASETS.items() if spec.task in (task, None))
+        raise ConfigError(f"dataset {name!r} is a {kind} dataset, but the task is {task} (its datasets: {fitting})")
     opts = _options("dataset", raw, "dataset", name, DATASETS[name].options, _DATASET_OPTIONS)
     for key in ("path", "target"):
         if key in opts and opts[key] is None:
@@ -359,13 +411,22 @@ def _dataset(raw: Any) -> DatasetConfig:
             f"dataset.n_classes must be <= 2**dataset.n_informative ({2 ** opts['n_informative']}), "
             f"got {opts['n_classes']}"
         )
+    if name == "friedman1" and opts["n_features"] < 5:
+        raise ConfigError(f"dataset.n_features must be >= 5 for dataset 'friedman1', got {opts['n_features']}")
     if name == "gaussian_quantiles" and opts["n_samples"] < opts["n_classes"]:
         raise ConfigError(
             f"dataset.n_samples must be >= dataset.n_classes ({opts['n_classes']}), got {opts['n_samples']}"
         )
     test_size = _real("dataset.test_size", raw.get("test_size", 0.25), "in (0, 1)", lambda x: 0 < x < 1)
     standardize = _bool("dataset.standardize", raw.get("standardize", True))
-    return DatasetConfig(name=name, test_size=test_size, standardize=standardize, **opts)
+    standardize_target = None
+    if task == "regression":
+        standardize_target = _bool("dataset.standardize_target", raw.get("standardize_target", True))
+    elif "standardize_target" in raw:
+        raise ConfigError("dataset.standardize_target applies to task regression only (a class label is not scaled)")
+    return DatasetConfig(
+        name=name, test_size=test_size, standardize=standardize, standardize_target=standardize_target, **opts
+    )
 
 
 def _model(raw: Any) -> ModelConfig:
@@ -379,7 +440,7 @@ _SCHEDULE_PARAMS = [k for k in _keys(ScheduleConfig) if k not in ("name", "inter
 
 
 def _schedule(raw: Any) -> ScheduleConfig:
-    if raw is not None and not isinstance(raw, Mapping):
+    if raw is not None and not isinstance(raw, (Mapping, str)):
         raise ConfigError(
             f"optimizer.schedule must be a mapping like {{name: cosine}}, got {type(raw).__name__} {_show(raw)}"
         )
@@ -407,14 +468,81 @@ def _optimizer(raw: Any) -> OptimizerConfig:
     return OptimizerConfig(name=name, lr=lr, weight_decay=weight_decay, schedule=schedule, **opts, **unset)
 
 
-def _training(raw: Any) -> TrainingConfig:
+def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfig | None:
+    """null or false: off; true: the defaults; an int: the patience; else a mapping of options."""
+    key = "training.early_stopping"
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        raw = {}
+    elif isinstance(raw, numbers.Integral):
+        raw = {"patience": raw}
+    elif not isinstance(raw, Mapping):
+        raise _fail(key, "null, true, a patience (int >= 1) or a mapping like {patience: 10}", raw)
+    raw = _section(key, raw, EarlyStoppingConfig)
+    monitors = MONITORS[task]
+    monitor = _choice(f"{key}.monitor", raw.get("monitor", "val_loss" if validating else "loss"), monitors)
+    if monitor.startswith("val_") and not validating:
+        raise ConfigError(f"{key}.monitor {monitor!r} needs training.validation_split > 0")
+    return EarlyStoppingConfig(
+        patience=_int(f"{key}.patience", raw.get("patience", 10), 1),
+        min_delta=_real(f"{key}.min_delta", raw.get("min_delta", 0.0), ">= 0", lambda x: x >= 0),
+        restore_best=_bool(f"{key}.restore_best", raw.get("restore_best", True)),
+        monitor=monitor,
+    )
+
+
+def _training(raw: Any, task: str) -> TrainingConfig:
     raw = _section("training", raw, TrainingConfig)
+    validation_split = _real(
+        "training.validation_split", raw.get("validation_split", 0.0), "in [0, 1)", lambda x: 0 <= x < 1
+    )
     return TrainingConfig(
         epochs=_int("training.epochs", raw.get("epochs", 100), 1),
         batch_size=_batch_size("training.batch_size", raw.get("batch_size", 32)),
         shuffle=_bool("training.shuffle", raw.get("shuffle", True)),
         backend=_choice("training.backend", raw.get("backend", "compiled"), BACKENDS),
+        validation_split=validation_split,
+        early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
     )
+
+
+def _loss_name(raw: Any) -> str | None:
+    """The loss's name as given (before any checks), to infer the task from."""
+    name = raw.get("name") if isinstance(raw, Mapping) else raw
+    return name if isinstance(name, str) else None
+
+
+def _task(raw: Mapping) -> str:
+    """The task as set, else regression for a regression loss or dataset, else classification."""
+    if "task" in raw:
+        return _choice("task", raw["task"], TASKS)
+    loss = _loss_name(raw.get("loss"))
+    if loss in REGRESSION_LOSSES:  # mse included: it implies regression unless the task says otherwise
+        return "regression"
+    if loss in CLASSIFICATION_LOSSES:
+        return "classification"
+    dataset = raw.get("dataset")
+    name = dataset.get("name") if isinstance(dataset, Mapping) else dataset
+    if isinstance(name, str) and name in DATASETS and DATASETS[name].task == "regression":
+        return "regression"
+    return "classification"
+
+
+def _loss(raw: Any, task: str) -> LossConfig:
+    raw = _section("loss", raw, LossConfig)
+    losses = CLASSIFICATION_LOSSES if task == "classification" else REGRESSION_LOSSES
+    default = "cross_entropy" if task == "classification" else "mse"
+    given = raw.get("name", default)
+    other = REGRESSION_LOSSES if task == "classification" else CLASSIFICATION_LOSSES
+    if isinstance(given, str) and given not in losses and given in other:
+        raise ConfigError(
+            f"loss {given!r} is for {'regression' if task == 'classification' else 'classification'}, "
+            f"but the task is {task} (its losses: {', '.join(losses)})"
+        )
+    name = _choice("loss", given, losses)
+    options = _options("loss", raw, "loss", name, LOSS_OPTIONS.get(name, {}), ["delta"])
+    return LossConfig(name=name, **options)
 
 
 def parse_config(mapping: Any, name: str | None = None) -> RunConfig:
@@ -426,41 +554,56 @@ def parse_config(mapping: Any, name: str | None = None) -> RunConfig:
     if not isinstance(mapping, Mapping):
         raise ConfigError(f"config must be a mapping of settings, got {type(mapping).__name__} {_show(mapping)}")
     raw = _section("config", mapping, RunConfig)
+    task = _task(raw)
     return RunConfig(
         name=_name("name", raw.get("name", name if name is not None else "run")),
         seed=_int("seed", raw.get("seed", 0), 0, MAX_SEED),
-        dataset=_dataset(raw.get("dataset")),
+        task=task,
+        dataset=_dataset(raw.get("dataset"), task),
         model=_model(raw.get("model")),
-        loss=_choice("loss", raw.get("loss", "cross_entropy"), LOSSES),
+        loss=_loss(raw.get("loss"), task),
         optimizer=_optimizer(raw.get("optimizer")),
-        training=_training(raw.get("training")),
+        training=_training(raw.get("training"), task),
     )
 
 
 def config_to_dict(cfg: RunConfig) -> dict:
     """The resolved config as plain data in schema order, for `yaml.safe_dump`.
 
-    Options the chosen dataset, optimizer or schedule does not take are left
-    out, so the file reads like one a person would write, and
+    Options the chosen dataset, optimizer, schedule or loss does not take
+    are left out, so the file reads like one a person would write, and
     `parse_config(config_to_dict(cfg)) == cfg`.
     """
-    ds, opt, sch = cfg.dataset, cfg.optimizer, cfg.optimizer.schedule
+    ds, opt, sch, training = cfg.dataset, cfg.optimizer, cfg.optimizer.schedule, cfg.training
+    stopping = training.early_stopping
+    dataset = {"name": ds.name, **ds.options(), "test_size": ds.test_size, "standardize": ds.standardize}
+    if cfg.task == "regression":
+        dataset["standardize_target"] = ds.standardize_target
+    loss_options = cfg.loss.params()
     return {
         "name": cfg.name,
         "seed": cfg.seed,
-        "dataset": {"name": ds.name, **ds.options(), "test_size": ds.test_size, "standardize": ds.standardize},
+        "task": cfg.task,
+        "dataset": dataset,
         "model": {"hidden": list(cfg.model.hidden), "activation": cfg.model.activation},
-        "loss": cfg.loss,
+        "loss": {"name": cfg.loss.name, **loss_options} if loss_options else cfg.loss.name,
         "optimizer": {
             "name": opt.name,
             **{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in opt.params().items()},
             "schedule": {"name": sch.name, **sch.params(), "interval": sch.interval},
         },
         "training": {
-            "epochs": cfg.training.epochs,
-            "batch_size": cfg.training.batch_size,
-            "shuffle": cfg.training.shuffle,
-            "backend": cfg.training.backend,
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "shuffle": training.shuffle,
+            "backend": training.backend,
+            "validation_split": training.validation_split,
+            "early_stopping": None if stopping is None else {
+                "patience": stopping.patience,
+                "min_delta": stopping.min_delta,
+                "restore_best": stopping.restore_best,
+                "monitor": stopping.monitor,
+            },
         },
     }
 
@@ -547,7 +690,7 @@ def apply_overrides(mapping: Any, overrides: Iterable[str]) -> Any:
             raise ConfigError(f"malformed override {_show(item)}: no value (write {dotted}=null to unset)")
         _check_path(item, parts)
         value = _parse_yaml(text, f"override {item!r}")
-        mapping = _set(mapping, parts, value, item)
+        mapping = _set(mapping, parts, value, item, ())
     return mapping
 
 
@@ -564,8 +707,13 @@ def _check_path(item: str, parts: list[str]) -> None:
             raise ConfigError(f"unknown key {full!r} in override {item!r}{hint} (valid: {', '.join(valid)})")
 
 
-def _set(node: Any, parts: list[str], value: Any, item: str) -> dict:
-    """A copy of `node` with the path set, copying only the dicts along the path."""
+def _set(node: Any, parts: list[str], value: Any, item: str, above: tuple) -> dict:
+    """A copy of `node` with the path set, copying only the dicts along the path.
+
+    `above` is the path to `node`. A section written in short form (`loss:
+    huber`, `early_stopping: 5`) is expanded first, so `loss.delta=2` or
+    `training.early_stopping.min_delta=0.01` can be set inside it.
+    """
     if node is None:
         node = {}
     if not isinstance(node, Mapping):
@@ -574,13 +722,27 @@ def _set(node: Any, parts: list[str], value: Any, item: str) -> dict:
     if len(parts) == 1:
         node[parts[0]] = value
     else:
-        child = node.get(parts[0])
+        path = (*above, parts[0])
+        child = _expand_short_form(".".join(path), node.get(parts[0]))
         if child is not None and not isinstance(child, Mapping):
             raise ConfigError(
                 f"override {item!r}: {parts[0]!r} is {type(child).__name__} {_show(child)} in the config, not a mapping"
             )
-        node[parts[0]] = _set(child, parts[1:], value, item)
+        node[parts[0]] = _set(child, parts[1:], value, item, path)
     return node
+
+
+def _expand_short_form(section: str, value: Any) -> Any:
+    """A section's short form as its mapping: a name, or early stopping's true or patience."""
+    cls = _SECTIONS.get(section)
+    if isinstance(value, str) and cls is not None and "name" in _keys(cls):
+        return {"name": value}
+    if section == "training.early_stopping":
+        if value is True:
+            return {}
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return {"patience": value}
+    return value
 
 
 def _default_name(path: Path) -> str:

@@ -1,23 +1,26 @@
-"""Datasets by name, the stratified split, standardisation and mini-batches.
+"""Datasets by name, the train/validation/test split, standardisation and mini-batches.
 
 Everything here returns numpy arrays in scikit-learn's layout: `X` is
-(n_samples, n_features) float64 and `y` int64 labels 0..k-1, with the original
-label values kept in `class_names`. Randomness comes from the run seed (data
-and split) or a `random.Random` the caller owns (batch order), so a run and a
-resumed run see the same numbers.
+(n_samples, n_features) float64; for classification `y` is int64 labels
+0..k-1 with the original label values kept in `class_names`, for regression
+float64 targets, (n_samples,) or (n_samples, n_outputs). Randomness comes
+from the run seed (data and split) or a `random.Random` the caller owns
+(batch order), so a run and a resumed run see the same numbers.
+
+scikit-learn is imported only when a dataset is loaded or split, so that
+reading and checking a config stays fast.
 """
 
 import csv
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
 
 __all__ = [
     "DATASETS",
@@ -29,7 +32,11 @@ __all__ = [
     "load_dataset",
     "prepare_data",
     "split",
+    "split_validation",
+    "TASKS",
 ]
+
+TASKS = ("classification", "regression")
 
 
 class DataError(ValueError):
@@ -41,41 +48,53 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to load one dataset and which options it takes.
+    """How to load one dataset, which options it takes and which task it serves.
 
     `load(options, seed)` gets every option of `options` filled in and returns
-    `(X, y_raw, names)`: `names` maps a raw label to its display name, or is
-    None when the raw labels are already the names.
+    `(X, y_raw, names, feature_names)`: `names` maps a raw label to its
+    display name, or is None when the raw labels are already the names (and
+    for regression); `feature_names` are the columns' names, or None.
+    `task` is "classification", "regression", or None when the data can be
+    either (a CSV file: the config's task decides). `truth`, when known, is
+    the noise-free function of a 1-feature regression set, for plots.
     """
 
     load: Callable[[dict, int], tuple]
     options: Mapping[str, Any] = field(default_factory=dict)  # option -> default (None: required)
+    task: str | None = "classification"
+    truth: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def _sk():
+    from sklearn import datasets
+
+    return datasets
 
 
 def _moons(o, seed):
-    return (*skd.make_moons(o["n_samples"], noise=o["noise"], random_state=seed), None)
+    return (*_sk().make_moons(o["n_samples"], noise=o["noise"], random_state=seed), None, None)
 
 
 def _circles(o, seed):
-    X, y = skd.make_circles(o["n_samples"], noise=o["noise"], factor=o["factor"], random_state=seed)
-    return X, y, None
+    X, y = _sk().make_circles(o["n_samples"], noise=o["noise"], factor=o["factor"], random_state=seed)
+    return X, y, None, None
 
 
 def _blobs(o, seed):
-    X, y = skd.make_blobs(
+    X, y = _sk().make_blobs(
         o["n_samples"],
         n_features=o["n_features"],
         centers=o["centers"],
         cluster_std=o["cluster_std"],
         random_state=seed,
     )
-    return X, y, None
+    return X, y, None, None
 
 
 def _classification(o, seed):
     # No redundant or repeated features and one cluster per class, so that
     # two features and two informative ones are a valid request.
-    X, y = skd.make_classification(
+    X, y = _sk().make_classification(
         o["n_samples"],
         n_features=o["n_features"],
         n_informative=o["n_informative"],
@@ -85,22 +104,63 @@ def _classification(o, seed):
         n_clusters_per_class=1,
         random_state=seed,
     )
-    return X, y, None
+    return X, y, None, None
 
 
 def _gaussian_quantiles(o, seed):
-    X, y = skd.make_gaussian_quantiles(
+    X, y = _sk().make_gaussian_quantiles(
         n_samples=o["n_samples"], n_features=o["n_features"], n_classes=o["n_classes"], random_state=seed
     )
-    return X, y, None
+    return X, y, None, None
 
 
-def _bundled(loader):
+def _xor(o, seed):
+    """Points in the square [-1, 1]^2, class 1 where x0 and x1 share a sign, then jittered."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, size=(o["n_samples"], 2))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    return X + rng.normal(0.0, o["noise"], size=X.shape), y, None, None
+
+
+def _spiral(o, seed):
+    """Two arms winding 1.5 turns out of the origin, half a turn apart (TensorFlow Playground's spiral)."""
+    rng = np.random.default_rng(seed)
+    n = o["n_samples"]
+    y = np.arange(n) % 2
+    t = rng.uniform(0.05, 1.0, size=n)  # distance along the arm, 0 at the centre
+    angle = 3.0 * math.pi * t + math.pi * y
+    X = np.column_stack([t * np.cos(angle), t * np.sin(angle)])
+    return X + rng.normal(0.0, o["noise"], size=X.shape), y, None, None
+
+
+def _regression(o, seed):
+    X, y = _sk().make_regression(o["n_samples"], n_features=o["n_features"], noise=o["noise"], random_state=seed)
+    return X, y, None, None
+
+
+def _friedman1(o, seed):
+    X, y = _sk().make_friedman1(o["n_samples"], n_features=o["n_features"], noise=o["noise"], random_state=seed)
+    return X, y, None, None
+
+
+def _sine(o, seed):
+    """y = sin(x) + noise for x uniform on [-pi, pi]: a curve to watch a network fit."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-math.pi, math.pi, size=o["n_samples"])
+    return x[:, None], np.sin(x) + rng.normal(0.0, o["noise"], size=x.shape), None, None
+
+
+def _sine_truth(X):
+    return np.sin(np.asarray(X, dtype=np.float64)[:, 0])
+
+
+def _bundled(name):
     """A bundled scikit-learn loader (shipped with the package: no download)."""
 
     def load(o, seed):
-        bunch = loader()
-        return bunch.data, bunch.target, list(bunch.target_names)
+        bunch = getattr(_sk(), f"load_{name}")()
+        names = list(bunch.target_names) if hasattr(bunch, "target_names") else None
+        return bunch.data, bunch.target, names, [str(f) for f in bunch.feature_names]
 
     return load
 
@@ -109,9 +169,9 @@ def _csv(o, seed):
     return _read_csv(o["path"], o["target"])
 
 
-def _generated(load, **options):
-    """A scikit-learn make_* generator, drawn from the run seed."""
-    return DatasetSpec(load, MappingProxyType(options))
+def _generated(load, task="classification", truth=None, **options):
+    """A generator drawn from the run seed, with its options' defaults."""
+    return DatasetSpec(load, MappingProxyType(options), task, truth)
 
 
 DATASETS = {
@@ -120,11 +180,17 @@ DATASETS = {
     "blobs": _generated(_blobs, n_samples=300, centers=3, cluster_std=1.0, n_features=2),
     "classification": _generated(_classification, n_samples=300, n_features=2, n_classes=2, n_informative=2),
     "gaussian_quantiles": _generated(_gaussian_quantiles, n_samples=300, n_features=2, n_classes=3),
-    "iris": DatasetSpec(_bundled(skd.load_iris), MappingProxyType({})),
-    "wine": DatasetSpec(_bundled(skd.load_wine), MappingProxyType({})),
-    "breast_cancer": DatasetSpec(_bundled(skd.load_breast_cancer), MappingProxyType({})),
-    "digits": DatasetSpec(_bundled(skd.load_digits), MappingProxyType({})),
-    "csv": DatasetSpec(_csv, MappingProxyType({"path": None, "target": None})),
+    "xor": _generated(_xor, n_samples=300, noise=0.05),
+    "spiral": _generated(_spiral, n_samples=300, noise=0.05),
+    "iris": DatasetSpec(_bundled("iris"), MappingProxyType({})),
+    "wine": DatasetSpec(_bundled("wine"), MappingProxyType({})),
+    "breast_cancer": DatasetSpec(_bundled("breast_cancer"), MappingProxyType({})),
+    "digits": DatasetSpec(_bundled("digits"), MappingProxyType({})),
+    "regression": _generated(_regression, "regression", n_samples=300, n_features=5, noise=10.0),
+    "friedman1": _generated(_friedman1, "regression", n_samples=500, n_features=10, noise=1.0),
+    "sine": _generated(_sine, "regression", _sine_truth, n_samples=200, noise=0.1),
+    "diabetes": DatasetSpec(_bundled("diabetes"), MappingProxyType({}), "regression"),
+    "csv": DatasetSpec(_csv, MappingProxyType({"path": None, "target": None}), None),
 }
 
 
@@ -133,16 +199,26 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def load_dataset(name: str, options: Mapping[str, Any] | None = None, seed: int = 0) -> tuple:
+def load_dataset(name: str, options: Mapping[str, Any] | None = None, seed: int = 0,
+                 task: str = "classification") -> tuple:
     """Load dataset `name` as `(X, y, class_names)`.
 
     `options` holds that dataset's options (absent or None: its default).
-    Labels are mapped through `np.unique`, so `y` is 0..k-1 in sorted order of
-    the original labels and `class_names[y[i]]` is sample i's original label.
+    For classification, labels are mapped through `np.unique`, so `y` is
+    0..k-1 in sorted order of the original labels and `class_names[y[i]]`
+    is sample i's original label. For regression `y` is float64 and
+    `class_names` is None.
     """
+    return _load(name, _filled(name, options, task), seed, task)[:3]
+
+
+def _filled(name, options, task):
+    """The dataset's options with defaults filled in, after checking name, task and keys."""
     if name not in DATASETS:
         raise DataError(f"dataset.name must be one of {', '.join(DATASETS)}; got {name!r}")
     spec = DATASETS[name]
+    if spec.task is not None and spec.task != task:
+        raise DataError(f"dataset {name!r} is a {spec.task} dataset, but the task is {task}")
     given = {k: v for k, v in (options or {}).items() if v is not None}
     for key in given:
         if key not in spec.options:
@@ -152,37 +228,88 @@ def load_dataset(name: str, options: Mapping[str, Any] | None = None, seed: int 
     for key, value in filled.items():
         if value is None:
             raise DataError(f"dataset.{key} is required for dataset {name!r}")
+    return filled
+
+
+def _load(name, filled, seed, task):
+    """(X, y, class_names, feature_names) of a dataset whose options are all filled in."""
     try:
-        X, y_raw, names = spec.load(filled, seed)
+        X, y_raw, names, feature_names = DATASETS[name].load(filled, seed)
     except DataError:
         raise
     except ValueError as e:  # scikit-learn's own parameter check
         raise DataError(f"dataset {name!r} with {filled}: {e}") from None
-    values, y = np.unique(np.asarray(y_raw), return_inverse=True)
+    X = np.asarray(X, dtype=np.float64)
+    if task == "regression":
+        return X, _regression_targets(name, np.asarray(y_raw)), None, feature_names
+    y_raw = np.asarray(y_raw)
+    if name == "csv":
+        _refuse_continuous_labels(filled["target"], y_raw)
+    values, y = np.unique(y_raw, return_inverse=True)
     class_names = [_plain(names[v] if names is not None else v) for v in values]
+    if len(class_names) < 2 and name == "csv":
+        raise DataError(f"dataset.target {filled['target']!r} has a single class {class_names[0]!r}; need at least 2")
     if len(class_names) < 2:
         raise DataError(f"dataset {name!r} has {len(class_names)} class(es) {class_names}; need at least 2")
-    return np.asarray(X, dtype=np.float64), y.astype(np.int64).reshape(-1), class_names
+    return X, y.astype(np.int64).reshape(-1), class_names, feature_names
+
+
+def _regression_targets(name, y_raw):
+    """Regression targets as float64, refusing labels that are not numbers."""
+    if y_raw.dtype.kind not in "iuf":
+        example = next(v for v in y_raw.ravel().tolist() if _number(str(v)) is None)
+        where = "dataset.target" if name == "csv" else f"dataset {name!r}"
+        raise DataError(f"{where}: a regression target must be numeric, got {_plain(example)!r}")
+    y = y_raw.astype(np.float64)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"dataset {name!r}: the regression target holds a non-finite value")
+    return y
+
+
+def _refuse_continuous_labels(target, labels):
+    """A numeric label column that looks like a measurement, not classes, is a mistake for classification."""
+    if labels.dtype.kind not in "iuf":
+        return
+    distinct = len(np.unique(labels))
+    non_integer = labels.dtype.kind == "f" and not np.all(labels == np.round(labels))
+    if non_integer or distinct > len(labels) / 2:
+        why = "non-integer values" if non_integer else f"{distinct} distinct values among {len(labels)} rows"
+        raise DataError(
+            f"dataset.target {target!r} looks continuous ({why}), not like class labels; "
+            "for a numeric target set task: regression"
+        )
 
 
 # ----- csv --------------------------------------------------------------------
 
 
+_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")  # ASCII digits only
+_NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE)
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
 def _number(text):
-    """The cell as a float, or None if it is not a number literal."""
-    try:
+    """The cell as a float if it is a plain decimal or scientific number, else None.
+
+    Stricter than `float()`, which also takes `5_1` (as 51) and spaces.
+    `inf` and `nan` parse, so that the caller can say they are not finite.
+    """
+    if _DECIMAL.fullmatch(text) or _NON_FINITE.fullmatch(text):
         return float(text)
-    except ValueError:
-        return None
+    return None
 
 
 def _label_values(cells):
-    """Labels as ints if every cell is an int, else floats if all are numbers, else strings."""
-    for convert in (int, float):
-        try:
-            return [convert(c) for c in cells]
-        except ValueError:
-            pass
+    """Labels as ints if every cell is an integer literal, else floats if all are numbers, else strings.
+
+    The numeric rule means `1` and `1.0` name the same class (both are the
+    number one); quote-free text labels such as `a`, `1a` stay strings.
+    """
+    if all(_INTEGER.fullmatch(c) for c in cells):
+        return [int(c) for c in cells]
+    numbers = [_number(c) for c in cells]
+    if all(x is not None for x in numbers):
+        return numbers
     return cells
 
 
@@ -234,46 +361,78 @@ def _read_csv(path, target):
                 raise DataError(f"{where}: column {column!r} at line {line} is not finite: {cell!r}")
             values.append(x)
         features.append(values)
-    labels = _label_values(labels)
-    if len(set(labels)) < 2:
-        raise DataError(f"dataset.target {target!r} has a single class {labels[0]!r}; need at least 2")
-    return np.array(features, dtype=np.float64), np.array(labels), None
+    return np.array(features, dtype=np.float64), np.array(_label_values(labels)), None, [h for h in header if h != target]
 
 
 # ----- split, standardise, batch ----------------------------------------------
 
 
-def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int) -> tuple:
-    """Stratified `(X_train, X_test, y_train, y_test)`, after checking that it can work.
+def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: bool = True,
+          size_key: str = "dataset.test_size", count_key: str = "dataset.n_samples") -> tuple:
+    """`(X_train, X_test, y_train, y_test)`, stratified by class unless told not to.
 
-    scikit-learn needs every class to have two members and each side at least
-    one sample per class; its own errors do not say which setting to change.
+    Checked first: scikit-learn needs every class to have two members and
+    each side at least one sample per class, and its own errors do not say
+    which setting to change. `size_key` and `count_key` name the settings
+    in messages.
     """
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    n_test = math.ceil(test_size * n)  # scikit-learn's rounding
+    n_train = n - n_test
+    if not stratify:
+        if n_test < 1 or n_train < 1:
+            raise DataError(
+                f"{count_key}={n} with {size_key}={test_size} leaves a side of the split empty "
+                f"({n} sample{'s' if n != 1 else ''}: {n_train} for training, {n_test} held out)"
+            )
+        return tuple(train_test_split(X, y, test_size=test_size, random_state=seed))
     counts = np.bincount(y)
-    n, k = len(y), int(np.count_nonzero(counts))
+    k = int(np.count_nonzero(counts))
     for label, count in enumerate(counts):
         if count == 1:
             raise DataError(
-                f"class {label} has 1 sample among dataset.n_samples={n}; "
+                f"class {label} has 1 sample among {count_key}={n}; "
                 "each class needs at least 2 (one on each side of the split)"
             )
-    n_test = math.ceil(test_size * n)  # scikit-learn's rounding
-    n_train = n - n_test
-    for side, count in (("test", n_test), ("training", n_train)):
+    held_out = "test" if size_key == "dataset.test_size" else "validation"
+    for side, count in ((held_out, n_test), ("training", n_train)):
         if count < k:
             raise DataError(
-                f"dataset.n_samples={n} with dataset.test_size={test_size} gives {count} {side} "
+                f"{count_key}={n} with {size_key}={test_size} gives {count} {side} "
                 f"sample{'s' if count != 1 else ''} for {k} classes; each class needs a member on both sides"
             )
     return tuple(train_test_split(X, y, test_size=test_size, random_state=seed, stratify=y))
 
 
+def split_validation(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool = True,
+                     name: str = "training.validation_split") -> tuple:
+    """`(X_train, y_train, X_val, y_val)`: a seeded draw of `fraction` of the rows held out for validation.
+
+    Stratified by class for classification, so a data set sorted by class
+    (as scikit-learn's bundled ones are) still validates on every class.
+    """
+    X_train, X_val, y_train, y_val = split(
+        X, y, fraction, _validation_seed(seed), stratify, size_key=name, count_key="the training split's size"
+    )
+    return X_train, y_train, X_val, y_val
+
+
+def _validation_seed(seed):
+    """A seed for the validation draw that differs from the test split's (which uses `seed` itself)."""
+    return int(np.random.SeedSequence([int(seed), 1]).generate_state(1)[0])
+
+
 class Standardizer:
-    """Per-feature (x - mean) / scale, fitted on the training split only.
+    """Per-column (x - mean) / scale, fitted on the training split only.
 
     Kept tiny (rather than StandardScaler) so that a checkpoint can hold it as
-    two plain lists. A constant feature gets scale 1, as in scikit-learn, so
-    it maps to 0 instead of dividing by zero.
+    two plain lists. A constant column gets scale 1, as in scikit-learn, so
+    it maps to 0 instead of dividing by zero. The spread is measured on
+    columns divided by their largest magnitude first, so values near the
+    float limits (1e300, or 1e-200 whose square underflows) still get their
+    true, finite standard deviation.
     """
 
     def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None):
@@ -281,20 +440,37 @@ class Standardizer:
         self.scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fit(self, X: np.ndarray) -> "Standardizer":
-        """Learn each feature's mean and standard deviation (ddof 0) from `X`."""
+        """Learn each column's mean and standard deviation (ddof 0) from `X` (2-d, or 1-d: one column)."""
         X = np.asarray(X, dtype=np.float64)
+        X = X[:, None] if X.ndim == 1 else X
         if X.ndim != 2 or len(X) == 0:
             raise ValueError(f"Standardizer.fit needs a non-empty 2-d array, got shape {X.shape}")
-        constant = np.ptp(X, axis=0) == 0
-        self.mean_ = np.where(constant, X[0], X.mean(axis=0))  # exact, so a constant maps to exactly 0
-        self.scale_ = np.where(constant, 1.0, X.std(axis=0))
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Standardizer.fit needs finite values")
+        constant = np.all(X == X[0], axis=0)
+        size = np.where(constant, 1.0, np.max(np.abs(X), axis=0))
+        unit = X / size  # every entry in [-1, 1]: no overflow or underflow in the squares below
+        mean = np.mean(unit, axis=0) * size
+        scale = np.std(unit, axis=0) * size
+        self.mean_ = np.where(constant, X[0], mean)  # exact, so a constant maps to exactly 0
+        self.scale_ = np.where(constant | (scale == 0), 1.0, scale)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """`X` standardised with the fitted statistics."""
+        """`X` standardised with the fitted statistics (the same shape as `X`)."""
         if self.mean_ is None:
             raise ValueError("Standardizer is not fitted; call fit(X_train) first")
-        return (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 1:
+            return (X - self.mean_[0]) / self.scale_[0]
+        return (X - self.mean_) / self.scale_
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        """Values in original units: the inverse of `transform`."""
+        Z = np.asarray(Z, dtype=np.float64)
+        if Z.ndim == 1:
+            return Z * self.scale_[0] + self.mean_[0]
+        return Z * self.scale_ + self.mean_
 
     def to_dict(self) -> dict:
         """`{"mean": [...], "scale": [...]}` as plain floats, for a JSON checkpoint."""
@@ -329,32 +505,73 @@ class PreparedData:
     """A dataset ready for training: split, and standardised if asked."""
 
     X_train: np.ndarray  # (n_train, n_features) float64
-    y_train: np.ndarray  # (n_train,) int64 in 0..k-1
+    y_train: np.ndarray  # (n_train,) int64 in 0..k-1; regression: float64, (n_train,) or (n_train, outputs)
     X_test: np.ndarray  # (n_test, n_features)
-    y_test: np.ndarray  # (n_test,)
-    class_names: list  # original label of class i, a plain str/int/float
+    y_test: np.ndarray  # (n_test,) like y_train
+    class_names: list | None  # original label of class i, a plain str/int/float; None for regression
     feature_count: int  # n_features, the model's input size
     scaler: Standardizer | None  # fitted on X_train; None when standardize is off
+    X_val: np.ndarray | None = None  # the validation split (empty when not validating)
+    y_val: np.ndarray | None = None
+    task: str = "classification"
+    target_scaler: Standardizer | None = None  # regression: fitted on y_train; None when off
+    feature_names: list | None = None  # column names (csv and bundled sets), else None
+
+    def __post_init__(self):
+        if self.X_val is None:
+            self.X_val, self.y_val = self.X_train[:0], self.y_train[:0]
 
     @property
     def n_classes(self) -> int:
-        """k, the model's output size."""
+        """k, the number of classes (classification only)."""
         return len(self.class_names)
 
+    @property
+    def n_outputs(self) -> int:
+        """The model's output size: one per class, or one per target column."""
+        if self.task == "classification":
+            return self.n_classes
+        return 1 if self.y_train.ndim == 1 else self.y_train.shape[1]
 
-def prepare_data(dataset: Any, seed: int) -> PreparedData:
+
+def prepare_data(dataset: Any, seed: int, task: str = "classification", validation_split: float = 0.0) -> PreparedData:
     """Load, split and standardise the dataset a `config.DatasetConfig` describes.
 
-    `dataset` needs `name`, `test_size`, `standardize` and an attribute per
-    option of that dataset (None: the default). The seed drives both the
-    generator and the split.
+    `dataset` needs `name`, `test_size`, `standardize` (and, for
+    regression, `standardize_target`) and an attribute per option of that
+    dataset (None: the default). The seed drives the generator, the test
+    split and the validation split, which is drawn from the training
+    split; scaling is fitted on what remains for training.
     """
     spec = DATASETS.get(dataset.name)
     options = {key: getattr(dataset, key, None) for key in (spec.options if spec else ())}
-    X, y, class_names = load_dataset(dataset.name, options, seed)
-    X_train, X_test, y_train, y_test = split(X, y, dataset.test_size, seed)
-    scaler = None
+    X, y, class_names, feature_names = _load(dataset.name, _filled(dataset.name, options, task), seed, task)
+    stratify = task == "classification"
+    X_train, X_test, y_train, y_test = split(X, y, dataset.test_size, seed, stratify)
+    X_val, y_val = X_train[:0], y_train[:0]
+    if validation_split:
+        X_train, y_train, X_val, y_val = split_validation(X_train, y_train, validation_split, seed, stratify)
+    scaler = target_scaler = None
     if dataset.standardize:
         scaler = Standardizer().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    return PreparedData(X_train, y_train, X_test, y_test, class_names, X.shape[1], scaler)
+        X_train, X_val, X_test = (_scaled(scaler, A, "features") for A in (X_train, X_val, X_test))
+    if task == "regression" and getattr(dataset, "standardize_target", True) is not False:
+        target_scaler = Standardizer().fit(y_train)
+        y_train, y_val, y_test = (_scaled(target_scaler, A, "target") for A in (y_train, y_val, y_test))
+    return PreparedData(
+        X_train, y_train, X_test, y_test, class_names, X.shape[1], scaler,
+        X_val=X_val, y_val=y_val, task=task, target_scaler=target_scaler,
+        feature_names=feature_names,
+    )
+
+
+def _scaled(scaler, A, what):
+    with np.errstate(all="ignore"):
+        Z = scaler.transform(A)
+    if not np.all(np.isfinite(Z)):
+        raise DataError(
+            f"the dataset's {what} are not finite after standardising (values too far beyond the training "
+            "split's range); the data, not the learning rate, is the problem"
+        )
+    return Z
+

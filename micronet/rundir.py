@@ -17,9 +17,18 @@ import numpy as np
 from micronet.checkpoint import save_model, write_json_atomic, write_text_atomic
 from micronet.config import config_to_dict
 
-__all__ = ["METRIC_COLUMNS", "UsageError", "RunWriter", "new_run_dir", "read_history"]
+__all__ = ["METRIC_COLUMNS", "UsageError", "RunWriter", "metric_columns", "new_run_dir", "read_history"]
 
-METRIC_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr", "seconds"]
+SCORES = {"classification": ("accuracy",), "regression": ("mae", "r2")}
+
+
+def metric_columns(task: str = "classification", validating: bool = False) -> list[str]:
+    """metrics.csv's header: the epoch, loss and scores per split, the lr and the epoch's seconds."""
+    splits = ("train", "val", "test") if validating else ("train", "test")
+    return ["epoch", *(f"{s}_{m}" for s in splits for m in ("loss", *SCORES[task])), "lr", "seconds"]
+
+
+METRIC_COLUMNS = metric_columns()  # a classification run without validation
 
 
 class UsageError(ValueError):
@@ -62,23 +71,29 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.config = config
         self.data = data
+        self.columns = RunWriter.columns(config, data)
         self.last_good = None
         if not resumed:
             self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
             with open(self.dir / "metrics.csv", "w", newline="") as f:
-                csv.writer(f).writerow(METRIC_COLUMNS)
+                csv.writer(f).writerow(self.columns)
+
+    @staticmethod
+    def columns(config, data):
+        """The metrics.csv header of a run of `config` on `data`."""
+        return metric_columns(config.task, len(data.y_val) > 0)
 
     def restart_metrics(self, history):
         """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row)."""
         text = io.StringIO(newline="")
         writer = csv.writer(text)
-        writer.writerow(METRIC_COLUMNS)
-        writer.writerows([_csv_number(row[c]) for c in METRIC_COLUMNS] for row in history)
+        writer.writerow(self.columns)
+        writer.writerows([_csv_number(row[c]) for c in self.columns] for row in history)
         write_text_atomic(self.dir / "metrics.csv", text.getvalue())
 
     def on_epoch(self, state, row):
         with open(self.dir / "metrics.csv", "a", newline="") as f:
-            csv.writer(f).writerow([_csv_number(row[c]) for c in METRIC_COLUMNS])
+            csv.writer(f).writerow([_csv_number(row[c]) for c in self.columns])
             f.flush()
             os.fsync(f.fileno())
         self.save_checkpoint(state)
@@ -95,15 +110,20 @@ class RunWriter:
         )
 
     def summary(self, state, status, error=None):
-        last = state.history[-1] if state.history else {}
+        """summary.json: the status and the scores of the model as saved.
+
+        With early stopping's restore_best, that model is the best epoch's,
+        so its row is reported; otherwise the last epoch's.
+        """
+        best = None if state.stopper is None else state.stopper.best_epoch
+        shown = state.final_row() if status == "completed" else state.history[-1] if state.history else {}
         summary = {
             "status": status,
             **({"error": error} if error else {}),
             "epochs": state.epoch,
-            "train_loss": last.get("train_loss"),
-            "train_accuracy": last.get("train_accuracy"),
-            "test_loss": last.get("test_loss"),
-            "test_accuracy": last.get("test_accuracy"),
+            **{c: shown.get(c) for c in self.columns if c not in ("epoch", "lr", "seconds")},
+            "best_epoch": best,
+            "stopped_early": state.stopped_early,
             "seconds": sum(row["seconds"] for row in state.history),
             "n_parameters": len(state.model.parameters()),
         }
@@ -114,8 +134,10 @@ class RunWriter:
         from micronet import plot
 
         data = self.data
-        if state.history:
+        if state.history and data.task == "classification":
             plot.plot_history(state.history, self.dir / "loss.png")
+        if data.task != "classification":
+            return
         if data.feature_count == 2:
             plot.plot_decision_boundary(
                 lambda X: _softmax(executor.logits(X)),
@@ -148,7 +170,7 @@ def _yaml(mapping):
     )
 
 
-def read_history(path, epochs):
+def read_history(path, epochs, columns=METRIC_COLUMNS):
     """The first `epochs` rows of metrics.csv; rows beyond them (written after the checkpoint) are dropped."""
     try:
         with open(path, newline="") as f:
@@ -157,12 +179,12 @@ def read_history(path, epochs):
             rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"cannot read {path}: {e}") from None
-    if header != METRIC_COLUMNS:
-        raise ValueError(f"{path} does not start with the header {','.join(METRIC_COLUMNS)}")
+    if header != columns:
+        raise ValueError(f"{path} does not start with the header {','.join(columns)}")
     history = []
     for line, row in enumerate(rows[:epochs], start=2):
         try:
-            values = dict(zip(METRIC_COLUMNS, row, strict=True))
+            values = dict(zip(columns, row, strict=True))
             parsed = {k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()}
         except ValueError:
             raise ValueError(f"{path} line {line} is damaged: {','.join(row)!r}") from None

@@ -1,46 +1,78 @@
-"""micronet as a scikit-learn classifier, for Pipelines, grid searches and CV.
+"""micronet as scikit-learn estimators, for Pipelines, grid searches and CV.
 
-`MicronetClassifier` stores its hyper-parameters untouched (scikit-learn's
-contract), turns them into the same validated run config the CLI uses when
-`fit` is called, and trains with the trainer's own loop (`micronet.train.fit`),
-so the estimator and `python -m micronet.train` cannot drift apart.
+`MicronetClassifier` and `MicronetRegressor` store their hyper-parameters
+untouched (scikit-learn's contract), turn them into the same validated run
+config the CLI uses when `fit` is called, and train with the one training
+loop (`micronet.loop.run_epochs`), so the estimators and `python -m
+micronet.train` cannot drift apart. Stopping follows scikit-learn's
+`MLPClassifier`: without `early_stopping`, training ends once the training
+loss has not improved by `tol` for `n_iter_no_change` epochs; with it, a
+`validation_fraction` is held out and its score (accuracy, or R²) decides,
+and the best epoch's weights are kept.
 """
 
+import copy
+
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from micronet.config import parse_config
-from micronet.data import PreparedData
-from micronet.losses import LOSSES
-from micronet.train import fit, make_executor, new_state
+from micronet.data import PreparedData, Standardizer, split_validation
+from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.nn import Module
 
-__all__ = ["MicronetClassifier"]
+__all__ = ["MicronetClassifier", "MicronetRegressor"]
+
+_FITTED = ("classes_", "model_", "loss_curve_", "n_iter_", "best_loss_", "validation_scores_",
+           "best_validation_score_", "target_scaler_", "n_outputs_")
 
 
-class MicronetClassifier(ClassifierMixin, BaseEstimator):
-    """A multilayer perceptron trained by micronet, with scikit-learn's estimator API.
+class _NoImprovement:
+    """scikit-learn's MLP stopping rule, as a loop callback.
 
-    Parameters mirror the run config (docs/config.md): `hidden` widths,
-    `activation` (relu, tanh, sigmoid), `loss` (cross_entropy, hinge, mse),
-    `optimizer` (sgd, adam) with `lr`, `momentum` (sgd only), `weight_decay`,
-    and `epochs`, `batch_size` (int or "full"), `shuffle`, `backend`
-    (compiled, eager). `random_state` seeds initialisation and shuffling.
-    Inputs are used as given: put a StandardScaler in front in a Pipeline.
-
-    Fitted attributes: `classes_`, `n_features_in_`, `model_` (a
-    micronet.nn.MLP), `loss_curve_` (mean training loss per epoch) and
-    `n_iter_` (epochs run). `predict_proba` is the softmax of the logits
-    (for the hinge and mse losses it is a confidence score, not calibrated).
+    Counts epochs whose score fails to beat the best by `tol` (the training
+    loss, or the validation score with early stopping) and stops once the
+    count exceeds `n_iter_no_change`. With early stopping it also keeps the
+    best validation epoch's weights, which `restore` puts back.
     """
+
+    def __init__(self, estimator, model, validation_key):
+        self.tol, self.patience = estimator.tol, estimator.n_iter_no_change
+        self.model, self.key = model, validation_key
+        self.count, self.best_loss, self.best_score = 0, np.inf, -np.inf
+        self.scores, self.best_weights = [], None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.key is None:
+            loss = logs["loss"]
+            self.count = self.count + 1 if loss > self.best_loss - self.tol else 0
+            self.best_loss = min(self.best_loss, loss)
+        else:
+            score = logs[self.key]
+            self.scores.append(score)
+            self.count = self.count + 1 if score < self.best_score + self.tol else 0
+            if score > self.best_score:
+                self.best_score, self.best_weights = score, self.model.state_dict()
+        return self.count > self.patience
+
+    def restore(self):
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+
+
+class _MicronetEstimator(BaseEstimator):
+    """What the classifier and the regressor share: parameters, the config, the loop."""
+
+    _task = ""
 
     def __init__(
         self,
         hidden=(16, 16),
         activation="relu",
-        loss="cross_entropy",
+        loss=None,
         optimizer="sgd",
         lr=0.1,
         momentum=0.9,
@@ -49,6 +81,11 @@ class MicronetClassifier(ClassifierMixin, BaseEstimator):
         batch_size=32,
         shuffle=True,
         backend="compiled",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        module=None,
         random_state=None,
     ):
         self.hidden = hidden
@@ -62,20 +99,31 @@ class MicronetClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.backend = backend
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.module = module
         self.random_state = random_state
+
+    # ----- configuration --------------------------------------------------
 
     def _config(self, epochs):
         """The run config for these parameters; bad values raise ValueError naming them."""
         seed = self.random_state
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             seed = int(check_random_state(seed).randint(0, 2**32 - 1))
+        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
+            raise ValueError(f"hidden must be a list of layer widths such as (16, 16), got {self.hidden!r}")
         optimizer = {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay}
         if self.optimizer == "sgd":
             optimizer["momentum"] = self.momentum
+        self._check_stopping_parameters()
         return parse_config(
             {
                 "name": "sklearn",
                 "seed": seed,
+                "task": self._task,
                 "model": {"hidden": list(self.hidden), "activation": self.activation},
                 "loss": self.loss,
                 "optimizer": optimizer,
@@ -88,13 +136,150 @@ class MicronetClassifier(ClassifierMixin, BaseEstimator):
             }
         )
 
+    def _check_stopping_parameters(self):
+        if not isinstance(self.early_stopping, (bool, np.bool_)):
+            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
+        if self.early_stopping and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        n = self.n_iter_no_change
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n_iter_no_change must be an int >= 1, got {n!r}")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not 0 <= self.tol < np.inf:
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
+
+    def _build_model(self, config, data):
+        """The model to train: a fresh MLP, or the user's `module` (copied, or built by the callable)."""
+        if self.module is None:
+            return None
+        if isinstance(self.module, Module):
+            model = copy.deepcopy(self.module)  # fit never changes a parameter (scikit-learn's rule)
+        elif callable(self.module):
+            model = self.module(data.feature_count, data.n_outputs)
+        else:
+            raise ValueError(f"module must be a micronet Module or a callable (n_features, n_outputs) -> Module, "
+                             f"got {type(self.module).__name__}")
+        if not isinstance(model, Module):
+            raise ValueError(f"module(n_features, n_outputs) must return a micronet Module, got {type(model).__name__}")
+        try:
+            outputs = model([0.0] * data.feature_count)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"module cannot take {data.feature_count} features: {e}") from None
+        if not isinstance(outputs, (list, tuple)) or len(outputs) != data.n_outputs:
+            got = len(outputs) if isinstance(outputs, (list, tuple)) else type(outputs).__name__
+            raise ValueError(f"module must return {data.n_outputs} outputs for this data, got {got}")
+        return model
+
+    # ----- training -------------------------------------------------------
+
+    def _fit(self, X, y, classes=None):
+        """Train from scratch on validated arrays; the estimator counts as fitted only on success."""
+        for name in _FITTED:
+            self.__dict__.pop(name, None)
+        config = self._config(self.epochs)
+        X_val = y_val = None
+        if self.early_stopping:
+            stratify = self._task == "classification"
+            X, y, X_val, y_val = split_validation(X, y, self.validation_fraction, config.seed, stratify,
+                                                  name="validation_fraction")
+        target_scaler = self._target_scaler(y)
+        data = self._prepared(X, y, X_val, y_val, classes, target_scaler)
+        state = new_state(config, data, model=self._build_model(config, data))
+        key = None if not self.early_stopping else "val_accuracy" if self._task == "classification" else "val_r2"
+        stopper = _NoImprovement(self, state.model, key)
+        executor = self._make_executor(state.model, config, data.feature_count)
+        run_epochs(Plan.from_config(config), data, state, executor, callbacks=[stopper])  # Diverged propagates
+        stopper.restore()
+        self._state, self._data, self._executor = state, data, executor
+        self.model_ = state.model
+        self.loss_curve_ = [row["train_loss"] for row in state.history]
+        self.n_iter_ = state.epoch
+        self.best_loss_ = None if self.early_stopping else stopper.best_loss
+        self.validation_scores_ = stopper.scores if self.early_stopping else None
+        self.best_validation_score_ = stopper.best_score if self.early_stopping else None
+        self.target_scaler_ = target_scaler
+        if classes is not None:
+            self.classes_ = classes
+        self.n_outputs_ = data.n_outputs
+        return self
+
+    def _target_scaler(self, y):
+        return None
+
+    def _prepared(self, X, y, X_val, y_val, classes, target_scaler):
+        """The loop's data object: a training split, an optional validation split, no test split."""
+        if target_scaler is not None:
+            y = target_scaler.transform(y)
+            y_val = None if y_val is None else target_scaler.transform(y_val)
+        return PreparedData(
+            X, y, X[:0], y[:0], None if classes is None else list(classes), X.shape[1], None,
+            X_val=X_val, y_val=y_val, task=self._task, target_scaler=target_scaler,
+        )
+
+    def _make_executor(self, model, config, n_features):
+        return make_executor(model, config_loss(config), self.backend, n_features)
+
+    def _train_more(self, X, y):
+        """One more epoch on (X, y) with the existing model and optimizer state (partial_fit)."""
+        data = self._prepared(X, y, None, None, getattr(self, "classes_", None), self.target_scaler_)
+        config = self._config(self._state.epoch + 1)
+        try:
+            run_epochs(Plan.from_config(config), data, self._state, self._executor)
+        except Diverged:
+            for name in _FITTED:
+                self.__dict__.pop(name, None)
+            raise
+        self.loss_curve_ = [row["train_loss"] for row in self._state.history]
+        self.n_iter_ = self._state.epoch
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")  # n_features_in_ is set before training, so it does not count
+
+    def _outputs(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        if self._executor is None:  # after unpickling
+            self._executor = self._make_executor(self.model_, self._config(self.epochs), self.n_features_in_)
+        return self._executor.logits(X)
+
+    def __getstate__(self):
+        # The compiled executor holds traced programs; it is rebuilt on demand.
+        state = self.__dict__.copy()
+        state["_executor"] = None
+        return state
+
+
+class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
+    """A neural-net classifier trained by micronet, with scikit-learn's estimator API.
+
+    Parameters mirror the run config (docs/config.md): `hidden` widths,
+    `activation` (relu, tanh, sigmoid), `loss` (None: cross_entropy; hinge,
+    mse), `optimizer` (sgd, adam) with `lr`, `momentum` (sgd only),
+    `weight_decay`, and `epochs` (the most epochs to run), `batch_size`
+    (int or "full"), `shuffle`, `backend` (compiled, eager). Stopping:
+    `early_stopping`, `validation_fraction`, `n_iter_no_change` and `tol`
+    mean what they mean for scikit-learn's `MLPClassifier`. `module` puts a
+    micronet Module of your own (or a callable `(n_features, n_classes) ->
+    Module`) in place of the MLP. `random_state` seeds initialisation,
+    shuffling and the validation split. Inputs are used as given: put a
+    StandardScaler in front in a Pipeline.
+
+    Fitted attributes: `classes_`, `n_features_in_`, `model_`, `loss_curve_`
+    (mean training loss per epoch), `n_iter_` (epochs run), `best_loss_`,
+    `validation_scores_` and `best_validation_score_` (with early stopping).
+    `predict_proba` is the softmax of the outputs (for the hinge and mse
+    losses a confidence score, not calibrated).
+    """
+
+    _task = "classification"
+
     def fit(self, X, y):
-        """Train from scratch for `epochs` epochs; returns self."""
+        """Train from scratch for up to `epochs` epochs; returns self."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
-        self._start(X, y, np.unique(y), "MicronetClassifier needs at least 2 classes in y")
-        self._train(self._config(self.epochs))
-        return self
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(f"MicronetClassifier needs at least 2 classes in y, got {len(classes)} class: {classes!r}")
+        return self._fit(X, np.searchsorted(classes, y).astype(np.int64), classes)
 
     def partial_fit(self, X, y, classes=None):
         """One more epoch on (X, y); the first call needs `classes` unless y holds them all."""
@@ -106,66 +291,107 @@ class MicronetClassifier(ClassifierMixin, BaseEstimator):
         unknown = np.setdiff1d(y, known)
         if len(unknown):
             raise ValueError(f"y has labels not seen in classes_: {unknown.tolist()!r}")
+        index = np.searchsorted(known, y).astype(np.int64)
         if first:
-            self._start(X, y, known, "partial_fit needs at least 2 classes: pass classes=[...] on the first call")
-        self._data = _training_data(X, np.searchsorted(self.classes_, y), self.classes_)
-        self._train(self._config(self._state.epoch + 1))
+            if len(known) < 2:
+                raise ValueError(
+                    f"partial_fit needs at least 2 classes: pass classes=[...] on the first call, got {known!r}"
+                )
+            self._start_partial(X, index, known)
+        self._train_more(X, index)
         return self
 
-    def _start(self, X, y, classes, too_few):
-        """A fresh model and training state for these classes (fit, or partial_fit's first call)."""
-        if len(classes) < 2:
-            raise ValueError(f"{too_few}, got {len(classes)} class: {classes!r}")
-        self.classes_ = classes
-        self._data = _training_data(X, np.searchsorted(classes, y), classes)
-        self._state = new_state(self._config(self.epochs), self._data)
-        self.model_ = self._state.model
-        self._executor = None
-
-    def _train(self, config):
-        executor = self._get_executor()
-        status = fit(config, self._data, self._state, executor)
-        if status != "completed":  # fit only stops early on a stop request, which we never make
-            raise RuntimeError(f"training ended early: {status}")
-        self.loss_curve_ = [row["train_loss"] for row in self._state.history]
-        self.n_iter_ = self._state.epoch
-
-    def _get_executor(self):
-        if getattr(self, "_executor", None) is None:
-            self._executor = make_executor(
-                self.model_, LOSSES[self.loss], self.backend, self.n_features_in_, warn=lambda message: None
-            )
-        return self._executor
-
-    def _logits(self, X):
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._get_executor().logits(X)
+    def _start_partial(self, X, y, classes):
+        config = self._config(1)
+        data = self._prepared(X, y, None, None, classes, None)
+        state = new_state(config, data, model=self._build_model(config, data))
+        self._state, self._executor = state, self._make_executor(state.model, config, X.shape[1])
+        self.classes_, self.model_, self.target_scaler_ = classes, state.model, None
+        self.best_loss_ = self.validation_scores_ = self.best_validation_score_ = None
+        self.n_outputs_ = len(classes)
 
     def decision_function(self, X):
-        """Logits, one column per class; for two classes, one score (> 0 means classes_[1])."""
-        logits = self._logits(X)
-        return logits[:, 1] - logits[:, 0] if len(self.classes_) == 2 else logits
+        """Outputs, one column per class; for two classes, one score (> 0 means classes_[1])."""
+        logits = self._outputs(X)
+        return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
     def predict_proba(self, X):
-        """Softmax of the logits: rows sum to 1, columns follow `classes_`."""
-        logits = self._logits(X)
+        """Softmax of the outputs: rows sum to 1, columns follow `classes_`."""
+        logits = self._outputs(X)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 
     def predict(self, X):
-        """The label in `classes_` with the largest logit."""
-        logits = self._logits(X)
-        return self.classes_[np.argmax(logits, axis=1)]
-
-    def __getstate__(self):
-        # The compiled executor holds traced closures; it is rebuilt on demand.
-        state = self.__dict__.copy()
-        state["_executor"] = None
-        return state
+        """The label in `classes_` with the largest output."""
+        outputs = self._outputs(X)
+        return self.classes_[np.argmax(outputs, axis=1)]
 
 
-def _training_data(X, y_index, classes):
-    """The trainer's data object for a training set with no test split."""
-    empty = X[:0]
-    return PreparedData(X, y_index.astype(np.int64), empty, y_index[:0], list(classes), X.shape[1], None)
+class MicronetRegressor(RegressorMixin, _MicronetEstimator):
+    """A neural-net regressor trained by micronet, with scikit-learn's estimator API.
+
+    The parameters are `MicronetClassifier`'s, with regression losses
+    (`loss` None: mse; l1, huber), Adam at lr 0.01 by default (a squared
+    error's gradients grow with the inputs, and Adam's steps do not), and
+    `standardize_target` (default True):
+    the targets are scaled with the training statistics while training and
+    predictions come back in the original units, since an SGD step on raw
+    targets of size 100 is a different problem from one of size 1.
+    `early_stopping` validates on R², as `MLPRegressor` does. Targets may be
+    1-d or 2-d (one output per column); `score` is R².
+    """
+
+    _task = "regression"
+
+    def __init__(self, hidden=(16, 16), activation="relu", loss=None, optimizer="adam", lr=0.01, momentum=0.9,
+                 weight_decay=0.0, epochs=100, batch_size=32, shuffle=True, backend="compiled",
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, module=None,
+                 standardize_target=True, random_state=None):
+        super().__init__(hidden, activation, loss, optimizer, lr, momentum, weight_decay, epochs, batch_size,
+                         shuffle, backend, early_stopping, validation_fraction, n_iter_no_change, tol, module,
+                         random_state)
+        self.standardize_target = standardize_target
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # a 2-d y trains one output per column
+        return tags
+
+    def fit(self, X, y):
+        """Train from scratch for up to `epochs` epochs; returns self."""
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        return self._fit(X, y)
+
+    def partial_fit(self, X, y):
+        """One more epoch on (X, y); the first call also fits the target scaling."""
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=first)
+        if first:
+            config = self._config(1)
+            scaler = self._target_scaler(y)
+            data = self._prepared(X, y, None, None, None, scaler)
+            state = new_state(config, data, model=self._build_model(config, data))
+            self._state, self._executor = state, self._make_executor(state.model, config, X.shape[1])
+            self.model_, self.target_scaler_, self.n_outputs_ = state.model, scaler, data.n_outputs
+            self.best_loss_ = self.validation_scores_ = self.best_validation_score_ = None
+            self._y_ndim = y.ndim
+        elif (1 if y.ndim == 1 else y.shape[1]) != self.n_outputs_:
+            raise ValueError(f"y has {1 if y.ndim == 1 else y.shape[1]} target column(s), the model {self.n_outputs_}")
+        self._train_more(X, y)
+        return self
+
+    def _fit(self, X, y, classes=None):
+        self._y_ndim = y.ndim
+        return super()._fit(X, y)
+
+    def _target_scaler(self, y):
+        if not isinstance(self.standardize_target, (bool, np.bool_)):
+            raise ValueError(f"standardize_target must be True or False, got {self.standardize_target!r}")
+        return Standardizer().fit(y) if self.standardize_target else None
+
+    def predict(self, X):
+        """Predictions in the targets' original units: 1-d for a 1-d target, else one column per output."""
+        outputs = self._outputs(X)
+        if self.target_scaler_ is not None:
+            outputs = self.target_scaler_.inverse_transform(outputs)
+        return outputs[:, 0] if self._y_ndim == 1 else outputs

@@ -1,251 +1,31 @@
-"""The training loop, and the command line that turns a YAML file into a run.
+"""The command line that turns a YAML file into a run.
 
     python -m micronet.train configs/moons.yaml [KEY=VALUE ...] [--out DIR]
 
-`fit` is the one training loop (the CLI, the sweep and the scikit-learn
-estimator all use it): it takes a validated config, prepared data and a
-`TrainState`, and reports each finished epoch to a callback. `run` trains a
-config into a run directory (micronet.rundir writes the files); `main` is
-the only function that touches argv and the terminal.
+`run` trains a config into a run directory (micronet.loop runs the epochs,
+micronet.rundir writes the files); `main` is the only function that touches
+argv, signals and the terminal.
 """
 
 import argparse
-import contextlib
-import math
-import random
 import signal
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from micronet.checkpoint import load_checkpoint
 from micronet.config import ConfigError, load_config
-from micronet.data import DataError, batches, prepare_data
-from micronet.losses import LOSSES
-from micronet.nn import MLP
-from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.data import DataError, prepare_data
+from micronet.loop import Diverged, Plan, ProgressBar, config_loss, make_executor, new_state, run_epochs
 from micronet.rundir import RunWriter, UsageError, new_run_dir, read_history
 
-__all__ = [
-    "TrainState",
-    "Diverged",
-    "EagerExecutor",
-    "make_executor",
-    "new_state",
-    "fit",
-    "run",
-    "run_cli",
-    "main",
-    "RunWriter",  # re-exported from micronet.rundir
-    "UsageError",
-    "new_run_dir",
-]
+__all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir"]
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 2, 3, 130, 143
 
 
-class Diverged(ArithmeticError):
-    """Training produced a non-finite loss, gradient or parameter."""
-
-    def __init__(self, epoch, cause):
-        super().__init__(f"training diverged at epoch {epoch} ({cause}); try a smaller optimizer.lr")
-        self.epoch = epoch
-
-
-# ----- executors: how a batch turns into a loss and gradients -----------------
-
-
-class EagerExecutor:
-    """Builds a Value graph per sample: slow, but runs any model."""
-
-    name = "eager"
-
-    def __init__(self, model, loss):
-        self.model = model
-        self.loss = loss
-
-    def loss_and_grad(self, X, y):
-        """Mean loss over the batch; its gradient is added into every parameter's grad."""
-        losses = [self.loss(self.model(x), t) for x, t in zip(X.tolist(), y.tolist())]
-        total = sum(losses) * (1.0 / len(losses))
-        total.backward()
-        return total.data
-
-    def evaluate(self, X, y):
-        """(per-sample losses, logits) without keeping any graph."""
-        logits, losses = [], []
-        for x, t in zip(X.tolist(), y.tolist()):
-            out = self.model(x)
-            logits.append([v.data for v in out])
-            losses.append(self.loss(out, t).data)
-        return np.array(losses), np.array(logits).reshape(len(logits), -1)
-
-    def logits(self, X):
-        return np.array([[v.data for v in self.model(x)] for x in X.tolist()]).reshape(len(X), -1)
-
-
-def make_executor(model, loss, backend, n_features, warn=print):
-    """The compiled executor when asked for and possible, else eager (saying why)."""
-    if backend == "compiled":
-        from micronet.compile import CompileError, compile_model
-
-        try:
-            return compile_model(model, n_features, loss)
-        except CompileError as e:
-            warn(f"note: using the eager backend: {e}")
-    return EagerExecutor(model, loss)
-
-
-# ----- training state and the loop --------------------------------------------
-
-
-@dataclass
-class TrainState:
-    """Everything that changes while training, and all that resume needs."""
-
-    model: MLP
-    optimizer: object
-    schedule: object
-    shuffle_rng: random.Random
-    epoch: int = 0  # completed epochs
-    history: list = field(default_factory=list)  # one metrics dict per completed epoch
-
-    def to_dict(self):
-        """The resume part of a checkpoint: plain JSON data."""
-        return {
-            "epoch": self.epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "shuffle_rng": _rng_to_json(self.shuffle_rng.getstate()),
-        }
-
-    def load_dict(self, data):
-        """Restore `to_dict()` output; raise ValueError if it does not fit."""
-        try:
-            self.optimizer.load_state_dict(data["optimizer"])
-            self.schedule.load_state_dict(data["schedule"])
-            self.shuffle_rng.setstate(_rng_from_json(data["shuffle_rng"]))
-            epoch = data["epoch"]
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
-            raise ValueError(f"the checkpoint's training state is damaged: {e}") from None
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"the checkpoint's epoch must be an int >= 0, got {epoch!r}")
-        self.epoch = epoch
-
-
-def _rng_to_json(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _rng_from_json(data):
-    version, internal, gauss = data
-    return (version, tuple(internal), gauss)
-
-
-def _sub_rng(seed, purpose):
-    """An independent stream per purpose, all from the one run seed (str seeds hash stably)."""
-    return random.Random(f"micronet:{seed}:{purpose}")
-
-
-def new_state(config, data):
-    """A fresh model, optimizer and schedule for `config` and the data's shape."""
-    model = MLP(
-        data.feature_count,
-        [*config.model.hidden, data.n_classes],
-        activation=config.model.activation,
-        seed=_sub_rng(config.seed, "init"),
-    )
-    opt = config.optimizer
-    optimizer = OPTIMIZERS[opt.name](model.parameters(), **opt.params())
-    params = dict(opt.schedule.params())
-    run_length = config.training.epochs
-    if opt.schedule.interval == "step":
-        run_length *= len(batches(len(data.y_train), config.training.batch_size, random.Random(0), shuffle=False))
-    for key in ("T_max", "total_iters"):
-        if key in params and params[key] is None:
-            params[key] = run_length
-    schedule = SCHEDULES[opt.schedule.name](optimizer, **params)
-    return TrainState(model, optimizer, schedule, _sub_rng(config.seed, "shuffle"))
-
-
-def evaluate(executor, X, y):
-    """(mean loss per sample, accuracy) of the current model on (X, y)."""
-    losses, logits = executor.evaluate(X, y)
-    return float(np.mean(losses)), float(np.mean(logits.argmax(axis=1) == y))
-
-
-def fit(config, data, state, executor, on_epoch=None, should_stop=None):
-    """Train from `state.epoch` to `config.training.epochs`; return "completed" or "interrupted".
-
-    After every epoch the metrics row is appended to `state.history` and
-    passed to `on_epoch(state, row)`. `should_stop()` is polled before each
-    batch, so a stop request ends the run within one batch. Raises
-    `Diverged` at the first non-finite loss, gradient or parameter.
-    """
-    training = config.training
-    step_schedule = config.optimizer.schedule.interval == "step"
-    params = state.model.parameters()
-    n = len(data.y_train)
-    for epoch in range(state.epoch + 1, training.epochs + 1):
-        started = time.perf_counter()
-        lr = state.optimizer.lr
-        for batch in batches(n, training.batch_size, state.shuffle_rng, training.shuffle):
-            if should_stop is not None and should_stop():
-                return "interrupted"
-            with _as_divergence(epoch):
-                state.optimizer.zero_grad()
-                loss = executor.loss_and_grad(data.X_train[batch], data.y_train[batch])
-                _check_finite(epoch, "loss", loss, params, "grad")
-                state.optimizer.step()
-                _check_finite(epoch, "parameter", None, params, "data")
-                if step_schedule:
-                    state.schedule.step()
-        with _as_divergence(epoch):
-            if not step_schedule:
-                state.schedule.step()
-            train_loss, train_accuracy = evaluate(executor, data.X_train, data.y_train)
-            has_test = len(data.y_test) > 0  # the scikit-learn estimator trains without a test split
-            test_loss, test_accuracy = evaluate(executor, data.X_test, data.y_test) if has_test else (math.nan, math.nan)
-        for name, value in (("train loss", train_loss), ("test loss", test_loss)):
-            if not math.isfinite(value) and not (name == "test loss" and not has_test):
-                raise Diverged(epoch, f"{name}={value}")
-        state.epoch = epoch
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_accuracy": train_accuracy,
-            "test_loss": test_loss,
-            "test_accuracy": test_accuracy,
-            "lr": lr,
-            "seconds": time.perf_counter() - started,
-        }
-        state.history.append(row)
-        if on_epoch is not None:
-            on_epoch(state, row)
-    return "completed"
-
-
-@contextlib.contextmanager
-def _as_divergence(epoch):
-    """Arithmetic that blew up inside a step (the engine's overflow and domain
-    errors, a schedule's lr overflowing) ends the run as diverged."""
-    try:
-        yield
-    except (OverflowError, ZeroDivisionError, ValueError) as e:
-        raise Diverged(epoch, f"{type(e).__name__}: {e}") from None
-
-
-def _check_finite(epoch, what, loss, params, attribute):
-    if loss is not None and not math.isfinite(loss):
-        raise Diverged(epoch, f"loss={loss}")
-    for p in params:
-        value = getattr(p, attribute)
-        if not math.isfinite(value):
-            raise Diverged(epoch, f"a {what if attribute == 'data' else 'gradient'} became {value}")
+def load_run_data(config):
+    """The prepared data a config trains on."""
+    return prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
 
 
 # ----- the command line -------------------------------------------------------
@@ -293,14 +73,6 @@ class _StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
-def _progress_bar(enabled, total, initial):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
-
-
 def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False, should_stop=None, warn=None):
     """Train `config` into the existing directory `run_dir`; return the summary dict.
 
@@ -310,23 +82,22 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     (then `summary["error"]` says why). `warn` receives notes such as a
     fallback to the eager backend.
     """
-    data = prepare_data(config.dataset, config.seed) if data is None else data
+    data = load_run_data(config) if data is None else data
     state = new_state(config, data) if state is None else state
     writer = RunWriter(run_dir, config, data, resumed=resumed)
     if resumed:
         writer.restart_metrics(state.history)
-    executor = make_executor(state.model, LOSSES[config.loss], config.training.backend, data.feature_count, warn or _note)
-    bar = _progress_bar(progress, config.training.epochs, state.epoch)
-
-    def on_epoch(state, row):
-        writer.on_epoch(state, row)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['test_accuracy']:.3f}")
-
+    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count, warn or _note)
+    bar = ProgressBar(config.training.epochs, state.epoch, notebook=False) if progress else None
     error = None
     try:
-        status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=should_stop)
+        status = run_epochs(
+            Plan.from_config(config), data, state, executor,
+            on_epoch=writer.on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
+        )
+        if status == "completed":
+            state.finish()
+            writer.save_checkpoint(state)  # the final weights (the best epoch's, with restore_best)
     except Diverged as e:
         status, error = "diverged", str(e)
     finally:
@@ -344,12 +115,13 @@ def _run(args):
     if args.resume:
         run_dir = Path(args.resume)
         config, state, data = _load_resume(run_dir)
-        if state.epoch >= config.training.epochs:
-            print(f"run {run_dir} already completed all {config.training.epochs} epochs; nothing to do")
+        if state.epoch >= config.training.epochs or state.stopped_early:
+            done = f"stopped early after {state.epoch}" if state.stopped_early else f"completed all {state.epoch}"
+            print(f"run {run_dir} already {done} epochs; nothing to do")
             return 0
     else:
         config = load_config(args.config, args.overrides)
-        data = prepare_data(config.dataset, config.seed)
+        data = load_run_data(config)
         state = new_state(config, data)
         run_dir = new_run_dir(config.name, args.out)
     stop = _StopFlag()
@@ -369,12 +141,20 @@ def _run(args):
             file=sys.stderr,
         )
         return EXIT_SIGTERM if stop.signal == signal.SIGTERM else EXIT_SIGINT
-    print(
-        f"train loss {summary['train_loss']:.4f} acc {summary['train_accuracy']:.3f} | "
-        f"test loss {summary['test_loss']:.4f} acc {summary['test_accuracy']:.3f} | "
-        f"{summary['seconds']:.1f}s | {run_dir}"
-    )
+    print(_final_line(summary, config.task, run_dir))
     return 0
+
+
+def _final_line(summary, task, run_dir):
+    """One line: the saved model's scores on each split, the time and the run directory."""
+    scores = ("acc", "accuracy") if task == "classification" else ("r2", "r2")
+    parts = []
+    for split in ("train", "val", "test"):
+        if summary.get(f"{split}_loss") is not None:
+            parts.append(f"{split} loss {summary[f'{split}_loss']:.4f} {scores[0]} {summary[f'{split}_{scores[1]}']:.3f}")
+    if summary.get("stopped_early"):
+        parts.append(f"stopped early at epoch {summary['epochs']}, best epoch {summary['best_epoch']}")
+    return " | ".join([*parts, f"{summary['seconds']:.1f}s", str(run_dir)])
 
 
 def _load_resume(run_dir):
@@ -382,7 +162,7 @@ def _load_resume(run_dir):
     if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file() or not (run_dir / "metrics.csv").is_file():
         raise UsageError(f"{str(run_dir)!r} is not a run directory (it needs config.yaml and metrics.csv)")
     config = load_config(run_dir / "config.yaml")
-    data = prepare_data(config.dataset, config.seed)
+    data = load_run_data(config)
     state = new_state(config, data)
     checkpoint_path = run_dir / "model.json"
     if checkpoint_path.exists():  # else: interrupted before the first epoch ended
@@ -394,7 +174,7 @@ def _load_resume(run_dir):
         except (KeyError, ValueError) as e:
             raise ValueError(f"{checkpoint_path} does not match {run_dir / 'config.yaml'}: {e}") from None
         state.load_dict(checkpoint.training)
-    state.history = read_history(run_dir / "metrics.csv", state.epoch)
+    state.history = read_history(run_dir / "metrics.csv", state.epoch, RunWriter.columns(config, data))
     return config, state, data
 
 

@@ -38,7 +38,7 @@ def write(tmp_path, text, name="run.yaml"):
 
 def test_empty_mapping_gives_the_documented_defaults():
     cfg = parse_config({})
-    assert (cfg.name, cfg.seed, cfg.loss) == ("run", 0, "cross_entropy")
+    assert (cfg.name, cfg.seed, cfg.task, cfg.loss.name, cfg.loss.delta) == ("run", 0, "classification", "cross_entropy", None)
     assert (cfg.dataset.name, cfg.dataset.n_samples, cfg.dataset.noise) == ("moons", 300, 0.1)
     assert cfg.dataset.factor is None and cfg.dataset.path is None
     assert (cfg.dataset.test_size, cfg.dataset.standardize) == (0.25, True)
@@ -49,6 +49,7 @@ def test_empty_mapping_gives_the_documented_defaults():
     assert (opt.schedule.name, opt.schedule.interval) == ("constant", "epoch")
     t = cfg.training
     assert (t.epochs, t.batch_size, t.shuffle, t.backend) == (100, 32, True, "compiled")
+    assert (t.validation_split, t.early_stopping) == (0.0, None)
 
 
 def test_none_sections_and_values_mean_defaults():
@@ -287,7 +288,7 @@ def test_override_into_a_section_that_is_missing_or_null(tmp_path):
 # (config mapping, expected message) -- each must raise ConfigError matching the message.
 BAD_CONFIGS = [
     ([1, 2], r"config must be a mapping of settings, got list"),
-    ({"sede": 1}, r"unknown key 'sede'; did you mean 'seed'\? \(valid: name, seed, dataset"),
+    ({"sede": 1}, r"unknown key 'sede'; did you mean 'seed'\? \(valid: name, seed, task, dataset"),
     ({1: 2}, r"unknown key '1' \(valid: name, seed"),
     ({"name": ""}, r"name must be 1-100 letters, digits"),
     ({"name": "a/b"}, r"name must be .*it names a directory.*got 'a/b'"),
@@ -298,7 +299,7 @@ BAD_CONFIGS = [
     ({"seed": 1.0}, r"seed must be an int .*got 1.0"),
     ({"seed": True}, r"seed must be an int .*got True"),
     ({"seed": "3"}, r"seed must be an int .*got '3'"),
-    ({"dataset": "moons"}, r"dataset must be a mapping, got str 'moons'"),
+    ({"dataset": 3}, r"dataset must be a mapping, got int 3"),
     ({"dataset": {"name": "mons"}}, r"dataset.name must be one of moons, circles, .*; got 'mons' \(did you mean 'moons'\?\)"),
     ({"dataset": {"nsamples": 3}}, r"unknown key 'dataset.nsamples'; did you mean 'dataset.n_samples'\?"),
     ({"dataset": {"name": "iris", "n_samples": 100}}, r"dataset.n_samples does not apply to dataset 'iris' \(it takes: no options\)"),
@@ -347,7 +348,7 @@ BAD_CONFIGS = [
     ({"optimizer": {"name": "adam", "betas": [0.9, 1.0]}}, r"optimizer.betas\[1\] must be a finite number in \[0, 1\), got 1.0"),
     ({"optimizer": {"name": "adam", "eps": 0}}, r"optimizer.eps must be a finite number > 0, got 0"),
     ({"optimizer": {"weight_decay": -1}}, r"optimizer.weight_decay must be a finite number >= 0, got -1"),
-    ({"optimizer": {"schedule": "cosine"}}, r"optimizer.schedule must be a mapping like \{name: cosine\}, got str 'cosine'"),
+    ({"optimizer": {"schedule": 3}}, r"optimizer.schedule must be a mapping like \{name: cosine\}, got int 3"),
     ({"optimizer": {"schedule": {"name": "cos"}}}, r"optimizer.schedule.name must be one of constant, step, .*; got 'cos' \(did you mean 'cosine'\?\)"),
     ({"optimizer": {"schedule": {"name": "step"}}}, r"optimizer.schedule.step_size is required for schedule 'step'"),
     ({"optimizer": {"schedule": {"name": "step", "step_size": 0}}}, r"optimizer.schedule.step_size must be an int >= 1, got 0"),
@@ -552,3 +553,107 @@ def test_fuzz_mutated_shipped_configs(mapping):
         path.write_text(text)
         assert_config_or_error(lambda: load_config(path))
 
+
+
+# ----- task, loss, validation and early stopping ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mapping, task, loss",
+    [
+        ({}, "classification", "cross_entropy"),
+        ({"loss": "mse", "dataset": "sine"}, "regression", "mse"),
+        ({"dataset": "diabetes"}, "regression", "mse"),
+        ({"dataset": "friedman1", "loss": "l1"}, "regression", "l1"),
+        ({"task": "classification", "loss": "mse"}, "classification", "mse"),  # one-hot mse
+        ({"task": "regression", "dataset": {"name": "csv", "path": "d.csv", "target": "y"}}, "regression", "mse"),
+    ],
+)
+def test_the_task_follows_the_loss_and_the_dataset(mapping, task, loss):
+    cfg = parse_config(mapping)
+    assert (cfg.task, cfg.loss.name) == (task, loss)
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"loss": "mse", "dataset": "moons"}, r"dataset 'moons' is a classification dataset, but the task is regression"),
+        ({"task": "regression", "dataset": "moons"}, r"dataset 'moons' is a classification dataset, but the task is regression \(its datasets: regression, friedman1, sine, diabetes, csv\)"),
+        ({"task": "classification", "dataset": "sine"}, "dataset 'sine' is a regression dataset, but the task is classification"),
+        ({"task": "classification", "loss": "huber"}, r"loss 'huber' is for regression, but the task is classification \(its losses: cross_entropy, hinge, mse\)"),
+        ({"task": "regression", "dataset": "sine", "loss": "hinge"}, r"loss 'hinge' is for classification, but the task is regression"),
+        ({"task": "ranking"}, "task must be one of classification, regression; got 'ranking'"),
+        ({"dataset": "sine", "loss": {"name": "mse", "delta": 1.0}}, r"loss.delta does not apply to loss 'mse' \(it takes: no options\)"),
+        ({"dataset": "sine", "loss": {"name": "huber", "delta": 0}}, r"loss.delta must be a finite number > 0, got 0"),
+        ({"dataset": {"name": "moons", "standardize_target": True}}, "dataset.standardize_target applies to task regression only"),
+        ({"dataset": {"name": "friedman1", "n_features": 4}}, "dataset.n_features must be >= 5 for dataset 'friedman1', got 4"),
+        ({"training": {"validation_split": 1.0}}, r"training.validation_split must be a finite number in \[0, 1\), got 1.0"),
+        ({"training": {"early_stopping": "soon"}}, "training.early_stopping must be null, true, a patience"),
+        ({"training": {"early_stopping": {"patience": 0}}}, r"training.early_stopping.patience must be an int >= 1, got 0"),
+        ({"training": {"early_stopping": {"monitor": "val_loss"}}}, r"training.early_stopping.monitor 'val_loss' needs training.validation_split > 0"),
+        ({"training": {"early_stopping": {"monitor": "test_loss"}}}, r"training.early_stopping.monitor must be one of loss, accuracy, val_loss, val_accuracy; got 'test_loss'"),
+        ({"training": {"early_stopping": {"wait": 3}}}, r"unknown key 'training.early_stopping.wait'"),
+    ],
+)
+def test_task_loss_and_stopping_mistakes_are_named(mapping, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(mapping)
+
+
+def test_huber_takes_a_delta_defaulting_to_one():
+    assert parse_config({"dataset": "sine", "loss": "huber"}).loss.params() == {"delta": 1.0}
+    assert parse_config({"dataset": "sine", "loss": {"name": "huber", "delta": 0.25}}).loss.delta == 0.25
+
+
+def test_a_section_may_be_given_by_name_alone():
+    assert parse_config({"dataset": "iris", "optimizer": "adam"}) == parse_config(
+        {"dataset": {"name": "iris"}, "optimizer": {"name": "adam"}}
+    )
+    assert parse_config({"optimizer": {"schedule": "cosine"}}).optimizer.schedule.name == "cosine"
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        (None, None),
+        (False, None),
+        (True, (10, 0.0, True, "val_loss")),
+        (4, (4, 0.0, True, "val_loss")),
+        ({"patience": 2, "min_delta": 0.01, "restore_best": False, "monitor": "val_accuracy"},
+         (2, 0.01, False, "val_accuracy")),
+    ],
+)
+def test_early_stopping_short_forms(given, expected):
+    stopping = parse_config({"training": {"validation_split": 0.2, "early_stopping": given}}).training.early_stopping
+    if expected is None:
+        assert stopping is None
+    else:
+        assert (stopping.patience, stopping.min_delta, stopping.restore_best, stopping.monitor) == expected
+
+
+def test_early_stopping_without_validation_monitors_the_training_loss():
+    assert parse_config({"training": {"early_stopping": 3}}).training.early_stopping.monitor == "loss"
+    regression = parse_config({"dataset": "sine", "training": {"validation_split": 0.1, "early_stopping": True}})
+    assert regression.training.early_stopping.monitor == "val_loss"
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {"dataset": "sine", "loss": {"name": "huber", "delta": 0.5}, "training": {"validation_split": 0.2, "early_stopping": 5}},
+        {"task": "classification", "loss": "mse", "training": {"early_stopping": {"patience": 3, "min_delta": 0.1}}},
+        {"dataset": {"name": "regression", "standardize_target": False}},
+    ],
+)
+def test_new_keys_round_trip_through_config_to_dict(mapping):
+    cfg = parse_config(mapping)
+    assert parse_config(config_to_dict(cfg)) == cfg
+
+
+def test_overrides_reach_inside_short_form_sections():
+    base = {"dataset": "sine", "loss": "huber", "training": {"validation_split": 0.2, "early_stopping": 4}}
+    cfg = parse_config(apply_overrides(base, ["loss.delta=0.5", "training.early_stopping.min_delta=0.01"]))
+    assert cfg.loss.delta == 0.5
+    assert (cfg.training.early_stopping.patience, cfg.training.early_stopping.min_delta) == (4, 0.01)
+    cfg = parse_config(apply_overrides({"dataset": "iris"}, ["dataset.test_size=0.5"]))
+    assert (cfg.dataset.name, cfg.dataset.test_size) == ("iris", 0.5)

@@ -15,6 +15,7 @@ from micronet.data import (
     load_dataset,
     prepare_data,
     split,
+    split_validation,
 )
 
 SHAPES = {
@@ -27,11 +28,14 @@ SHAPES = {
     "wine": (178, 13, 3),
     "breast_cancer": (569, 30, 2),
     "digits": (1797, 64, 10),
+    "xor": (300, 2, 2),
+    "spiral": (300, 2, 2),
 }
+REGRESSION_SHAPES = {"regression": (300, 5), "friedman1": (500, 10), "sine": (200, 1), "diabetes": (442, 10)}
 
 
 def test_registry_names():
-    assert set(DATASETS) == set(SHAPES) | {"csv"}
+    assert set(DATASETS) == set(SHAPES) | set(REGRESSION_SHAPES) | {"csv"}
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -50,7 +54,7 @@ def test_bundled_sets_keep_their_class_names():
     assert load_dataset("digits")[2] == list(range(10))
 
 
-@pytest.mark.parametrize("name", ["moons", "circles", "blobs", "classification", "gaussian_quantiles"])
+@pytest.mark.parametrize("name", ["moons", "circles", "blobs", "classification", "gaussian_quantiles", "xor", "spiral"])
 def test_generated_sets_follow_the_seed(name):
     X1, y1, _ = load_dataset(name, {}, seed=1)
     X2, y2, _ = load_dataset(name, {}, seed=1)
@@ -281,3 +285,143 @@ def test_csv_requires_path_and_target(tmp_path):
         load_dataset("csv", {"target": "label"})
     with pytest.raises(DataError, match="dataset.target is required"):
         load_dataset("csv", {"path": "x.csv"})
+
+
+# ----- regression, new generators, validation, extreme scales --------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSION_SHAPES))
+def test_regression_sets_load_float_targets(name):
+    X, y, class_names = load_dataset(name, {}, seed=0, task="regression")
+    n, d = REGRESSION_SHAPES[name]
+    assert X.shape == (n, d) and y.shape == (n,) and y.dtype == np.float64
+    assert class_names is None and len(np.unique(y)) > 50  # many distinct values
+
+
+def test_a_dataset_of_the_other_task_is_refused():
+    with pytest.raises(DataError, match="dataset 'sine' is a regression dataset, but the task is classification"):
+        load_dataset("sine")
+    with pytest.raises(DataError, match="dataset 'moons' is a classification dataset, but the task is regression"):
+        load_dataset("moons", task="regression")
+
+
+def test_sine_is_a_noisy_sine_curve():
+    X, y, _ = load_dataset("sine", {"noise": 0.0, "n_samples": 50}, seed=3, task="regression")
+    assert np.all(np.abs(X) <= np.pi) and np.array_equal(y, np.sin(X[:, 0]))
+    assert DATASETS["sine"].truth(X).tolist() == y.tolist()
+    _, noisy, _ = load_dataset("sine", {"noise": 0.1, "n_samples": 50}, seed=3, task="regression")
+    assert 0.05 < np.std(noisy - y) < 0.2
+
+
+def test_xor_labels_follow_the_quadrants():
+    X, y, _ = load_dataset("xor", {"noise": 0.0}, seed=0)
+    assert np.array_equal(y, (X[:, 0] * X[:, 1] > 0).astype(int))
+    assert 100 < np.sum(y) < 200  # both classes, roughly balanced
+
+
+def test_spiral_arms_are_balanced_and_half_a_turn_apart():
+    X, y, _ = load_dataset("spiral", {"noise": 0.0, "n_samples": 200}, seed=0)
+    assert np.bincount(y).tolist() == [100, 100]
+    radius = np.hypot(X[:, 0], X[:, 1])
+    angle = np.arctan2(X[:, 1], X[:, 0])
+    expected = 3 * np.pi * radius + np.pi * y  # each point sits on its arm's curve
+    assert np.allclose(np.cos(angle - expected), 1.0)
+
+
+def test_regression_split_is_not_stratified_and_target_is_standardised():
+    cfg = SimpleNamespace(name="regression", test_size=0.25, standardize=True, standardize_target=True,
+                          n_samples=80, n_features=3, noise=1.0)
+    data = prepare_data(cfg, seed=0, task="regression")
+    assert len(data.y_train) == 60 and len(data.y_test) == 20
+    assert data.n_outputs == 1 and data.class_names is None
+    assert np.isclose(data.y_train.mean(), 0) and np.isclose(data.y_train.std(), 1)
+    _, y, _ = load_dataset("regression", {"n_samples": 80, "n_features": 3, "noise": 1.0}, 0, "regression")
+    original = data.target_scaler.inverse_transform(np.concatenate([data.y_train, data.y_test]))
+    assert np.allclose(np.sort(original), np.sort(y))
+
+
+def test_standardize_target_off_keeps_original_units():
+    cfg = SimpleNamespace(name="diabetes", test_size=0.25, standardize=True, standardize_target=False)
+    data = prepare_data(cfg, seed=0, task="regression")
+    assert data.target_scaler is None and data.y_train.max() > 100
+
+
+def test_validation_is_drawn_from_the_training_split_stratified_and_seeded():
+    cfg = SimpleNamespace(name="iris", test_size=0.2, standardize=True)
+    data = prepare_data(cfg, seed=0, validation_split=0.25)
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (90, 30, 30)
+    assert np.bincount(data.y_val).tolist() == [10, 10, 10]
+    plain = prepare_data(cfg, seed=0)
+    rows = lambda A, scaler: {tuple(r) for r in scaler.inverse_transform(A).round(9)}  # noqa: E731
+    assert not rows(data.X_val, data.scaler) & rows(data.X_train, data.scaler)
+    assert rows(data.X_val, data.scaler) | rows(data.X_train, data.scaler) == rows(plain.X_train, plain.scaler)
+    # The scaling is fitted on what remains for training, never on validation rows.
+    assert np.allclose(data.scaler.mean_, data.scaler.inverse_transform(data.X_train).mean(axis=0))
+
+
+def test_split_validation_names_its_setting():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    with pytest.raises(DataError, match="training.validation_split=0.1 gives 1 validation sample for 2 classes"):
+        split_validation(np.zeros((6, 1)), y, 0.1, 0)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [[0.0, 1e-200, 0.0, 1e-200], [1e300, -1e300, 5e299, 0.0], [1e308, -1e308, 1.7e308, -1.7e308]],
+)
+def test_standardiser_handles_spreads_near_the_float_limits(column):
+    X = np.array(column)[:, None]
+    s = Standardizer().fit(X)
+    assert np.isfinite(s.scale_).all() and s.scale_[0] > 0
+    Z = s.transform(X)
+    assert np.isfinite(Z).all()
+    assert np.isclose(Z.mean(), 0.0, atol=1e-12) and np.isclose(Z.std(), 1.0)
+
+
+def test_standardiser_inverse_transform_round_trips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(5.0, 3.0, size=(20, 3))
+    s = Standardizer().fit(X)
+    assert np.allclose(s.inverse_transform(s.transform(X)), X)
+    y = rng.normal(size=20)
+    t = Standardizer().fit(y)
+    assert t.transform(y).shape == (20,) and np.allclose(t.inverse_transform(t.transform(y)), y)
+
+
+@pytest.mark.parametrize("cell", ["5_1", "1 000", "0x10", "١٢"])
+def test_csv_features_must_be_plain_decimal_numbers(tmp_path, cell):
+    options = _csv(tmp_path, f"a,label\n1,x\n{cell},y\n")
+    with pytest.raises(DataError, match=r"column 'a' at line 3 is not a number"):
+        load_dataset("csv", options)
+
+
+def test_csv_labels_1_and_1_point_0_are_one_class_by_the_numeric_rule(tmp_path):
+    X, y, names = load_dataset("csv", _csv(tmp_path, "a,label\n1,1\n2,1.0\n3,2\n4,2\n"))
+    assert names == [1.0, 2.0] and y.tolist() == [0, 0, 1, 1]
+    X, y, names = load_dataset("csv", _csv(tmp_path, "a,label\n1,5_1\n2,51\n3,x\n"))
+    assert names == ["51", "5_1", "x"]  # not all numbers: kept as the strings written
+
+
+def test_csv_continuous_target_is_refused_for_classification(tmp_path):
+    rows = "".join(f"{i},{i * 1.5}\n" for i in range(10))
+    with pytest.raises(DataError, match=r"dataset.target 'label' looks continuous \(non-integer values\).*task: regression"):
+        load_dataset("csv", _csv(tmp_path, "a,label\n" + rows))
+    rows = "".join(f"{i},{i}\n" for i in range(10))
+    with pytest.raises(DataError, match=r"looks continuous \(10 distinct values among 10 rows\)"):
+        load_dataset("csv", _csv(tmp_path, "a,label\n" + rows))
+
+
+def test_csv_regression_target(tmp_path):
+    options = _csv(tmp_path, "a,label\n1,0.5\n2,1.5\n3,-2e3\n")
+    X, y, names = load_dataset("csv", options, task="regression")
+    assert y.tolist() == [0.5, 1.5, -2000.0] and names is None
+    options = _csv(tmp_path, "a,label\n1,0.5\n2,cat\n3,1\n")
+    with pytest.raises(DataError, match=r"dataset.target: a regression target must be numeric, got 'cat'"):
+        load_dataset("csv", options, task="regression")
+
+
+def test_prepared_data_knows_csv_feature_names(tmp_path):
+    rows = "".join(f"{i},{i % 2},{'ab'[i % 2]}\n" for i in range(20))
+    options = _csv(tmp_path, "width,height,label\n" + rows)
+    data = prepare_data(SimpleNamespace(name="csv", test_size=0.25, standardize=False, **options), seed=0)
+    assert data.feature_names == ["width", "height"]

@@ -30,9 +30,9 @@ from micronet.config import ConfigError, RunConfig, load_config, parse_config
 from micronet.data import prepare_data
 from micronet.engine import Value, dot, dots, log_softmax_at
 from micronet.gradcheck import gradcheck
-from micronet.losses import LOSSES
 from micronet.nn import MLP
-from micronet.train import RunWriter, fit, make_executor, new_state
+from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.rundir import RunWriter
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 
@@ -295,7 +295,7 @@ def real_checkpoint():
                            "training": {"epochs": 1, "batch_size": 10}})
     data = prepare_data(config.dataset, config.seed)
     state = new_state(config, data)
-    fit(config, data, state, make_executor(state.model, LOSSES[config.loss], "compiled", data.feature_count))
+    run_epochs(Plan.from_config(config), data, state, make_executor(state.model, config_loss(config), "compiled", data.feature_count))
     with tempfile.TemporaryDirectory() as d:
         writer = RunWriter(d, config, data)
         writer.save_checkpoint(state)

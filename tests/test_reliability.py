@@ -34,7 +34,9 @@ from micronet.config import parse_config
 from micronet.data import PreparedData, prepare_data
 from micronet.losses import LOSSES
 from micronet.nn import MLP
-from micronet.train import Diverged, EagerExecutor, RunWriter, fit, main, make_executor, new_state, run
+from micronet.loop import Diverged, EagerExecutor, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.rundir import RunWriter
+from micronet.train import main, run
 
 PACKAGE = Path(__file__).resolve().parent.parent / "micronet"
 
@@ -237,9 +239,9 @@ def test_a_stop_request_ends_training_before_the_next_batch():
     config = config_with()
     data = prepare_data(config.dataset, config.seed)
     state = new_state(config, data)
-    executor = make_executor(state.model, LOSSES[config.loss], "compiled", data.feature_count)
+    executor = make_executor(state.model, config_loss(config), "compiled", data.feature_count)
     polls = itertools.count()
-    status = fit(config, data, state, executor, should_stop=lambda: next(polls) >= 8)
+    status = run_epochs(Plan.from_config(config), data, state, executor, should_stop=lambda: next(polls) >= 8)
     assert status == "interrupted"
     assert state.optimizer.state_dict()["step"] == 8  # no batch ran after the request
     assert state.epoch == 1 and len(state.history) == 1
@@ -341,8 +343,8 @@ def test_the_checkpoint_holds_everything_resume_needs(tmp_path, no_plots, optimi
     data = prepare_data(config.dataset, config.seed)
     state = new_state(config, data)
     live = []  # what the loop held at the end of each epoch
-    executor = make_executor(state.model, LOSSES[config.loss], "compiled", data.feature_count)
-    fit(config, data, state, executor,
+    executor = make_executor(state.model, config_loss(config), "compiled", data.feature_count)
+    run_epochs(Plan.from_config(config), data, state, executor,
         on_epoch=lambda s, row: live.append(json.loads(json.dumps([s.to_dict(), s.model.state_dict()]))))
 
     stopped_run(config, tmp_path / "run", epochs=2)
@@ -406,9 +408,9 @@ def test_resume_is_exact_twice_over(tmp_path, capsys, monkeypatch):
                 signal.raise_signal(signal.SIGINT)
             return should_stop()
 
-        return fit(*args, should_stop=stop, **kwargs)
+        return run_epochs(*args, should_stop=stop, **kwargs)
 
-    monkeypatch.setattr("micronet.train.fit", fit_then_signal)
+    monkeypatch.setattr("micronet.train.run_epochs", fit_then_signal)
     assert resume(twice) == 130
     monkeypatch.undo()
     assert strict_json(twice / "summary.json")["status"] == "interrupted"
@@ -667,7 +669,7 @@ def test_engine_overflow_inside_a_training_step_is_reported_as_diverged():
     data = two_points()
     state = new_state(config, data)
     with pytest.raises(Diverged, match=r"training diverged at epoch 1 \(OverflowError: exp\(.*try a smaller"):
-        fit(config, data, state, EagerExecutor(state.model, sum_of_exp))
+        run_epochs(Plan.from_config(config), data, state, EagerExecutor(state.model, sum_of_exp))
     assert state.epoch == 0
 
 
@@ -688,7 +690,7 @@ def test_engine_overflow_while_evaluating_an_epoch_is_reported_as_diverged():
     data = PreparedData(X, y, X, y, [0, 1], 1, None)
     state = new_state(config, data)
     with pytest.raises(Diverged, match="epoch 1"):
-        fit(config, data, state, EagerExecutor(state.model, lambda logits, target: (logits[0] * logits[0]).exp()))
+        run_epochs(Plan.from_config(config), data, state, EagerExecutor(state.model, lambda logits, target: (logits[0] * logits[0]).exp()))
 
 
 def test_non_finite_summary_values_are_written_as_null(tmp_path):

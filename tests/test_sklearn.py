@@ -15,11 +15,31 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import micronet
+from micronet.loop import Diverged
 from micronet.nn import MLP
-from micronet.sklearn import MicronetClassifier
+from micronet.sklearn import MicronetClassifier, MicronetRegressor
 
 
-@parametrize_with_checks([MicronetClassifier(epochs=20)])
+class TwoLayers(micronet.Module):
+    """A custom module for the `module=` parameter: not an MLP, but the same shape of thing."""
+
+    def __init__(self, n_features, n_outputs, seed=0):
+        self.hidden = micronet.Layer(n_features, 8, activation="tanh", seed=seed)
+        self.head = micronet.Layer(8, n_outputs, activation="linear", seed=seed + 1)
+
+    def __call__(self, x):
+        return self.head(self.hidden(x))
+
+
+@parametrize_with_checks(
+    [
+        MicronetClassifier(epochs=20),
+        MicronetClassifier(epochs=20, module=TwoLayers),
+        MicronetRegressor(epochs=20),
+        MicronetRegressor(epochs=20, early_stopping=True),
+    ]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)  # every check passes: none is marked as an expected failure
 
@@ -126,3 +146,111 @@ def test_eager_and_compiled_backends_agree(moons):
     compiled = MicronetClassifier(epochs=3, random_state=0).fit(X, y)
     eager = MicronetClassifier(epochs=3, random_state=0, backend="eager").fit(X, y)
     assert compiled.loss_curve_ == pytest.approx(eager.loss_curve_, rel=1e-12)
+
+
+# ----- stopping, module=, the regressor ----------------------------------------------------
+
+
+def test_training_stops_when_the_loss_stalls_as_in_mlpclassifier(moons):
+    X, y = moons
+    clf = MicronetClassifier(hidden=(8,), epochs=500, lr=0.5, n_iter_no_change=3, tol=1e-3, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 500 and clf.best_loss_ == min(clf.loss_curve_)
+    # scikit-learn's rule: it stops at the first epoch with more than n_iter_no_change stalled epochs.
+    count, best, stop = 0, np.inf, None
+    for epoch, loss in enumerate(clf.loss_curve_, start=1):
+        count = count + 1 if loss > best - 1e-3 else 0
+        best = min(best, loss)
+        if count > 3:
+            stop = epoch
+            break
+    assert stop == clf.n_iter_
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(moons):
+    X, y = moons
+    clf = MicronetClassifier(epochs=300, lr=0.5, early_stopping=True, validation_fraction=0.2, n_iter_no_change=4,
+                             random_state=0).fit(X, y)
+    scores = clf.validation_scores_
+    assert len(scores) == clf.n_iter_ < 300 and clf.best_validation_score_ == max(scores)
+    assert clf.best_loss_ is None
+    # The kept weights are the best epoch's: the validation rows are classified as well as then.
+    assert all(round(s * 40, 9).is_integer() for s in scores)  # 40 of 200 rows validate
+
+
+def test_module_accepts_a_module_or_a_builder_and_never_changes_the_given_one(moons):
+    X, y = moons
+    net = TwoLayers(2, 2)
+    before = [p.data for p in net.parameters()]
+    clf = MicronetClassifier(module=net, epochs=5, random_state=0).fit(X, y)
+    assert [p.data for p in net.parameters()] == before
+    assert isinstance(clf.model_, TwoLayers) and clf.model_ is not net
+    built = MicronetClassifier(module=lambda d, k: TwoLayers(d, k, seed=1), epochs=5, random_state=0).fit(X, y)
+    assert isinstance(built.model_, TwoLayers) and built.score(X, y) > 0.7
+
+
+def test_a_module_of_the_wrong_shape_is_named(moons):
+    X, y = moons
+    with pytest.raises(ValueError, match="module must return 2 outputs for this data, got 3"):
+        MicronetClassifier(module=TwoLayers(2, 3), epochs=2).fit(X, y)
+    with pytest.raises(ValueError, match="module cannot take 2 features"):
+        MicronetClassifier(module=TwoLayers(5, 2), epochs=2).fit(X, y)
+    with pytest.raises(ValueError, match="module must be a micronet Module or a callable"):
+        MicronetClassifier(module="mlp", epochs=2).fit(X, y)
+
+
+def test_hidden_must_be_a_list_of_widths(moons):
+    X, y = moons
+    with pytest.raises(ValueError, match=r"hidden must be a list of layer widths such as \(16, 16\), got 5"):
+        MicronetClassifier(hidden=5).fit(X, y)
+
+
+def test_a_diverged_fit_leaves_the_estimator_unfitted(moons):
+    X, y = moons
+    clf = MicronetClassifier(epochs=2, random_state=0).fit(X, y)
+    clf.set_params(lr=1e300)
+    with pytest.raises(Diverged):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+@pytest.mark.parametrize("n_outputs", [1, 3])
+def test_regressor_fits_one_or_several_targets_in_original_units(n_outputs):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(300, 2))
+    Y = np.column_stack([100 * X[:, 0] + 5 * X[:, 1] ** 2 + k * 50 for k in range(n_outputs)])
+    y = Y[:, 0] if n_outputs == 1 else Y
+    reg = MicronetRegressor(hidden=(32,), epochs=60, lr=0.05, random_state=0).fit(X, y)
+    predicted = reg.predict(X)
+    assert predicted.shape == y.shape
+    assert reg.score(X, y) > 0.95
+    assert abs(predicted.mean() - y.mean()) < 10  # the target scaling is undone
+
+
+def test_regressor_without_target_scaling_predicts_raw_outputs():
+    X = np.linspace(-1, 1, 50)[:, None]
+    y = 0.5 * X[:, 0]
+    reg = MicronetRegressor(hidden=(), epochs=50, standardize_target=False, random_state=0).fit(X, y)
+    assert reg.target_scaler_ is None
+    w, b = (p.data for p in reg.model_.parameters())
+    assert np.allclose(reg.predict(X), w * X[:, 0] + b)
+
+
+def test_regressor_partial_fit_and_early_stopping():
+    X = np.linspace(-3, 3, 200)[:, None]
+    y = np.sin(X[:, 0])
+    reg = MicronetRegressor(epochs=1, random_state=0)
+    for _ in range(3):
+        reg.partial_fit(X, y)
+    assert reg.n_iter_ == 3 and len(reg.loss_curve_) == 3
+    es = MicronetRegressor(epochs=400, early_stopping=True, n_iter_no_change=5, random_state=0).fit(X, y)
+    assert es.best_validation_score_ == max(es.validation_scores_) > 0.9
+
+
+def test_regressor_in_a_pipeline_with_cross_validation():
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(200, n_features=4, noise=5.0, random_state=0)
+    pipe = make_pipeline(StandardScaler(), MicronetRegressor(hidden=(16,), epochs=40, random_state=0))
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.9

@@ -27,12 +27,12 @@ import numpy as np
 import pytest
 import yaml
 
-from micronet import train
+from micronet import rundir, train
 from micronet.checkpoint import load_checkpoint, load_model
 from micronet.config import config_to_dict, load_config, parse_config
 from micronet.data import prepare_data
-from micronet.losses import LOSSES
-from micronet.train import Diverged, fit, main, make_executor, new_state
+from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.train import main
 
 HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -292,7 +292,7 @@ def test_overrides_before_and_after_options_all_reach_the_resolved_config(overri
 
 def testnew_run_dir_adds_a_counter_when_the_name_is_taken(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train.time, "strftime", lambda fmt, *args: "20240102-030405")
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt, *args: "20240102-030405")
     made = [train.new_run_dir("tiny", None) for _ in range(3)]
     base = "runs/tiny-20240102-030405"
     assert made == [Path(base), Path(base + "-1"), Path(base + "-2")]
@@ -539,14 +539,14 @@ def tiny_training(**optimizer):
     data = prepare_data(config.dataset, config.seed)
     assert len(data.y_train) == 30
     state = new_state(config, data)
-    executor = make_executor(state.model, LOSSES[config.loss], "compiled", data.feature_count)
+    executor = make_executor(state.model, config_loss(config), "compiled", data.feature_count)
     return config, data, state, executor
 
 
 def test_fit_without_a_stop_request_completes_every_epoch():
     config, data, state, executor = tiny_training()
     seen = []
-    status = fit(config, data, state, executor, on_epoch=lambda s, row: seen.append(row["epoch"]))
+    status = run_epochs(Plan.from_config(config), data, state, executor, on_epoch=lambda s, row: seen.append(row["epoch"]))
     assert status == "completed"
     assert seen == [1, 2, 3, 4, 5] and state.epoch == 5
     assert [row["epoch"] for row in state.history] == [1, 2, 3, 4, 5]
@@ -573,7 +573,7 @@ def test_fit_returns_interrupted_after_the_epochs_finished_before_the_stop(calls
     def on_epoch(state, row):
         seen.append(row["epoch"])
 
-    status = fit(config, data, state, executor, on_epoch=on_epoch, should_stop=should_stop)
+    status = run_epochs(Plan.from_config(config), data, state, executor, on_epoch=on_epoch, should_stop=should_stop)
     assert status == "interrupted"
     assert len(calls) == calls_before_stop + 1  # polled once per batch, stopped at the first True
     assert seen == list(range(1, completed + 1))
@@ -586,7 +586,7 @@ def test_fit_raises_diverged_naming_the_epoch_for_a_huge_learning_rate():
     config, data, state, executor = tiny_training(lr=1e30)
     seen = []
     with pytest.raises(Diverged, match=r"training diverged at epoch \d+ .*optimizer\.lr") as info:
-        fit(config, data, state, executor, on_epoch=lambda s, row: seen.append(row["epoch"]))
+        run_epochs(Plan.from_config(config), data, state, executor, on_epoch=lambda s, row: seen.append(row["epoch"]))
     epoch = info.value.epoch
     assert epoch == 2  # seeded: epoch 1 completes, epoch 2's weights overflow
     assert f"epoch {epoch} " in str(info.value)
@@ -596,7 +596,7 @@ def test_fit_raises_diverged_naming_the_epoch_for_a_huge_learning_rate():
 def test_fit_never_records_an_epoch_with_a_non_finite_loss():
     config, data, state, executor = tiny_training(lr=1e30)
     with pytest.raises(Diverged):
-        fit(config, data, state, executor)
+        run_epochs(Plan.from_config(config), data, state, executor)
     losses = [row[key] for row in state.history for key in ("train_loss", "test_loss")]
     assert all(math.isfinite(x) for x in losses), state.history
 
