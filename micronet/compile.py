@@ -721,9 +721,10 @@ class CompiledModel:
         self._session = None  # the live TrainingSession, whose arrays hold the parameters
 
     def _parameters(self):
-        """The current parameter vector: the live session's, else read from the Values."""
-        if self._session is not None:
-            return self._session.p
+        """The newest parameters: a session's arrays while it has unsynced steps, else the Values."""
+        session = self._session
+        if session is not None and not session.synced:
+            return session.p
         return np.array([p.data for p in self.params], dtype=float)
 
     @_quietly
@@ -786,15 +787,17 @@ class TrainingSession:
     would take from the same gradients, bit for bit. The optimizer's `lr`
     (and its other settings) are read at every step, so schedules work.
 
-    When the Values are current: `Value.data` and `.grad` of the parameters,
-    and the optimizer's state (`momentum_buffer`, `exp_avg`, `exp_avg_sq`,
-    `step_count`), hold what they held when the session started until
-    `sync()` writes the arrays back; `sync()` before reading them,
-    checkpointing or calling anything that reads the model. Meanwhile the
-    compiled model's `evaluate` and `logits` use the session's arrays. After
-    changing Values or loading an optimizer state (restoring the best
-    weights, resuming), `reload()` reads them back in. `close()` syncs and
-    ends the session (so does leaving a `with` block).
+    Where the truth is: from the first `step` until `sync()`, in the arrays;
+    `Value.data` and `.grad` of the parameters and the optimizer's state
+    (`momentum_buffer`, `exp_avg`, `exp_avg_sq`, `step_count`) hold what they
+    held before. `sync()` writes the arrays back, and from then until the
+    next step the Values and the optimizer are the truth: change them at
+    will (restore the best weights, load a checkpoint or an optimizer state)
+    and the next step starts from what they hold. `reload()` does that
+    reading at once; it is needed only to discard steps not yet synced.
+    The compiled model's `evaluate` and `logits` always use the newest
+    parameters: the arrays while steps are not synced, else the Values.
+    `close()` syncs and detaches the session (so does leaving a `with` block).
     """
 
     def __init__(self, compiled: CompiledModel, optimizer):
@@ -811,6 +814,7 @@ class TrainingSession:
         self.params = compiled.params
         self.p = np.array([v.data for v in self.params], dtype=float)
         self.g = np.zeros_like(self.p)
+        self.synced = True  # the Values and the optimizer hold what the arrays hold
         compiled._session = self
 
     @_quietly
@@ -820,11 +824,14 @@ class TrainingSession:
         Raises FloatingPointError before the update when the loss or a
         gradient is not finite, and after it when a parameter is not.
         """
+        if self.synced:  # the Values may have been changed since: start from them
+            self.reload()
         loss = self.compiled._loss_and_grad(np.asarray(X, dtype=float), np.asarray(y), self.p, self.g)
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss={loss}")
         if not np.isfinite(self.g).all():
             raise FloatingPointError(f"a gradient became {_first_non_finite(self.g)}")
+        self.synced = False
         self.twin.step(self.p, self.g)
         if not np.isfinite(self.p).all():
             raise FloatingPointError(f"a parameter became {_first_non_finite(self.p)}")
@@ -832,17 +839,20 @@ class TrainingSession:
 
     def sync(self) -> None:
         """Write the arrays back: every parameter's .data and .grad, and the optimizer's state."""
-        for value, data, grad in zip(self.params, self.p.tolist(), self.g.tolist()):
-            value.data, value.grad = data, grad
-        self.twin.store()
+        if not self.synced:
+            for value, data, grad in zip(self.params, self.p.tolist(), self.g.tolist()):
+                value.data, value.grad = data, grad
+            self.twin.store()
+            self.synced = True
 
     def reload(self) -> None:
-        """Read the parameters' .data and the optimizer's state into the arrays."""
+        """Read the parameters' .data and the optimizer's state into the arrays (unsynced steps are lost)."""
         self.p[:] = [v.data for v in self.params]
         self.twin.load()
+        self.synced = True
 
     def close(self) -> None:
-        """Sync, and let the compiled model read the Values again."""
+        """Sync, and detach from the compiled model."""
         self.sync()
         if self.compiled._session is self:
             self.compiled._session = None
