@@ -52,8 +52,8 @@ class CompileError(ValueError):
 
 
 # ----- kernels: one per engine op, over whole columns -------------------------
-# A unary op is (forward(x) -> out, backward(x, out, dout) -> dx), the batch
-# twin of the engine op: backward multiplies dout by the op's local derivative.
+# A unary op is (forward(x) -> out, slope(x, out) -> d out / d x), the batch
+# twin of the engine op, its derivative written from what forward computed.
 
 
 def _exp(x):
@@ -76,22 +76,30 @@ def _sigmoid(x):
     return np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _slope_sign(x):
-    return (x > 0.0).astype(float) - (x < 0.0)  # sign(x), 0 at 0 and for NaN (eager's abs)
+def _sign(x):
+    return (x > 0.0).astype(float) - (x < 0.0)  # 0 at 0 and for NaN (eager's abs)
 
 
 UNARY = {
-    "exp": (_exp, lambda x, out, d: d * out),
-    "log": (_log, lambda x, out, d: d * (1.0 / x)),
-    "tanh": (np.tanh, lambda x, out, d: d * (1.0 - out * out)),
-    "sigmoid": (_sigmoid, lambda x, out, d: d * (out * (1.0 - out))),
+    "exp": (_exp, lambda x, out: out),
+    "log": (_log, lambda x, out: 1.0 / x),
+    "tanh": (np.tanh, lambda x, out: 1.0 - out * out),
+    "sigmoid": (_sigmoid, lambda x, out: out * (1.0 - out)),
     # relu: NaN passes through (np.maximum propagates it) with slope 1, as in
     # eager; out != 0 is exactly "x > 0 or NaN".
-    "relu": (lambda x: np.maximum(x, 0.0), lambda x, out, d: d * (out != 0.0)),
-    "abs": (np.abs, lambda x, out, d: d * _slope_sign(x)),
-    "sin": (np.sin, lambda x, out, d: d * np.cos(x)),
-    "cos": (np.cos, lambda x, out, d: d * -np.sin(x)),
+    "relu": (lambda x: np.maximum(x, 0.0), lambda x, out: out != 0.0),
+    "abs": (np.abs, lambda x, out: _sign(x)),
+    "sin": (np.sin, lambda x, out: np.cos(x)),
+    "cos": (np.cos, lambda x, out: -np.sin(x)),
 }
+
+
+@functools.lru_cache(maxsize=8)
+def _ones(n):
+    """A row of n ones: ones @ dZ sums dZ over its rows with BLAS, five times faster than np.sum here."""
+    ones = np.ones(n)
+    ones.flags.writeable = False
+    return ones
 
 
 def _divide(x, y):
@@ -154,8 +162,15 @@ def _gather(env, plan):
     return env[block] if kind == "block" else env[block][:, cols]
 
 
-def _wants(grads, plan):
-    return grads[plan[1]] is not False
+def _backpropagate(grads, env, plan, dZ, W):
+    """Add dZ @ W, the gradient an affine step passes to its inputs, unless none is wanted there."""
+    current = grads[plan[1]]
+    if current is False:
+        return
+    if plan[0] == "block" and current is None:  # the usual case: the first gradient of a whole block
+        grads[plan[1]] = dZ @ W
+    else:
+        _scatter_add(grads, env, plan, dZ @ W)
 
 
 def _scatter_add(grads, env, plan, d):
@@ -243,17 +258,16 @@ class _Affine:
 
     def backward(self, env, grads, dZ, p, pgrad):
         W, _ = self._params(p)
-        if _wants(grads, self.inputs):
-            _scatter_add(grads, env, self.inputs, dZ @ W)
         X = _gather(env, self.inputs)
+        _backpropagate(grads, env, self.inputs, dZ, W)
         if not self.accumulate:  # dense and written by this step alone: straight into the vector
             gW, gb = self._params(pgrad)
             np.matmul(dZ.T, X, out=gW)
             if gb is not None:
-                np.add.reduce(dZ, axis=0, out=gb)
+                np.matmul(_ones(len(dZ)), dZ, out=gb)
             return
         dW = dZ.T @ X
-        db = None if self.biases is None else np.add.reduce(dZ, axis=0)
+        db = None if self.biases is None else _ones(len(dZ)) @ dZ
         if self.dense is not None:
             gW, gb = self._params(pgrad)
             gW += dW
@@ -292,8 +306,9 @@ class _Map:
         return self.kernel(_gather(env, self.inputs))
 
     def backward(self, env, grads, dout, p, pgrad):
-        if _wants(grads, self.inputs):
-            _scatter_add(grads, env, self.inputs, self.slope(_gather(env, self.inputs), env[self.block], dout))
+        if grads[self.inputs[1]] is not False:  # dout is this step's own array: scale it in place
+            dout *= self.slope(_gather(env, self.inputs), env[self.block])
+            _scatter_add(grads, env, self.inputs, dout)
 
 
 class _Node:
@@ -323,7 +338,7 @@ class _Node:
         if op in UNARY:
             x = np.asarray(xs[0], float)
             out = UNARY[op][0](x)
-            locals_ = [UNARY[op][1](x, out, 1.0)]
+            locals_ = [UNARY[op][1](x, out)]
         elif op == "+":
             out, locals_ = xs[0] + xs[1], [1.0, 1.0]
         elif op == "*":
@@ -349,8 +364,10 @@ class _Node:
     def backward(self, env, grads, dout, p, pgrad):
         g = dout[:, 0]
         for ref, local in zip(self.refs, env.kept[self.block]):
-            contribution = local * g  # a fresh array
             kind = ref[0]
+            if kind in ("const", "pickconst"):
+                continue  # constants take no gradient
+            contribution = local * g  # a fresh array
             if kind == "col" and grads[ref[1]] is None and env[ref[1]].shape[1] == 1:
                 grads[ref[1]] = contribution.reshape(-1, 1)  # the first gradient of a one-column block
             elif kind == "col" and grads[ref[1]] is not False:
@@ -664,8 +681,8 @@ class _CustomLoss:
         if self.merged is None:
             return None
         known = self.merged[1]
-        choice = np.minimum(np.searchsorted(known, y), len(known) - 1)
-        return choice if np.array_equal(known[choice], y) else None
+        choice = np.searchsorted(known, y)
+        return choice if np.array_equal(known.take(choice, mode="clip"), y) else None
 
     def _program(self, target):
         """The loss for one target value, traced with the logits as its inputs."""

@@ -49,15 +49,17 @@ class Value:
     # ----- arithmetic -------------------------------------------------------
 
     def __add__(self, other):
-        other = _as_value(other)
-        if other is NotImplemented:
-            return NotImplemented
+        if type(other) is not Value:  # the common case first: one call less per op
+            other = _as_value(other)
+            if other is NotImplemented:
+                return NotImplemented
         return make_node(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
     def __mul__(self, other):
-        other = _as_value(other)
-        if other is NotImplemented:
-            return NotImplemented
+        if type(other) is not Value:
+            other = _as_value(other)
+            if other is NotImplemented:
+                return NotImplemented
         return make_node(self.data * other.data, (self, other), (other.data, self.data), "*")
 
     def __pow__(self, other):

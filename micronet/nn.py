@@ -43,8 +43,14 @@ class Module:
         return pairs
 
     def parameters(self):
-        """All parameters as one flat list of Values, in the fixed order."""
-        return [value for _, value in self.named_parameters()]
+        """All parameters as one flat list of Values, in the fixed order (named_parameters' order)."""
+        values = []
+        for _, entry in self._entries(""):  # without the per-Value names: called every step
+            if isinstance(entry, list):
+                values.extend(entry)
+            else:
+                values.append(entry)
+        return list(dict.fromkeys(values))  # each Value once (Values hash by identity), first place kept
 
     def zero_grad(self):
         for p in self.parameters():
