@@ -1,5 +1,7 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
+import importlib
+
 from micronet.engine import Value, dot, dots, log_softmax_at, make_node
 from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
 from micronet.nn import MLP, Layer, Module, Neuron
@@ -13,16 +15,25 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-# The training loop needs NumPy; load it on first use so `import micronet`
-# (and the engine alone) stays light.
-_LAZY = {"fit": "micronet.loop", "History": "micronet.loop", "EarlyStopping": "micronet.loop"}
-__all__ += list(_LAZY)
+# The training loop, checkpoints and predictions need NumPy; load them on first
+# use so `import micronet` (and the engine alone) stays light.
+_LAZY = {
+    "fit": "micronet.loop",
+    "History": "micronet.loop",
+    "EarlyStopping": "micronet.loop",
+    "save": "micronet.checkpoint",
+    "load_state": "micronet.checkpoint",
+    "load": "micronet.predict",
+    "predict_proba": "micronet.predict",
+    "Predictor": "micronet.predict",
+}
+__all__ += [*_LAZY, "predict"]
 
 
 def __getattr__(name):
+    if name == "predict":  # the submodule itself, callable as predict(model, X) (see micronet/predict.py)
+        return importlib.import_module("micronet.predict")
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

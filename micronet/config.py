@@ -44,6 +44,8 @@ __all__ = [
     "LossConfig",
     "RunConfig",
     "load_config",
+    "find_config",
+    "shipped_configs",
     "parse_config",
     "apply_overrides",
     "config_to_dict",
@@ -750,13 +752,69 @@ def _default_name(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:100].strip(".") or "run"
 
 
+def shipped_config_dir() -> Path | None:
+    """Where the shipped configs are: inside an installed wheel, or configs/ of a checkout."""
+    package = Path(__file__).resolve().parent
+    if (package / "configs").is_dir():  # a wheel installs them as micronet/configs
+        return package / "configs"
+    checkout = package.parent
+    if (checkout / "configs").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "configs"  # an editable install or a checkout: the one copy, in place
+    return None
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with micronet, by name (moons, iris, ...), sorted."""
+    where = shipped_config_dir()
+    return {} if where is None else {p.stem: p for p in sorted(where.glob("*.yaml"))}
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file: `name_or_path` when it exists, else the shipped config of that name.
+
+    A path that exists always wins, so a file of your own called moons.yaml
+    beats the shipped one. `moons` and `moons.yaml` both name the shipped one.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    if path.parent == Path(".") and stem in shipped:
+        return shipped[stem]
+    hint = ""
+    close = difflib.get_close_matches(stem, list(shipped), n=1)
+    if close:
+        hint = f"; did you mean the shipped config {close[0]!r}?"
+    elif shipped:
+        hint = f"; shipped configs: {', '.join(shipped)}"
+    raise ConfigError(f"config file not found: {str(name_or_path)!r}{hint}")
+
+
+def _data_path_from(mapping: Mapping, base: Path) -> Mapping:
+    """The mapping with a relative dataset.path found next to the config file.
+
+    A path in a file is looked up beside that file first (so a config and its
+    data travel together, and a shipped config finds its shipped data), then
+    from the current directory as before; the one found is written in full.
+    """
+    dataset = mapping.get("dataset")
+    path = dataset.get("path") if isinstance(dataset, Mapping) else None
+    if not isinstance(path, str) or not path.strip() or Path(path).is_absolute():
+        return mapping
+    beside = base / path
+    if beside.exists():
+        return {**mapping, "dataset": {**dataset, "path": str(beside.resolve())}}
+    return mapping
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
-    """Read a YAML config file, apply `key=value` overrides, and validate.
+    """Read a YAML config file (or a shipped config by name), apply `key=value` overrides, and validate.
 
     Only plain YAML data is accepted: tags that would build Python objects
     are refused before anything is constructed.
     """
-    p = Path(path)
+    p = find_config(path)
     if not p.exists():
         raise ConfigError(f"config file not found: {str(path)!r}")
     if p.is_dir():
@@ -769,4 +827,5 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     if not isinstance(mapping, Mapping):
         what = "empty" if mapping is None else f"a {type(mapping).__name__}, not a mapping"
         raise ConfigError(f"config {str(path)!r} is {what}; expected a YAML mapping such as 'dataset: {{name: moons}}'")
+    mapping = _data_path_from(mapping, p.resolve().parent)
     return parse_config(apply_overrides(mapping, overrides), name=_default_name(p))

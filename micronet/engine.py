@@ -235,6 +235,17 @@ class Value:
             if collecting:
                 gc.enable()
 
+    # Jupyter shows a Value as its graph; the drawing lives in micronet.graph.
+    def _repr_svg_(self):
+        from micronet.graph import repr_svg
+
+        return repr_svg(self)
+
+    def _repr_html_(self):
+        from micronet.graph import repr_html
+
+        return repr_html(self)
+
 
 def _topological_order(root):
     """Interior nodes below `root` (and root), oldest first, their grads zeroed.

@@ -10,6 +10,8 @@ between a value and its children, so edges run child -> op -> value.
 """
 
 import argparse
+import functools
+import html
 import os
 import secrets
 import shutil
@@ -21,7 +23,7 @@ from pathlib import Path
 from micronet.engine import Value, dots
 
 __all__ = ["RANKDIRS", "FORMATS", "GraphvizError", "GraphvizNotFoundError", "collect_nodes", "to_dot", "render",
-           "lecture_neuron", "main"]
+           "repr_svg", "repr_html", "lecture_neuron", "main"]
 
 # Graphviz's layout directions: top-bottom, left-right, bottom-top, right-left.
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -132,6 +134,87 @@ def render(value: Value, path: str | os.PathLike, rankdir: str = "LR") -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+# ----- notebook display ----------------------------------------------------------
+
+SVG_LIMIT = 150  # values drawn as a graph in a notebook; dot's layout of more is slow and unreadable
+TABLE_ROWS = 30  # values listed when there is no drawing: the ones nearest the output
+
+
+def _nearest(root, limit):
+    """Up to `limit` values below `root`, nearest first (breadth first); and whether that is all of them.
+
+    Bounded, so displaying the last value of a million-node graph costs
+    nothing like walking the whole graph.
+    """
+    seen, order, i = {root}, [root], 0
+    while i < len(order) and len(order) <= limit:
+        for child in order[i]._prev:
+            if child not in seen:
+                seen.add(child)
+                order.append(child)
+        i += 1
+    complete = i >= len(order)  # every reached value's children were looked at
+    return order[:limit], complete and len(order) <= limit
+
+
+def repr_svg(value: Value) -> str | None:
+    """The graph below `value` as SVG text, for Jupyter; None without Graphviz or for a big graph.
+
+    Never raises: a display hook that fails would hide the value itself.
+    """
+    try:
+        _, complete = _nearest(value, SVG_LIMIT)
+        if not complete or shutil.which("dot") is None:
+            return None
+        return _svg(to_dot(value))
+    except Exception:  # noqa: BLE001 - display must not fail
+        return None
+
+
+@functools.lru_cache(maxsize=8)  # Jupyter asks for HTML, then SVG, of the same graph: run dot once
+def _svg(dot_text):
+    program = shutil.which("dot")
+    if program is None:
+        return None
+    try:
+        done = subprocess.run([program, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    text = done.stdout.decode("utf-8", "replace")
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else None
+
+
+def repr_html(value: Value) -> str | None:
+    """A compact table of the values nearest `value`, for Jupyter when no SVG graph can be drawn.
+
+    Returns None when `repr_svg` draws the graph, so a notebook shows one picture.
+    """
+    try:
+        if repr_svg(value) is not None:
+            return None
+        nodes, complete = _nearest(value, TABLE_ROWS)
+        nodes.sort(key=attrgetter("_seq"))
+        ids = {node: f"v{i}" for i, node in enumerate(nodes)}
+        rows = []
+        for node in nodes:
+            inputs = ", ".join(ids.get(child, "…") for child in node._prev)
+            cells = [ids[node], node.label, node._op or "leaf", _number(node.data), _number(node.grad), inputs]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        count = f"{len(nodes)} values"
+        if not complete:
+            count = f"more than {TABLE_ROWS} values; the {TABLE_ROWS} nearest the output"
+        header = "".join(f"<th>{h}</th>" for h in ("value", "label", "op", "data", "grad", "inputs"))
+        return (
+            f'<table class="micronet-value"><caption>Value graph: {count} (oldest first; install Graphviz to '
+            f"draw it)</caption><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    except Exception:  # noqa: BLE001 - display must not fail
+        return f"<pre>{html.escape(repr(value))}</pre>"
 
 
 def lecture_neuron(fused: bool = False) -> Value:

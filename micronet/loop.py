@@ -535,11 +535,18 @@ def interactive() -> bool:
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
+def _has_widgets() -> bool:
+    """tqdm's notebook bar needs ipywidgets; without it, a text bar (tqdm.auto would warn)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 class ProgressBar:
     """A tqdm bar over epochs (tqdm.auto: a widget in Jupyter, text at a terminal)."""
 
     def __init__(self, total: int, initial: int = 0, notebook: bool = True):
-        if notebook:
+        if notebook and _has_widgets():
             from tqdm.auto import tqdm
         else:
             from tqdm import tqdm

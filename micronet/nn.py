@@ -93,7 +93,33 @@ class Module:
             yield from _entries_of(prefix + name, attribute)
 
     def __repr__(self):
-        return f"{type(self).__name__}(parameters={len(self.parameters())})"
+        """The class, each part that holds parameters (one per line, as PyTorch prints), and the count."""
+        parts = list(self._parts())
+        if not parts:
+            return f"{type(self).__name__}(parameters=0)"
+        lines = [f"  ({name}): {text.replace(chr(10), chr(10) + '  ')}" for name, text, _ in parts]
+        return "\n".join([f"{type(self).__name__}(", *lines, f"  parameters={len(self.parameters())}", ")"])
+
+    def _repr_html_(self):
+        """Jupyter: a table of the parts that hold parameters, with their counts."""
+        import html
+
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(_one_line(text))}</td>"
+            f'<td style="text-align:right">{count:,}</td></tr>'
+            for name, text, count in self._parts()
+        )
+        title = _one_line(repr(self))
+        caption = html.escape(title if "parameters=" in title else f"{title}: {len(self.parameters()):,} parameters")
+        return (
+            f'<table class="micronet-module"><caption>{caption}</caption><thead><tr><th>part</th><th>what</th>'
+            f"<th>parameters</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+
+    def _parts(self):
+        """(name, description, parameter count) for each attribute that holds parameters, in order."""
+        for name, attribute in vars(self).items():
+            yield from _parts_of(name, attribute)
 
 
 def _entries_of(name, obj):
@@ -107,6 +133,25 @@ def _entries_of(name, obj):
         else:
             for i, item in enumerate(obj):
                 yield from _entries_of(f"{name}.{i}", item)
+
+
+def _parts_of(name, obj):
+    if isinstance(obj, Module):
+        count = len(obj.parameters())
+        if count:
+            yield name, repr(obj), count
+    elif isinstance(obj, Value):
+        yield name, f"scalar parameter (data={obj.data:.4g})", 1
+    elif isinstance(obj, (list, tuple)) and obj and all(isinstance(x, Value) for x in obj):
+        yield name, f"{len(obj)} scalar parameters", len(obj)
+    elif isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            yield from _parts_of(f"{name}.{i}", item)
+
+
+def _one_line(text):
+    """A repr in one line: a custom module's multi-line one becomes its class name."""
+    return text if "\n" not in text else text.split("(", 1)[0]
 
 
 def _finite(name, x):

@@ -101,11 +101,15 @@ class RunWriter:
     def save_checkpoint(self, state):
         self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
         scaler = self.data.scaler
+        target = self.data.target_scaler
         save_model(
             state.model,
             self.dir / "model.json",
+            task=self.data.task,
             classes=self.data.class_names,
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
+            **({} if target is None else {"target_mean": target.mean_.tolist(), "target_scale": target.scale_.tolist()}),
+            feature_names=self.data.feature_names,
             training=state.to_dict(),
         )
 
@@ -131,25 +135,58 @@ class RunWriter:
         return summary
 
     def plots(self, state, executor):
+        """The run's pictures: loss.png, then decision_boundary.png or confusion_matrix.png
+        (classification), or predictions.png and, for one input, fit.png (regression)."""
         from micronet import plot
 
         data = self.data
-        if state.history and data.task == "classification":
+        if state.history:
             plot.plot_history(state.history, self.dir / "loss.png")
-        if data.task != "classification":
-            return
-        if data.feature_count == 2:
+        if data.task == "regression":
+            self._regression_plots(plot, executor)
+        elif data.feature_count == 2:
             plot.plot_decision_boundary(
                 lambda X: _softmax(executor.logits(X)),
                 data.X_train, data.y_train, data.X_test, data.y_test,
                 self.dir / "decision_boundary.png",
                 class_names=data.class_names,
+                standardized=data.scaler is not None,
             )
         else:
             predicted = executor.logits(data.X_test).argmax(axis=1)
             plot.plot_confusion_matrix(
                 data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
             )
+
+    def _regression_plots(self, plot, executor):
+        """Predicted against true on the test split, and the fitted curve for one input, in original units."""
+        data = self.data
+        scaler, target_scaler = data.scaler, data.target_scaler
+
+        def original_targets(y):
+            y = y if target_scaler is None else target_scaler.inverse_transform(y)
+            return y.reshape(len(y), -1)[:, 0] if y.ndim == 1 or y.shape[1] == 1 else y
+
+        def predict(X_raw):
+            X = X_raw if scaler is None else scaler.transform(X_raw)
+            return original_targets(executor.logits(X)[:, 0] if data.n_outputs == 1 else executor.logits(X))
+
+        y_test = original_targets(data.y_test)
+        predicted = original_targets(executor.logits(data.X_test)[:, 0] if data.n_outputs == 1
+                                     else executor.logits(data.X_test))
+        plot.plot_predictions(y_test, predicted, self.dir / "predictions.png")
+        if data.feature_count == 1 and data.n_outputs == 1:
+            X_train = data.X_train if scaler is None else scaler.inverse_transform(data.X_train)
+            truth = _truth(self.config.dataset.name)
+            plot.plot_fit(predict, X_train, original_targets(data.y_train), self.dir / "fit.png",
+                          true_function=None if truth is None else lambda x: truth(x[:, None]))
+
+
+def _truth(dataset_name):
+    """The noise-free function of a generated 1-D regression set, when it has one."""
+    from micronet.data import DATASETS
+
+    return DATASETS[dataset_name].truth
 
 
 def _softmax(logits):

@@ -392,7 +392,8 @@ def json_mutations(draw):
         elif action == "delete":
             del parent[key]
         elif action == "rename" and isinstance(parent, dict):
-            parent[draw(st.text(max_size=6) | st.sampled_from(list(parent)))] = parent.pop(key)
+            new_key = draw(st.text(max_size=6) | st.sampled_from(list(parent)))  # drawn before the pop empties it
+            parent[new_key] = parent.pop(key)
         elif action == "add" and isinstance(parent, dict):
             parent[draw(st.text(max_size=6))] = draw(json_values)
         elif action == "copy-from-elsewhere":

@@ -296,3 +296,125 @@ def test_cli_with_graphviz_writes_svg(tmp_path, capsys):
     assert graph.main(["--out", str(tmp_path / "neuron.svg")]) == 0
     assert (tmp_path / "neuron.svg").read_bytes().startswith(b"<?xml")
     assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'neuron.svg'}"
+
+
+# ----- notebook display: Value and Module ------------------------------------------
+
+
+@pytest.fixture
+def no_graphviz(monkeypatch):
+    monkeypatch.setattr(graph.shutil, "which", lambda name: None)
+    graph._svg.cache_clear()
+
+
+@pytest.fixture
+def fake_dot(tmp_path, monkeypatch):
+    """A stand-in `dot -Tsvg` that prints an XML prolog and a tiny SVG, and logs each call."""
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    log = tmp_path / "calls"
+    fake.write_text(f'#!/bin/sh\ncat > /dev/null\necho call >> "{log}"\n'
+                    "echo '<?xml version=\"1.0\"?>'\necho '<svg>drawn</svg>'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(graph.shutil, "which", lambda name: str(fake))
+    graph._svg.cache_clear()
+    return log
+
+
+def test_without_graphviz_a_value_shows_as_a_table_of_its_nodes(no_graphviz):
+    o = lecture_neuron()
+    o.backward()
+    assert o._repr_svg_() is None
+    table = o._repr_html_()
+    assert table.startswith('<table class="micronet-value">') and "Value graph: 10 values" in table
+    rows = re.findall(r"<tr><td>(v\d+)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>"
+                      r"<td>([^<]*)</td></tr>", table)
+    assert rows[0] == ("v0", "x1", "leaf", "2.0000", "-1.5000", "")
+    assert rows[-1] == ("v9", "o", "tanh", "0.7071", "1.0000", "v8")  # the output, made from n
+    assert rows[-2][1:3] == ("n", "+") and rows[-2][5] == "v7, v4"  # x1*w1 + x2*w2, then b
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in dot program is a shell script")
+def test_with_graphviz_a_value_shows_as_svg_drawn_once(fake_dot):
+    o = lecture_neuron()
+    assert o._repr_html_() is None  # the SVG is the picture; no second one
+    assert o._repr_svg_() == "<svg>drawn</svg>\n"  # without the XML prolog, as Jupyter embeds it
+    assert fake_dot.read_text() == "call\n"  # HTML then SVG of the same graph: dot ran once
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in dot program is a shell script")
+def test_a_failing_dot_falls_back_to_the_table(tmp_path, monkeypatch):
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\necho broken >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(graph.shutil, "which", lambda name: str(fake))
+    graph._svg.cache_clear()
+    o = lecture_neuron()
+    assert o._repr_svg_() is None
+    assert "Value graph: 10 values" in o._repr_html_()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in dot program is a shell script")
+def test_a_huge_graph_is_listed_not_drawn_and_costs_a_bounded_walk(fake_dot, monkeypatch):
+    x = Value(0.0)
+    for _ in range(200_000):
+        x = x + 1.0
+    monkeypatch.setattr(graph, "to_dot", lambda *a: pytest.fail("the whole graph was walked"))
+    assert x._repr_svg_() is None
+    table = x._repr_html_()
+    assert "more than 30 values; the 30 nearest the output" in table
+    assert table.count("<tr><td>") == 30
+    assert not fake_dot.exists()  # dot never ran
+
+
+def test_value_table_escapes_labels(no_graphviz):
+    v = Value(1.0, label="<b>&</b>")
+    assert "&lt;b&gt;&amp;&lt;/b&gt;" in v._repr_html_() and "<b>" not in v._repr_html_()
+
+
+def test_mlp_repr_and_html_list_layers_and_parameter_counts():
+    model = MLP(2, [16, 2], seed=0)
+    assert repr(model) == "MLP(2 -> 16 -> 2, activation='relu', parameters=82)"
+    table = model._repr_html_()
+    assert "<caption>MLP(2 -&gt; 16 -&gt; 2, activation=&#x27;relu&#x27;, parameters=82)</caption>" in table
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td[^>]*>([^<]*)</td></tr>", table)
+    assert cells == [("layers.0", "Layer(2 -&gt; 16, activation=&#x27;relu&#x27;)", "48"),
+                     ("layers.1", "Layer(16 -&gt; 2, activation=&#x27;linear&#x27;)", "34")]
+
+
+def test_a_custom_module_repr_lists_its_parts_as_pytorch_does():
+    from micronet import Layer, Module
+
+    class Block(Module):
+        def __init__(self):
+            self.inner = Layer(3, 3, seed=0)
+            self.gate = Value(0.5)
+
+    class Net(Module):
+        def __init__(self):
+            self.blocks = [Block(), Block()]
+            self.head = Layer(3, 2, activation="linear", seed=1)
+            self.bias = [Value(0.0), Value(0.0)]
+            self.name = "not a parameter"
+
+    assert repr(Net()) == "\n".join([
+        "Net(",
+        "  (blocks.0): Block(",
+        "    (inner): Layer(3 -> 3, activation='relu')",
+        "    (gate): scalar parameter (data=0.5)",
+        "    parameters=13",
+        "  )",
+        "  (blocks.1): Block(",
+        "    (inner): Layer(3 -> 3, activation='relu')",
+        "    (gate): scalar parameter (data=0.5)",
+        "    parameters=13",
+        "  )",
+        "  (head): Layer(3 -> 2, activation='linear')",
+        "  (bias): 2 scalar parameters",
+        "  parameters=36",
+        ")",
+    ])
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td[^>]*>([^<]*)</td></tr>", Net()._repr_html_())
+    assert cells[:2] == [("blocks.0", "Block", "13"), ("blocks.1", "Block", "13")]
+    assert "<caption>Net: 36 parameters</caption>" in Net()._repr_html_()
+    assert repr(Module()) == "Module(parameters=0)"

@@ -122,6 +122,13 @@ def test_history_to_csv_writes_the_rows_exactly(tmp_path):
     assert [{k: float(v) for k, v in row.items()} for row in read] == ROWS
 
 
+def test_history_plot_returns_axes_with_a_line_per_split():
+    ax = History(ROWS).plot()
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert lines["train loss"] == [0.5, 0.25] and lines["validation loss"] == [0.6, 0.3]
+    assert lines["validation accuracy"] == [0.65, 0.85]
+
+
 # ----- micronet.fit ------------------------------------------------------------------
 
 

@@ -758,7 +758,7 @@ B = ("parameters", "layers.0.neurons.0.b")
 DAMAGED_CHECKPOINTS = {
     "not-an-object": (lambda d: [d], "expected a JSON object, got list"),
     "wrong-format": (_setting("format", to="pytorch-model"), "format is 'pytorch-model'"),
-    "wrong-version": (_setting("version", to=2), "version 2 is not supported"),
+    "wrong-version": (_setting("version", to=99), "version 99 is not supported"),
     "version-as-text": (_setting("version", to="1"), "version '1' is not supported"),
     **{f"missing-{key}": (_without(key), f"missing field '{key}'|{key}")
        for key in ("format", "version", "architecture", "parameters", "classes", "preprocessing")},

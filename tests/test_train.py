@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import yaml
 
+import micronet
 from micronet import rundir, train
 from micronet.checkpoint import load_checkpoint, load_model
 from micronet.config import config_to_dict, load_config, parse_config
@@ -49,6 +50,15 @@ optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
 training: {epochs: 3, batch_size: 16}
 """
 TINY_PARAMETERS = (2 + 1) * 4 + (4 + 1) * 2  # 2 -> 4 -> 2
+
+TINY_SINE = """\
+dataset: {name: sine, n_samples: 80}
+model: {hidden: [8], activation: tanh}
+optimizer: {name: adam, lr: 0.02}
+training: {epochs: 4, batch_size: 16}
+"""
+STOPPING = ["training.epochs=200", "training.validation_split=0.25", "training.early_stopping=2",
+            "optimizer.lr=2.0", "optimizer.momentum=0.0"]
 
 TINY_IRIS = """\
 dataset: {name: iris}
@@ -127,6 +137,8 @@ def runs(tmp_path_factory):
         "evil": start_cli(tmp_path_factory, "evil", 'name: !!python/object/apply:os.system ["touch pwned"]\n', out),
         "help": start_cli(tmp_path_factory, "help", TINY, ["--help"]),
         "diverged": start_cli(tmp_path_factory, "tiny", TINY, ["optimizer.lr=1e30", *out]),
+        "sine": start_cli(tmp_path_factory, "sine", TINY_SINE, out),
+        "stopping": start_cli(tmp_path_factory, "tiny", TINY, [*STOPPING, *out]),
     }
     return {key: finish(run) for key, run in started.items()}
 
@@ -609,3 +621,42 @@ def test_the_shipped_csv_config_trains_on_a_users_file_with_string_labels(tmp_pa
     checkpoint = load_checkpoint(tmp_path / "run" / "model.json")
     assert checkpoint.classes == ["setosa", "versicolor", "virginica"]
     assert (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 10_000
+
+
+# ----- regression and early stopping through the CLI ------------------------------------------
+
+
+def test_a_regression_run_writes_its_metrics_plots_and_a_model_in_original_units(runs):
+    run = succeeded(runs["sine"])
+    assert re.match(r"train loss \S+ r2 \S+ \| test loss \S+ r2 \S+ \| ", run.stdout)
+    names = {p.name for p in run.dir.iterdir()}
+    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "predictions.png", "fit.png", "model.json"}
+    lines = (run.dir / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,train_loss,train_mae,train_r2,test_loss,test_mae,test_r2,lr,seconds"
+    summary = strict_json(run.dir / "summary.json")
+    last = read_metrics(run.dir)[-1]
+    assert summary["test_r2"] == float(last["test_r2"]) and summary["test_mae"] == float(last["test_mae"])
+    assert "test_accuracy" not in summary
+    # The saved model predicts in the target's units: its MAE on the test split is the logged one.
+    config = load_config(run.dir / "config.yaml")
+    data = prepare_data(config.dataset, config.seed, "regression")
+    predictor = micronet.load(run.dir)
+    X_test = data.scaler.inverse_transform(data.X_test)
+    y_test = data.target_scaler.inverse_transform(data.y_test)
+    assert np.mean(np.abs(predictor.predict(X_test) - y_test)) == pytest.approx(summary["test_mae"], rel=1e-9)
+
+
+def test_early_stopping_through_the_cli_reports_and_saves_the_best_epoch(runs):
+    run = succeeded(runs["stopping"])
+    summary = strict_json(run.dir / "summary.json")
+    assert summary["stopped_early"] is True and summary["epochs"] < 200
+    best = summary["best_epoch"]
+    rows = read_metrics(run.dir)
+    assert len(rows) == summary["epochs"] == best + 2
+    assert float(rows[best - 1]["val_loss"]) == min(float(r["val_loss"]) for r in rows)
+    assert summary["test_accuracy"] == float(rows[best - 1]["test_accuracy"])  # the saved model's, not the last
+    assert f"stopped early at epoch {summary['epochs']}, best epoch {best}" in run.stdout
+    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                             "test_loss", "test_accuracy", "lr", "seconds"]
+    resumed = cli(["--resume", str(run.dir)], run.cwd)
+    assert resumed.returncode == 0 and f"already stopped early after {summary['epochs']} epochs" in resumed.stdout

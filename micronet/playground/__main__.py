@@ -1,0 +1,5 @@
+import sys
+
+from micronet.playground.cli import main
+
+sys.exit(main())

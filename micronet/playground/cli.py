@@ -1,0 +1,124 @@
+"""`micronet-playground`: bind a loopback port, print the URL, open the browser, serve until Ctrl-C.
+
+The web stack is an optional extra, imported only here, so that the rest of
+micronet (and `--help`) works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import socket
+import sys
+import threading
+import webbrowser
+
+__all__ = ["main"]
+
+INSTALL_HINT = "error: the playground needs its web extra: pip install 'micronet-nn[playground]'"
+
+
+def _arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="micronet-playground",
+        description="Watch micronet train in your browser; export the session as a config for micronet-train.",
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; anything else is reachable by others)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
+    parser.add_argument("--no-browser", action="store_true", help="print the URL but do not open a browser")
+    return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, bound before the URL is printed (so --port 0 prints the port it got)."""
+    bare = host.strip("[]")
+    infos = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _allowed_hosts(host: str) -> list[str] | None:
+    """The Host header names to answer to: loopback names, plus the given host; None for a wildcard bind."""
+    from micronet.playground.server import LOOPBACK_HOSTS
+
+    bare = host.strip("[]")
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return [*LOOPBACK_HOSTS, host.lower()]
+    if address.is_unspecified:
+        return None
+    return [*LOOPBACK_HOSTS, f"[{bare}]" if address.version == 6 else bare]
+
+
+def main(argv=None) -> int:
+    """Entry point of `micronet-playground`; returns the exit status."""
+    args = _arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        import starlette  # noqa: F401
+        import uvicorn
+        import websockets  # noqa: F401
+    except ImportError:
+        print(INSTALL_HINT, file=sys.stderr)
+        return 2
+    from threadpoolctl import threadpool_limits  # comes with scikit-learn
+
+    from micronet.playground.server import create_app
+
+    # Sessions train in threads of their own; on these small matrices a multi-threaded BLAS
+    # only fights them (and itself) for the cores: frames cost 5x more on 2 cores.
+    threadpool_limits(1)
+
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port must be in 0..65535, got {args.port}", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print(f"warning: --host {args.host} is not a loopback address: anyone who can reach this machine "
+              "can use the playground and its CPU", file=sys.stderr)
+    try:
+        sock = _listen(args.host, args.port)
+    except OSError as e:
+        why = "is in use; try --port 0 for a free one" if e.errno == errno.EADDRINUSE else f"cannot be used: {e.strerror}"
+        print(f"error: {args.host} port {args.port} {why}", file=sys.stderr)
+        return 2
+    except socket.gaierror as e:
+        print(f"error: --host {args.host!r} cannot be resolved: {e.strerror}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if ipaddress.ip_address(sock.getsockname()[0]).is_unspecified else args.host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    url = f"http://{shown}:{port}/"
+    app = create_app(_allowed_hosts(args.host))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto", ws_max_size=4096,
+                            timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    print(f"micronet playground: {url}  (Ctrl-C to stop)", flush=True)
+    if not args.no_browser:
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0

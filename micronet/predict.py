@@ -1,0 +1,439 @@
+"""Predictions from a trained model: any Module, a saved model.json, or a whole run.
+
+    python -m micronet.predict RUN_DIR data.csv [--out predictions.csv]
+
+`predict(model, X)` and `predict_proba(model, X)` run a bare Module over a
+NumPy batch, with the compiled executor when the model can be traced (the
+eager engine otherwise). `load(path)` turns a run directory or a model.json
+into a `Predictor`, which applies the stored input scaling and returns the
+original labels (or, for regression, values in the target's own units), so
+it takes the same raw features the run was trained on.
+
+The command line reads a CSV file with a header row. When the model's
+feature names are known (the checkpoint's `feature_names`, or the header of
+the CSV file a run was trained on, if it is still where the run's config
+says), the file must have those columns, in any order; other columns, such
+as the label, are ignored. Otherwise (generated and bundled datasets) the
+file must have exactly as many columns as the model has inputs, under any
+names (`x0, x1, ...` reads well). Each output row holds the prediction, and
+for classification one probability per class, in input order.
+"""
+
+import argparse
+import csv
+import io
+import os
+import sys
+import types
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint, write_text_atomic
+from micronet.compile import CompileError, compile_model
+from micronet.nn import MLP, Layer, Module, Neuron
+
+__all__ = ["Predictor", "load", "predict", "predict_proba", "main"]
+
+TASKS = ("classification", "regression")
+
+# model -> ((n_features, parameter ids), CompiledModel or None for eager); traced once per model and width
+_executors = weakref.WeakKeyDictionary()
+
+
+# ----- bare modules ------------------------------------------------------------------
+
+
+def predict(model: Module, X, *, task: str = "classification") -> np.ndarray:
+    """Class indices (argmax of the outputs) for every row of `X`; raw outputs for task="regression".
+
+    A one-output classifier is read as a score: class 1 where it is > 0 (the
+    hinge-loss convention of micrograd's demo). A one-output regression
+    model gives a 1-D array, k outputs an (n, k) array.
+    """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    out = model_outputs(model, X)
+    if task == "regression":
+        return out[:, 0] if out.shape[1] == 1 else out
+    if out.shape[1] == 1:
+        return (out[:, 0] > 0).astype(np.int64)
+    return out.argmax(axis=1)
+
+
+def predict_proba(model: Module, X) -> np.ndarray:
+    """Class probabilities, (n, k): the softmax of the outputs (a sigmoid pair for one output)."""
+    out = model_outputs(model, X)
+    if out.shape[1] == 1:
+        return _sigmoid_pair(out[:, 0])
+    return softmax(out)
+
+
+def model_outputs(model: Module, X) -> np.ndarray:
+    """The model's raw outputs (logits) for every row of `X`, as an (n, k) float array.
+
+    The model is traced once per input width and the batch program reused
+    (parameter values are read afresh on every call, so predictions follow
+    training); a model whose graph depends on its input values runs eagerly.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")
+    X = check_X(X, _input_width(model))
+    executor = _executor(model, X)
+    if executor is not None:
+        return executor.logits(X)
+    rows = []
+    for row in X.tolist():
+        out = model(row)
+        out = [out] if not isinstance(out, (list, tuple)) else out
+        rows.append([v.data for v in out])
+    return np.array(rows, dtype=np.float64)
+
+
+def _executor(model, X):
+    key = (X.shape[1], tuple(map(id, model.parameters())))  # a changed model is traced again
+    try:
+        cached = _executors.get(model)
+    except TypeError:  # a module that cannot be weakly referenced: trace every time
+        cached = None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    # Traced on a few real rows and a few random ones: the more rows, the likelier a graph that depends
+    # on the data (which only eager can run) shows itself; a trace that fails at all means eager too.
+    examples = np.vstack([X[:3], np.random.default_rng(0).standard_normal((3, X.shape[1]))])
+    try:
+        executor = compile_model(model, X.shape[1], examples=examples)
+    except (CompileError, ValueError, TypeError, ArithmeticError, IndexError):
+        executor = None  # eager then runs it (and raises the model's own error, if it has one)
+    try:
+        _executors[model] = (key, executor)
+    except TypeError:
+        pass
+    return executor
+
+
+def _input_width(model):
+    """The number of inputs a built-in module takes; None for a custom one (it checks for itself)."""
+    if isinstance(model, MLP):
+        return len(model.layers[0].neurons[0].w)
+    if isinstance(model, Layer):
+        return len(model.neurons[0].w)
+    if isinstance(model, Neuron):
+        return len(model.w)
+    return None
+
+
+def check_X(X, n_features: int | None = None, name: str = "X") -> np.ndarray:
+    """`X` as a 2-D finite float64 array, or a ValueError saying what is wrong with it."""
+    try:
+        array = np.asarray(X)
+    except ValueError as e:  # ragged rows
+        raise ValueError(f"{name} must hold real numbers in rows of equal length: {e}") from None
+    if array.dtype.kind in "USc":
+        raise ValueError(f"{name} must hold real numbers, got an array of dtype {array.dtype}")
+    try:
+        array = array.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must hold real numbers: {e}") from None
+    if array.ndim != 2:
+        hint = "; for one sample use X.reshape(1, -1)" if array.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}{hint}")
+    if len(array) == 0:
+        raise ValueError(f"{name} has no rows; need at least one sample")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features, but the model takes {n_features}")
+    finite = np.isfinite(array)
+    if not finite.all():
+        i, j = np.argwhere(~finite)[0]
+        raise ValueError(f"{name} must be finite, got {array[i, j]} at row {i}, column {j}")
+    return array
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, shifted by each row's max so nothing overflows."""
+    with np.errstate(all="ignore"):  # a diverged model's inf logits give nan, not a warning
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid_pair(score):
+    """[1 - p, p] with p = sigmoid(score), from exp(-|score|) so nothing overflows."""
+    e = np.exp(-np.abs(score))
+    p = np.where(score >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return np.column_stack([1.0 - p, p])
+
+
+# ----- saved models ------------------------------------------------------------------
+
+
+class Predictor:
+    """A trained model with what it needs to predict from raw features.
+
+    `predict(X)` and `predict_proba(X)` take features as the run read them:
+    the stored standardisation is applied first, and the original labels
+    (or target units) come back. `classes_` holds the labels, `model` the
+    Module, `config` the run's RunConfig (None for a bare model.json),
+    `task` "classification" or "regression".
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        *,
+        task: str = "classification",
+        classes=None,
+        mean=None,
+        scale=None,
+        target_mean=None,
+        target_scale=None,
+        feature_names=None,
+        config=None,
+    ):
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+        self.model = model
+        self.task = task
+        self.config = config
+        self.classes_ = None if classes is None else _label_array(classes)
+        self.feature_names_in_ = None if feature_names is None else np.array(feature_names, dtype=object)
+        self._mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self._scale = None if scale is None else np.asarray(scale, dtype=np.float64)
+        self._target_mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float64)
+        self._target_scale = None if target_scale is None else np.asarray(target_scale, dtype=np.float64)
+        widths = [len(v) for v in (self._mean, feature_names) if v is not None] + [_input_width(model)]
+        self.n_features_in_ = next((w for w in widths if w is not None), None)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, config=None) -> "Predictor":
+        """The Predictor for a loaded checkpoint (and the run's config, if any)."""
+        c = checkpoint
+        return cls(c.model, task=c.task, classes=c.classes, mean=c.mean, scale=c.scale, target_mean=c.target_mean,
+                   target_scale=c.target_scale, feature_names=c.feature_names, config=config)
+
+    def decision_function(self, X) -> np.ndarray:
+        """The model's raw outputs for raw features `X`: logits, or scaled regression values."""
+        X = check_X(X, self.n_features_in_)
+        if self._mean is not None:
+            X = (X - self._mean) / self._scale
+        return model_outputs(self.model, X)
+
+    def predict(self, X) -> np.ndarray:
+        """Labels from `classes_` (classification) or values in the target's units (regression)."""
+        out = self.decision_function(X)
+        if self.task == "regression":
+            if self._target_mean is not None:
+                out = out * self._target_scale + self._target_mean
+            return out[:, 0] if out.shape[1] == 1 else out
+        index = (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
+        return index if self.classes_ is None else self.classes_[index]
+
+    @property
+    def predict_proba(self):
+        """Class probabilities, (n, k) in the order of `classes_`; absent for regression (as in scikit-learn)."""
+        if self.task != "classification":
+            raise AttributeError(
+                "predict_proba is only defined for classification; this model does regression: use predict(X)"
+            )
+        return self._predict_proba
+
+    def _predict_proba(self, X) -> np.ndarray:
+        out = self.decision_function(X)
+        return _sigmoid_pair(out[:, 0]) if out.shape[1] == 1 else softmax(out)
+
+    def __repr__(self):
+        what = f"classes={self.classes_.tolist()}" if self.classes_ is not None else f"task={self.task!r}"
+        return f"Predictor({self.model!r}, {what})"
+
+
+def _label_array(classes):
+    """Labels as a NumPy array; mixed types stay Python objects rather than becoming strings."""
+    mixed = len({type(c) for c in classes}) > 1
+    return np.array(list(classes), dtype=object if mixed else None)
+
+
+def load(path: str | os.PathLike, *, module: Module | None = None) -> Predictor:
+    """A Predictor for a run directory or a model.json.
+
+    A run directory also gives `.config`, its validated config.yaml. A file
+    saved from a custom module (not a built-in MLP) cannot be rebuilt from
+    JSON: pass a freshly built `module` of the same shape to be filled in.
+    """
+    path = Path(path)
+    config = None
+    if path.is_dir():
+        model_path = path / "model.json"
+        if not model_path.is_file():
+            raise ValueError(f"{path} has no model.json: not a run directory, or no epoch finished yet")
+        if (path / "config.yaml").is_file():
+            from micronet.config import load_config
+
+            config = load_config(path / "config.yaml")
+    elif path.exists():
+        model_path = path
+    else:
+        raise ValueError(f"{path} does not exist; expected a run directory or a model.json")
+    checkpoint = load_checkpoint(model_path) if module is None else _load_into(module, model_path)
+    task = getattr(config, "task", checkpoint.task)
+    if task != checkpoint.task:  # a trainer that did not record the task (nor the target's scaling)
+        raise ValueError(
+            f"{model_path} says task {checkpoint.task!r} but the run's config.yaml says {task!r}: the checkpoint "
+            "was written without the task and target scaling, so its predictions would be wrong"
+        )
+    return Predictor.from_checkpoint(checkpoint, config)
+
+
+# ----- the command line --------------------------------------------------------------
+
+
+def feature_columns(predictor: Predictor) -> list | None:
+    """The column names a CSV for this model must have, or None when only the count is known."""
+    if predictor.feature_names_in_ is not None:
+        return list(predictor.feature_names_in_)
+    dataset = getattr(predictor.config, "dataset", None)
+    if dataset is None or dataset.name != "csv":
+        return None
+    try:  # the file the run was trained on, if it is still there: its header minus the label
+        with open(dataset.path, newline="", encoding="utf-8-sig") as f:
+            header = next((row for row in csv.reader(f) if row not in ([], [""])), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if header is None:
+        return None
+    names = [c.strip() for c in header if c.strip() != dataset.target]
+    return names if len(names) == predictor.n_features_in_ else None
+
+
+def read_features(path: str | os.PathLike, columns: list | None, n_features: int | None) -> np.ndarray:
+    """The feature matrix of a CSV file with a header row, checked against the model's columns."""
+    where = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [(line, row) for line, row in enumerate(csv.reader(f), start=1) if row not in ([], [""])]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"cannot read {where}: {e}") from None
+    if not rows:
+        raise ValueError(f"{where} is empty; expected a header row and data rows")
+    header = [c.strip() for c in rows[0][1]]
+    if all(_is_number(c) for c in header):
+        raise ValueError(f"{where}: the first row looks like data; add a header row of column names")
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            lacks = ("has none of the model's feature columns" if len(missing) == len(columns) else
+                     f"lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            raise ValueError(f"{where} {lacks}; it needs {', '.join(columns)} and has {', '.join(header)}")
+        picks = [header.index(c) for c in columns]
+    elif n_features is not None and len(header) != n_features:
+        raise ValueError(
+            f"{where} has {len(header)} column{'s' if len(header) != 1 else ''} ({', '.join(header)}), "
+            f"but the model takes {n_features} features; give exactly {n_features} numeric columns, "
+            f"e.g. {', '.join(f'x{i}' for i in range(n_features))}"
+        )
+    else:
+        picks = list(range(len(header)))
+    names = [header[i] for i in picks]
+    if len(rows) == 1:
+        raise ValueError(f"{where} has a header but no data rows")
+    X = np.empty((len(rows) - 1, len(picks)))
+    for r, (line, row) in enumerate(rows[1:]):
+        if len(row) != len(header):
+            raise ValueError(f"{where}: line {line} has {len(row)} fields, the header has {len(header)}")
+        for c, (i, name) in enumerate(zip(picks, names)):
+            cell = row[i].strip()
+            try:
+                X[r, c] = float(cell)
+            except ValueError:
+                raise ValueError(f"{where}: column {name!r} at line {line} is not a number: {cell!r}") from None
+            if not np.isfinite(X[r, c]):
+                raise ValueError(f"{where}: column {name!r} at line {line} is not finite: {cell!r}")
+    return X
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def predictions_csv(predictor: Predictor, X: np.ndarray) -> str:
+    """CSV text: a header, then per row the prediction and (classification) each class's probability."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    if predictor.task == "classification":
+        labels = predictor.predict(X)
+        probs = predictor.predict_proba(X)
+        names = predictor.classes_.tolist() if predictor.classes_ is not None else list(range(probs.shape[1]))
+        writer.writerow(["prediction", *(f"proba_{name}" for name in names)])
+        writer.writerows([_cell(label), *map(repr, p)] for label, p in zip(labels.tolist(), probs.tolist()))
+    else:
+        values = predictor.predict(X)
+        values = values.reshape(len(X), -1)
+        header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{i}" for i in range(values.shape[1])]
+        writer.writerow(header)
+        writer.writerows([repr(v) for v in row] for row in values.tolist())
+    return text.getvalue()
+
+
+def _cell(label):
+    return repr(label) if isinstance(label, float) else label
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other micronet CLI
+        raise ValueError(f"{message} (see --help)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m micronet.predict`."""
+    parser = _Parser(
+        prog="python -m micronet.predict",
+        description="Predict with a trained run: one output row per input row of a CSV file.",
+        epilog="The CSV needs a header row. When the run's feature names are known (a run trained on a CSV file), "
+        "those columns are read by name, in any order, and other columns (the label, an id) are ignored; "
+        "otherwise the file must have exactly as many numeric columns as the model has inputs, under any "
+        "names (x0, x1, ...). Output: one row per input row, the prediction and, for classification, "
+        "proba_<label> for each class.",
+    )
+    parser.add_argument("run", metavar="RUN_DIR", help="a run directory (or a model.json)")
+    parser.add_argument("data", metavar="DATA_CSV", help="the features to predict from, with a header row")
+    parser.add_argument("--out", metavar="PATH", help="write the predictions here (default: standard output)")
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        predictor = load(args.run)
+        X = read_features(args.data, feature_columns(predictor), predictor.n_features_in_)
+        text = predictions_csv(predictor, X)
+        if args.out is None:
+            sys.stdout.write(text)
+        else:
+            out = Path(args.out)
+            if out.is_dir():
+                raise ValueError(f"--out {args.out!r} is a directory; give a file name")
+            if not out.parent.is_dir():
+                raise ValueError(f"--out {args.out!r}: the directory {str(out.parent)!r} does not exist")
+            write_text_atomic(out, text)
+    except (ValueError, TypeError, OSError) as e:
+        message = f"{e.strerror}: {e.filename!r}" if isinstance(e, OSError) and e.strerror else str(e)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+class _CallableModule(types.ModuleType):
+    """`micronet.predict` names both this module and its function: calling the module predicts.
+
+    Importing a submodule sets it as an attribute of its package, which would
+    replace the `micronet.predict` function with this module; making the
+    module callable keeps `micronet.predict(model, X)` working either way.
+    """
+
+    def __call__(self, model, X, **kwargs):
+        return predict(model, X, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    sys.exit(main())
