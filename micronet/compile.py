@@ -228,25 +228,27 @@ class _Affine:
         self.biases = None if biases is None else np.array(biases)
         self.width, self.n = self.weights.shape
         self.dense = _dense_slice(self.weights, self.biases)  # (start, stop) or None
-        self._views = {}  # id(vector) -> (vector, W, b): a session's arrays are viewed once
+        self._views = {"p": (None, None, None), "grad": (None, None, None)}  # the last vector viewed, per role
         self.accumulate = True  # add into the gradients (the program clears it when this step alone writes them)
 
     def writes(self):
         """The parameter indices whose gradient this step produces."""
         return self.weights.ravel().tolist() + ([] if self.biases is None else self.biases.tolist())
 
-    def _params(self, p):
-        """(W, b) as views of the vector p (copies when the layout is not dense)."""
+    def _params(self, p, role="p"):
+        """(W, b) as views of the vector p (copies when the layout is not dense).
+
+        A session passes the same two vectors (parameters, gradients) every
+        step, so the views of the last vector in each role are kept.
+        """
         if self.dense is None:
             return p[self.weights], None if self.biases is None else p[self.biases]
-        cached = self._views.get(id(p))
-        if cached is not None and cached[0] is p:
-            return cached[1], cached[2]
+        last, W, b = self._views[role]
+        if last is p:
+            return W, b
         rows = p[self.dense[0] : self.dense[1]].reshape(self.width, -1)
         W, b = rows[:, : self.n], None if self.biases is None else rows[:, self.n]
-        if len(self._views) >= 4:
-            self._views.clear()
-        self._views[id(p)] = (p, W, b)
+        self._views[role] = (p, W, b)
         return W, b
 
     def forward(self, env, p):
@@ -261,7 +263,7 @@ class _Affine:
         X = _gather(env, self.inputs)
         _backpropagate(grads, env, self.inputs, dZ, W)
         if not self.accumulate:  # dense and written by this step alone: straight into the vector
-            gW, gb = self._params(pgrad)
+            gW, gb = self._params(pgrad, "grad")
             np.matmul(dZ.T, X, out=gW)
             if gb is not None:
                 np.matmul(_ones(len(dZ)), dZ, out=gb)
@@ -269,7 +271,7 @@ class _Affine:
         dW = dZ.T @ X
         db = None if self.biases is None else _ones(len(dZ)) @ dZ
         if self.dense is not None:
-            gW, gb = self._params(pgrad)
+            gW, gb = self._params(pgrad, "grad")
             gW += dW
             if gb is not None:
                 gb += db
@@ -632,6 +634,8 @@ def _merge_refs(refs):
 
 # ----- a custom loss over a batch --------------------------------------------------
 
+_NO_PARAMETERS = np.zeros(0)  # a loss program's parameter gradient: it has none
+
 
 class _CustomLoss:
     """A loss without a vectorised kernel, as a batch loss (see batch_losses).
@@ -662,18 +666,24 @@ class _CustomLoss:
             self.merged = (_merge([self.programs[t] for t in known]), np.array(known))
             choice = self._known_choice(y)
         merged, known = self.merged
-        if merged is not None:
-            parts = [(slice(None), merged, choice)]
-        else:  # shapes differ between targets: one program per target
-            parts = [(np.flatnonzero(y == t), self.programs[t], None) for t in np.unique(y).tolist()]
-        losses = np.empty(len(logits))
+        if merged is not None:  # the usual case: one program for the whole batch
+            env = merged.forward(logits, (), choice)
+            losses = merged.outputs_of(env, ())[:, 0]
+            if seed is None:
+                return losses, None
+            d_seed = np.empty((len(losses), 1))
+            d_seed.fill(seed)
+            return losses, merged.backward(env, d_seed, (), _NO_PARAMETERS, input_grad=True)
+        losses = np.empty(len(logits))  # shapes differ between targets: one program per target
         d_logits = None if seed is None else np.empty_like(logits)
-        for rows, program, choice in parts:
-            env = program.forward(logits[rows], (), choice)
+        for t in np.unique(y).tolist():
+            rows = np.flatnonzero(y == t)
+            program = self.programs[t]
+            env = program.forward(logits[rows], ())
             losses[rows] = program.outputs_of(env, ())[:, 0]
             if seed is not None:
-                d_seed = np.full((len(losses[rows]), 1), seed)
-                d_logits[rows] = program.backward(env, d_seed, (), np.zeros(0), input_grad=True)
+                d_seed = np.full((len(rows), 1), seed)
+                d_logits[rows] = program.backward(env, d_seed, (), _NO_PARAMETERS, input_grad=True)
         return losses, d_logits
 
     def _known_choice(self, y):
@@ -681,8 +691,8 @@ class _CustomLoss:
         if self.merged is None:
             return None
         known = self.merged[1]
-        choice = np.searchsorted(known, y)
-        return choice if np.array_equal(known.take(choice, mode="clip"), y) else None
+        choice = known.searchsorted(y)
+        return choice if (known.take(choice, mode="clip") == y).all() else None
 
     def _program(self, target):
         """The loss for one target value, traced with the logits as its inputs."""
