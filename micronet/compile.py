@@ -293,9 +293,6 @@ def _dense_slice(weights, biases):
 class _Map:
     """One unary op applied to a block of columns."""
 
-    def writes(self):
-        return []
-
     accumulate = False  # writes no parameter gradient
 
     def __init__(self, block, op, inputs):
@@ -303,6 +300,9 @@ class _Map:
         self.op = op
         self.kernel, self.slope = UNARY[op]
         self.inputs = inputs
+
+    def writes(self):
+        return []
 
     def forward(self, env, p):
         return self.kernel(_gather(env, self.inputs))
