@@ -18,11 +18,12 @@ What the frames show depends on the data:
 
 import functools
 import os
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from micronet.files import replacing
 
 __all__ = ["MAX_FRAMES", "snapshot_epochs", "frame_rate", "TrainingRecorder", "recorder_for"]
 
@@ -137,6 +138,11 @@ class TrainingRecorder:
         if epoch in self.plan:
             self.snapshot(epoch, predict)
 
+    def add_rows(self, rows: Sequence[Mapping]) -> None:
+        """Metrics of epochs trained before recording began (a resumed run): curves only, no snapshots."""
+        for row in rows:
+            self.rows[row["epoch"]] = dict(row)
+
     def on_epoch_end(self, epoch: int, logs: Mapping) -> None:
         """The recorder as a `micronet.fit` callback: set `recorder.predict` first (it never stops training)."""
         self.on_epoch(epoch, logs, self.predict)
@@ -182,17 +188,9 @@ class TrainingRecorder:
         fig, update, animated = self._figure(epochs)
         animation = FuncAnimation(fig, update, frames=len(epochs), init_func=lambda: [], blit=False, repeat=False)
         path = Path(path)
-        # Pillow picks the format from the name, so the temporary file keeps the .gif suffix; it is created
-        # here first ("x": never an existing file or link), then filled and renamed over `path`.
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}{path.suffix or '.gif'}")
-        try:
-            open(tmp, "xb").close()
+        with replacing(path) as tmp:  # a fresh temporary beside `path`, renamed over it when complete
             writer = _writer_class()(animated, fps=fps or frame_rate(len(epochs)))
             animation.save(str(tmp), writer=writer, dpi=fig.dpi)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         return path
 
     def _figure(self, epochs):
@@ -345,7 +343,8 @@ def _writer_class():
             frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in self._frames]
             durations = [int(1000 / self.fps)] * len(frames)
             durations[-1] = max(durations[-1], HOLD_LAST_MS)
-            frames[0].save(self.outfile, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+            frames[0].save(self.outfile, format="GIF", save_all=True, append_images=frames[1:], duration=durations,
+                           loop=0)
 
     return BlitPillowWriter
 

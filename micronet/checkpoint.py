@@ -17,11 +17,11 @@ the target's units). `training` is the trainer's resume state, kept as given.
 import json
 import math
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from micronet import files
 from micronet.nn import ACTIVATIONS, MLP, Module
 
 __all__ = [
@@ -60,37 +60,17 @@ class Checkpoint:
 
 
 def write_json_atomic(path, data):
-    """Write `data` as JSON to `path` so readers see the old file or the new one, never half.
+    """Write `data` as strict JSON to `path` atomically (micronet.files.write_json_atomic).
 
     Non-finite floats are written as null: JSON has no NaN, and a file that
     says NaN is not JSON other tools can read.
     """
-    write_text_atomic(path, json.dumps(_finite_or_null(data), indent=1, allow_nan=False) + "\n")
+    files.write_json_atomic(path, data)
 
 
 def write_text_atomic(path, text):
-    """Replace `path` with `text`: a temporary file in the same directory, flushed, then renamed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x") as f:  # "x": a fresh file with the usual permissions
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _finite_or_null(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_null(v) for v in obj]
-    return obj
+    """Replace `path` with `text` atomically (micronet.files.write_text_atomic)."""
+    files.write_text_atomic(path, text)
 
 
 def save(
@@ -145,8 +125,7 @@ def save(
     if training is not None and not isinstance(training, dict):
         raise TypeError(f"training must be a dict or None, got {type(training).__name__}")
     path = Path(path)
-    write_json_atomic(
-        path,
+    text = files.json_text(
         {
             "format": FORMAT,
             "version": VERSION,
@@ -158,9 +137,24 @@ def save(
             "target_preprocessing": target_pre,
             "feature_names": feature_names,
             "training": training,
-        },
+        }
     )
+    # Checked as loading will check it, before the previous file is replaced:
+    # a checkpoint that would not load back is never written.
+    try:
+        _check_loadable(json.loads(text, parse_constant=_reject_constant), path)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"not writing a checkpoint that would not load back: {e}") from None
+    files.write_text_atomic(path, text)
     return path
+
+
+def _check_loadable(data, path):
+    """Raise ValueError unless `data` is a model file that loads (and, for an MLP, rebuilds)."""
+    record = _parse(data, path)
+    arch = record["architecture"]
+    if arch is not None:
+        MLP(arch["nin"], arch["nouts"], arch["activation"], seed=0).load_state_dict(record["parameters"])
 
 
 def save_model(model, path, *, classes=None, mean=None, scale=None, training=None, **more) -> Path:
@@ -199,8 +193,12 @@ def _scaling(mean_name, scale_name, mean, scale, width):
     if len(mean) != len(scale) or (width is not None and len(mean) != width):
         expected = f"{width} numbers each" if width is not None else "the same length"
         raise ValueError(f"{mean_name} and {scale_name} must have {expected}, got {len(mean)} and {len(scale)}")
-    if not all(map(math.isfinite, mean)) or not all(math.isfinite(s) and s > 0 for s in scale):
-        raise ValueError(f"{mean_name} must be finite and {scale_name} finite and > 0")
+    for i, m in enumerate(mean):
+        if not math.isfinite(m):
+            raise ValueError(f"{mean_name} must be finite, got {mean_name}[{i}] = {m!r}")
+    for i, s in enumerate(scale):
+        if not (math.isfinite(s) and s > 0):
+            raise ValueError(f"{scale_name} must be finite and > 0, got {scale_name}[{i}] = {s!r}")
     return {"mean": mean, "scale": scale}
 
 
@@ -282,12 +280,14 @@ def _load_into(model, path):
 
 
 def _read_json(path):
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a model file")
+    if not path.exists():
+        raise ValueError(f"{path} does not exist")
     try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ValueError(f"{path} is a directory, not a model file") from None
-    except FileNotFoundError:
-        raise ValueError(f"{path} does not exist") from None
+        raw = files.read_regular_bytes(path)  # a FIFO or /dev/zero is refused before reading
+    except ValueError as e:
+        raise ValueError(f"{path} is not a valid model file: {e}") from None
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -46,6 +46,8 @@ __all__ = [
     "load_config",
     "find_config",
     "shipped_configs",
+    "config_yaml",
+    "config_reference",
     "parse_config",
     "apply_overrides",
     "config_to_dict",
@@ -175,6 +177,7 @@ class TrainingConfig:
     backend: str = "compiled"  # "compiled" batch executor or "eager" Value graphs
     validation_split: float = 0.0  # fraction of the training split held out for validation, 0 <= x < 1
     early_stopping: EarlyStoppingConfig | None = None  # null: train every epoch
+    animate: bool = False  # also write training.gif: the model learning, at most 120 frames
 
 
 @dataclass
@@ -506,6 +509,7 @@ def _training(raw: Any, task: str) -> TrainingConfig:
         backend=_choice("training.backend", raw.get("backend", "compiled"), BACKENDS),
         validation_split=validation_split,
         early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
+        animate=_bool("training.animate", raw.get("animate", False)),
     )
 
 
@@ -606,6 +610,7 @@ def config_to_dict(cfg: RunConfig) -> dict:
                 "restore_best": stopping.restore_best,
                 "monitor": stopping.monitor,
             },
+            "animate": training.animate,
         },
     }
 
@@ -763,6 +768,21 @@ def shipped_config_dir() -> Path | None:
     return None
 
 
+def config_reference() -> str:
+    """The config reference (docs/config.md), shipped with the package so `--help-config` works anywhere."""
+    package = Path(__file__).resolve().parent
+    for path in (package / "docs" / "config.md", package.parent / "docs" / "config.md"):  # a wheel; a checkout
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise ConfigError("the config reference (docs/config.md) is not installed")
+
+
+def config_yaml(cfg: "RunConfig") -> str:
+    """The resolved config as YAML text: what a run directory's config.yaml holds."""
+    header = "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n"
+    return header + yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
 def shipped_configs() -> dict[str, Path]:
     """The configs that ship with micronet, by name (moons, iris, ...), sorted."""
     where = shipped_config_dir()
@@ -776,11 +796,12 @@ def find_config(name_or_path: str | Path) -> Path:
     beats the shipped one. `moons` and `moons.yaml` both name the shipped one.
     """
     path = Path(name_or_path)
-    if path.exists():
-        return path
     shipped = shipped_configs()
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
-    if path.parent == Path(".") and stem in shipped:
+    is_name = path.parent == Path(".") and stem in shipped
+    if path.exists() and not (path.is_dir() and is_name):  # a directory called moons is no config
+        return path
+    if is_name:
         return shipped[stem]
     hint = ""
     close = difflib.get_close_matches(stem, list(shipped), n=1)
@@ -808,24 +829,38 @@ def _data_path_from(mapping: Mapping, base: Path) -> Mapping:
     return mapping
 
 
+MAX_CONFIG_BYTES = 2**20  # a config is a screenful; anything over 1 MB is refused unread
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
     """Read a YAML config file (or a shipped config by name), apply `key=value` overrides, and validate.
 
     Only plain YAML data is accepted: tags that would build Python objects
-    are refused before anything is constructed.
+    are refused before anything is constructed. The file must be a regular
+    file of at most MAX_CONFIG_BYTES, and the run it describes must fit
+    micronet.budget's limits.
     """
+    from micronet.budget import config_problem
+    from micronet.files import read_regular_bytes
+
     p = find_config(path)
     if not p.exists():
         raise ConfigError(f"config file not found: {str(path)!r}")
     if p.is_dir():
         raise ConfigError(f"config path {str(path)!r} is a directory, not a YAML file")
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a FIFO, /dev/zero or a huge file is refused before it is read or parsed
+        text = read_regular_bytes(p, limit=MAX_CONFIG_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config {str(path)!r}: {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"config {e}") from None
     mapping = _parse_yaml(text, str(path))
     if not isinstance(mapping, Mapping):
         what = "empty" if mapping is None else f"a {type(mapping).__name__}, not a mapping"
         raise ConfigError(f"config {str(path)!r} is {what}; expected a YAML mapping such as 'dataset: {{name: moons}}'")
     mapping = _data_path_from(mapping, p.resolve().parent)
-    return parse_config(apply_overrides(mapping, overrides), name=_default_name(p))
+    config = parse_config(apply_overrides(mapping, overrides), name=_default_name(p))
+    problem = config_problem(config)  # a model or data set too big for this machine is refused now
+    if problem is not None:
+        raise ConfigError(problem)
+    return config

@@ -240,6 +240,11 @@ def _load(name, filled, seed, task):
     except ValueError as e:  # scikit-learn's own parameter check
         raise DataError(f"dataset {name!r} with {filled}: {e}") from None
     X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):  # a generator asked for values beyond the float range
+        raise DataError(
+            f"dataset {name!r} with {filled} gives features that are not finite (beyond the float range, "
+            "about 1.8e308); the data, not the model, is the problem"
+        )
     if task == "regression":
         return X, _regression_targets(name, np.asarray(y_raw)), None, feature_names
     y_raw = np.asarray(y_raw)
@@ -283,9 +288,10 @@ def _refuse_continuous_labels(target, labels):
 # ----- csv --------------------------------------------------------------------
 
 
-_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")  # ASCII digits only
-_NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE)
-_INTEGER = re.compile(r"[-+]?[0-9]+")
+# ASCII only: `\d` alone also matches other scripts' digits ("١٢", "１２"), which float() reads as 12.
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)
+_NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+_INTEGER = re.compile(r"[-+]?\d+", re.ASCII)
 
 
 def _number(text):
@@ -432,7 +438,8 @@ class Standardizer:
     it maps to 0 instead of dividing by zero. The spread is measured on
     columns divided by their largest magnitude first, so values near the
     float limits (1e300, or 1e-200 whose square underflows) still get their
-    true, finite standard deviation.
+    true, finite standard deviation, and `transform` keeps such columns
+    finite even where x - mean itself would overflow.
     """
 
     def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None):
@@ -447,7 +454,7 @@ class Standardizer:
             raise ValueError(f"Standardizer.fit needs a non-empty 2-d array, got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("Standardizer.fit needs finite values")
-        constant = np.all(X == X[0], axis=0)
+        constant = np.all(X == X[0], axis=0)  # not np.ptp, whose max - min overflows for +-1e308
         size = np.where(constant, 1.0, np.max(np.abs(X), axis=0))
         unit = X / size  # every entry in [-1, 1]: no overflow or underflow in the squares below
         mean = np.mean(unit, axis=0) * size
@@ -461,16 +468,20 @@ class Standardizer:
         if self.mean_ is None:
             raise ValueError("Standardizer is not fitted; call fit(X_train) first")
         X = np.asarray(X, dtype=np.float64)
-        if X.ndim == 1:
-            return (X - self.mean_[0]) / self.scale_[0]
-        return (X - self.mean_) / self.scale_
+        mean, scale = (self.mean_[0], self.scale_[0]) if X.ndim == 1 else (self.mean_, self.scale_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = (X - mean) / scale
+            # X - mean overflows when both are near the float limit (1.7e308 - -1e308);
+            # the quotients of the two terms are finite there, and the same number.
+            return np.where(np.isinf(X - mean) & np.isfinite(X), X / scale - mean / scale, Z)
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
         """Values in original units: the inverse of `transform`."""
         Z = np.asarray(Z, dtype=np.float64)
-        if Z.ndim == 1:
-            return Z * self.scale_[0] + self.mean_[0]
-        return Z * self.scale_ + self.mean_
+        mean, scale = (self.mean_[0], self.scale_[0]) if Z.ndim == 1 else (self.mean_, self.scale_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            X = Z * scale + mean
+            return np.where(np.isinf(Z * scale) & np.isfinite(Z), (Z + mean / scale) * scale, X)  # as in transform
 
     def to_dict(self) -> dict:
         """`{"mean": [...], "scale": [...]}` as plain floats, for a JSON checkpoint."""

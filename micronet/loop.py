@@ -52,7 +52,7 @@ class Diverged(ArithmeticError):
 
     def __init__(self, epoch: int, cause: str, hint: str = "try a smaller optimizer.lr"):
         super().__init__(f"training diverged at epoch {epoch} ({cause}); {hint}")
-        self.epoch = epoch
+        self.epoch, self.cause = epoch, cause
 
 
 # ----- executors: how a batch turns into a loss and gradients -----------------
@@ -63,13 +63,22 @@ class EagerExecutor:
 
     name = "eager"
 
-    def __init__(self, model: Callable, loss: Callable):
+    def __init__(self, model: Callable, loss: Callable, should_stop: Callable[[], bool] | None = None):
         self.model = model
         self.loss = loss
+        # Polled before every sample: a stop request ends even a batch that runs for
+        # minutes, by raising KeyboardInterrupt before backward touches a gradient.
+        self.should_stop = should_stop
+
+    def _rows(self, X: np.ndarray, y: np.ndarray | None = None):
+        for i, x in enumerate(X.tolist()):
+            if self.should_stop is not None and self.should_stop():
+                raise KeyboardInterrupt("stop requested")
+            yield x if y is None else (x, y[i])
 
     def loss_and_grad(self, X: np.ndarray, y: np.ndarray) -> float:
         """Mean loss over the batch; its gradient is added into every parameter's grad."""
-        losses = [self.loss(self.model(x), t) for x, t in zip(X.tolist(), y.tolist())]
+        losses = [self.loss(self.model(x), t) for x, t in self._rows(X, y.tolist())]
         total = sum(losses) * (1.0 / len(losses))
         total.backward()
         return total.data
@@ -77,7 +86,7 @@ class EagerExecutor:
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(per-sample losses, outputs) without keeping any graph."""
         outputs, losses = [], []
-        for x, t in zip(X.tolist(), y.tolist()):
+        for x, t in self._rows(X, y.tolist()):
             out = self.model(x)
             outputs.append([v.data for v in out])
             losses.append(self.loss(out, t).data)
@@ -85,7 +94,7 @@ class EagerExecutor:
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         """The model's outputs for every row of X, as an (n, outputs) array."""
-        return np.array([[v.data for v in self.model(x)] for x in X.tolist()]).reshape(len(X), -1)
+        return np.array([[v.data for v in self.model(x)] for x in self._rows(X)]).reshape(len(X), -1)
 
 
 def make_executor(model: Module, loss: Callable, backend: str, n_features: int, warn: Callable | None = None):

@@ -2,22 +2,45 @@
 
 Everything a run leaves on disk is written here, each file so that it is
 readable at any moment: config.yaml (the resolved config), metrics.csv (one
-row per completed epoch, flushed every epoch), model.json (the checkpoint,
-written atomically), summary.json, and the plots.
+row per completed epoch, synced every epoch), model.json (the checkpoint),
+summary.json, and the plots. Every file but metrics.csv is replaced
+atomically through micronet.files, never written through a symlink;
+metrics.csv is appended, through no link either. A process that writes a
+run directory holds an exclusive lock on its `.lock` file for the whole run,
+so two trainers can never write one directory.
 """
 
 import csv
+import errno
+import fcntl
+import hashlib
 import io
+import json
 import os
+import stat
 import time
 from pathlib import Path
 
 import numpy as np
 
-from micronet.checkpoint import save_model, write_json_atomic, write_text_atomic
-from micronet.config import config_to_dict
+from micronet import files
+from micronet.checkpoint import save_model, write_json_atomic
+from micronet.config import _show, config_to_dict, config_yaml
 
-__all__ = ["METRIC_COLUMNS", "UsageError", "RunWriter", "metric_columns", "new_run_dir", "read_history"]
+__all__ = [
+    "LOCK_NAME",
+    "METRIC_COLUMNS",
+    "RunLock",
+    "UsageError",
+    "RunWriter",
+    "check_fingerprint",
+    "fingerprint",
+    "lock_run_dir",
+    "metric_columns",
+    "new_run_dir",
+    "read_history",
+    "start_run_dir",
+]
 
 SCORES = {"classification": ("accuracy",), "regression": ("mae", "r2")}
 
@@ -64,6 +87,170 @@ def new_run_dir(name, out=None):
     raise UsageError(f"could not find a free run directory name next to {base}")
 
 
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """An exclusive `flock` on a run directory's lock file, which holds the owner's PID.
+
+    The lock file is never deleted or replaced: a lock taken on a file that
+    someone else then unlinks would lock nothing. The kernel drops the lock
+    when the process ends, however it ends.
+    """
+
+    def __init__(self, run_dir, fd):
+        self.dir, self.fd = Path(run_dir), fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # no PID: nobody holds it
+            os.close(self.fd)  # closing the only descriptor releases the flock
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _holder(fd):
+    """The PID the lock's holder wrote, waiting briefly for a holder that has just taken it."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        if text.isdigit() or time.monotonic() > deadline:
+            return f"process {text}" if text.isdigit() else "another process"
+        time.sleep(0.01)
+
+
+def lock_run_dir(run_dir, create=True, record=True) -> RunLock:
+    """Lock `run_dir` for this process, or raise UsageError naming the process that has it.
+
+    `create=False` only locks an existing lock file (FileNotFoundError if
+    there is none); `record=False` leaves this PID unwritten, for a caller
+    that may still back out without writing anything.
+    """
+    path = Path(run_dir) / LOCK_NAME
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        if isinstance(e, FileNotFoundError) and not create:
+            raise
+        why = "is a symlink" if e.errno == errno.ELOOP else f"cannot be opened: {e.strerror}"
+        raise UsageError(f"the lock file {path} {why}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"the lock file {path} is not a regular file")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(
+                f"run directory {run_dir} is in use by {_holder(fd)}; wait for it to finish, or stop it first"
+            ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    lock = RunLock(run_dir, fd)
+    if record:
+        _record(lock)
+    return lock
+
+
+def _record(lock: RunLock) -> None:
+    """Write this process's PID into the lock file, for anyone refused the lock to name."""
+    os.ftruncate(lock.fd, 0)
+    os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def start_run_dir(name, out=None) -> tuple[Path, RunLock]:
+    """A new run directory, created and locked: (path, lock).
+
+    Like `new_run_dir`, it never reuses a directory that holds anything;
+    and when two trainers are started on one `--out` at once, exactly one
+    gets it: the other is told which process has it.
+    """
+    if out is None:
+        path = new_run_dir(name)  # a fresh name: nobody else can be in it
+        lock = lock_run_dir(path)
+        return path, lock
+    path = Path(out)
+    if path.is_dir() and not _only_lock(path):
+        if (path / LOCK_NAME).exists():  # a run in progress there: name it rather than saying "not empty"
+            lock_run_dir(path, create=False, record=False).release()
+        new_run_dir(name, out)  # raises: not empty
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        what = "is an existing file, not a directory" if path.exists() else f"cannot be created: {e.strerror}"
+        raise UsageError(f"--out {out!r} {what}") from None
+    lock = lock_run_dir(path, record=False)
+    if not _only_lock(path):  # someone ran a whole run here between our check and our lock
+        lock.release()
+        raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
+    _record(lock)
+    return path, lock
+
+
+def _only_lock(path):
+    """True when `path` is a directory holding nothing but perhaps a lock file."""
+    try:
+        return all(entry.name == LOCK_NAME for entry in os.scandir(path))
+    except OSError:
+        return False
+
+
+def fingerprint(config) -> dict:
+    """What a checkpoint records of the run it belongs to: the resolved config, and a CSV's digest.
+
+    On resume, config.yaml (and the data file) must still say the same, or
+    the run would silently continue as a different one.
+    """
+    record = {"config": config_to_dict(config)}
+    if config.dataset.name == "csv":
+        record["data_sha256"] = _sha256(config.dataset.path)
+    return record
+
+
+def _sha256(path):
+    try:
+        return hashlib.sha256(files.read_regular_bytes(path)).hexdigest()
+    except OSError as e:
+        raise ValueError(f"cannot read the data file {path}: {e.strerror}") from None
+
+
+def _flat(tree, prefix=""):
+    """A nested mapping as {dotted.key: value}, in order."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def check_fingerprint(recorded, config, run_dir) -> None:
+    """Raise ValueError naming the first setting in which `config` differs from the checkpoint's record."""
+    checkpoint, config_file = Path(run_dir) / "model.json", Path(run_dir) / "config.yaml"
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
+        raise ValueError(f"{checkpoint} does not record the config it was trained with; it cannot be resumed")
+    now = _flat(json.loads(json.dumps(config_to_dict(config))))  # as the checkpoint stores it
+    then = _flat(recorded["config"])
+    for key in [*now, *(k for k in then if k not in now)]:
+        if now.get(key, "<unset>") != then.get(key, "<unset>"):
+            raise ValueError(
+                f"{config_file} does not match the checkpoint {checkpoint}: {key} is "
+                f"{_show(now.get(key, '<unset>'))} in config.yaml but was {_show(then.get(key, '<unset>'))} when "
+                "training started; put it back, or start a new run"
+            )
+    if config.dataset.name == "csv" and recorded.get("data_sha256") != _sha256(config.dataset.path):
+        raise ValueError(
+            f"the data file changed: {config.dataset.path} is not the file {checkpoint} was trained on "
+            "(its SHA-256 differs); put the original back, or start a new run"
+        )
+
+
 class RunWriter:
     """Writes a run directory as training goes: each file readable at any moment."""
 
@@ -73,10 +260,12 @@ class RunWriter:
         self.data = data
         self.columns = RunWriter.columns(config, data)
         self.last_good = None
+        self.recorder = None  # training.gif's recorder, once start_animation is called
+        self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
+        self.fingerprint = fingerprint(config)
         if not resumed:
-            self.dir.joinpath("config.yaml").write_text(_yaml(config_to_dict(config)))
-            with open(self.dir / "metrics.csv", "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
+            files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
+            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns]))
 
     @staticmethod
     def columns(config, data):
@@ -84,18 +273,16 @@ class RunWriter:
         return metric_columns(config.task, len(data.y_val) > 0)
 
     def restart_metrics(self, history):
-        """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row)."""
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(self.columns)
-        writer.writerows([_csv_number(row[c]) for c in self.columns] for row in history)
-        write_text_atomic(self.dir / "metrics.csv", text.getvalue())
+        """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row).
+
+        Rewritten atomically, so a metrics.csv that was a symlink becomes a
+        file of this run's own before any row is appended.
+        """
+        rows = [[_csv_number(row[c]) for c in self.columns] for row in history]
+        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns, *rows]))
 
     def on_epoch(self, state, row):
-        with open(self.dir / "metrics.csv", "a", newline="") as f:
-            csv.writer(f).writerow([_csv_number(row[c]) for c in self.columns])
-            f.flush()
-            os.fsync(f.fileno())
+        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.columns]]))
         self.save_checkpoint(state)
 
     def save_checkpoint(self, state):
@@ -110,8 +297,9 @@ class RunWriter:
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
             **({} if target is None else {"target_mean": target.mean_.tolist(), "target_scale": target.scale_.tolist()}),
             feature_names=self.data.feature_names,
-            training=state.to_dict(),
+            training={**state.to_dict(), "fingerprint": self.fingerprint},
         )
+        self.saved_epoch = state.epoch
 
     def summary(self, state, status, error=None):
         """summary.json: the status and the scores of the model as saved.
@@ -134,16 +322,26 @@ class RunWriter:
         write_json_atomic(self.dir / "summary.json", summary)
         return summary
 
-    def plots(self, state, executor):
+    def plot_names(self):
+        """The plots this run draws, once it has an epoch."""
+        data = self.data
+        if data.task == "regression":
+            return ["loss.png", "predictions.png", *(["fit.png"] if data.feature_count == 1 and data.n_outputs == 1 else [])]
+        return ["loss.png", "decision_boundary.png" if data.feature_count == 2 else "confusion_matrix.png"]
+
+    def plots(self, state, executor, should_stop=None):
         """The run's pictures: loss.png, then decision_boundary.png or confusion_matrix.png
-        (classification), or predictions.png and, for one input, fit.png (regression)."""
+        (classification), or predictions.png and, for one input, fit.png (regression).
+        `should_stop()` is polled between them, and a stop leaves the rest undrawn."""
         from micronet import plot
 
         data = self.data
         if state.history:
             plot.plot_history(state.history, self.dir / "loss.png")
+        if should_stop is not None and should_stop():
+            return
         if data.task == "regression":
-            self._regression_plots(plot, executor)
+            self._regression_plots(plot, executor, should_stop)
         elif data.feature_count == 2:
             plot.plot_decision_boundary(
                 lambda X: _softmax(executor.logits(X)),
@@ -158,8 +356,18 @@ class RunWriter:
                 data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
             )
 
-    def _regression_plots(self, plot, executor):
+    def _regression_plots(self, plot, executor, should_stop):
         """Predicted against true on the test split, and the fitted curve for one input, in original units."""
+        data = self.data
+        predict, original_targets, raw_features = self._in_original_units(executor)
+        plot.plot_predictions(original_targets(data.y_test), predict(raw_features(data.X_test)),
+                              self.dir / "predictions.png")
+        if data.feature_count == 1 and data.n_outputs == 1 and not (should_stop is not None and should_stop()):
+            plot.plot_fit(predict, raw_features(data.X_train), original_targets(data.y_train), self.dir / "fit.png",
+                          true_function=self._true_curve())
+
+    def _in_original_units(self, executor):
+        """(predict from raw features to target units, targets to original units, features to raw) of a regression."""
         data = self.data
         scaler, target_scaler = data.scaler, data.target_scaler
 
@@ -167,26 +375,61 @@ class RunWriter:
             y = y if target_scaler is None else target_scaler.inverse_transform(y)
             return y.reshape(len(y), -1)[:, 0] if y.ndim == 1 or y.shape[1] == 1 else y
 
+        def raw_features(X):
+            return X if scaler is None else scaler.inverse_transform(X)
+
         def predict(X_raw):
-            X = X_raw if scaler is None else scaler.transform(X_raw)
-            return original_targets(executor.logits(X)[:, 0] if data.n_outputs == 1 else executor.logits(X))
+            outputs = executor.logits(X_raw if scaler is None else scaler.transform(X_raw))
+            return original_targets(outputs[:, 0] if data.n_outputs == 1 else outputs)
 
-        y_test = original_targets(data.y_test)
-        predicted = original_targets(executor.logits(data.X_test)[:, 0] if data.n_outputs == 1
-                                     else executor.logits(data.X_test))
-        plot.plot_predictions(y_test, predicted, self.dir / "predictions.png")
-        if data.feature_count == 1 and data.n_outputs == 1:
-            X_train = data.X_train if scaler is None else scaler.inverse_transform(data.X_train)
-            truth = _truth(self.config.dataset.name)
-            plot.plot_fit(predict, X_train, original_targets(data.y_train), self.dir / "fit.png",
-                          true_function=None if truth is None else lambda x: truth(x[:, None]))
+        return predict, original_targets, raw_features
 
+    def _true_curve(self):
+        """The noise-free curve of a generated 1-input regression set (sine), as a function of x, or None."""
+        from micronet.data import DATASETS
 
-def _truth(dataset_name):
-    """The noise-free function of a generated 1-D regression set, when it has one."""
-    from micronet.data import DATASETS
+        truth = DATASETS[self.config.dataset.name].truth
+        return None if truth is None else lambda x: truth(np.asarray(x).reshape(-1, 1))
 
-    return DATASETS[dataset_name].truth
+    # ----- training.gif ------------------------------------------------------------
+
+    def start_animation(self, executor, history):
+        """Record training.gif's frames from now on; `history` holds the epochs already trained.
+
+        Classification shows the standardised plane the model sees (as
+        decision_boundary.png does); a regression's curve is in original units.
+        """
+        from micronet.animate import recorder_for
+
+        data, epochs = self.data, self.config.training.epochs
+        if data.task == "regression":
+            predict, original_targets, raw_features = self._in_original_units(executor)
+            self.recorder = recorder_for(
+                "regression", raw_features(data.X_train), original_targets(data.y_train), epochs,
+                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test), true_function=self._true_curve(),
+            )
+        else:
+            def predict(G):
+                return _softmax(executor.logits(G))
+
+            self.recorder = recorder_for(
+                "classification", data.X_train, data.y_train, epochs,
+                X_test=data.X_test, y_test=data.y_test, class_names=data.class_names,
+            )
+        self._predict = predict
+        self.recorder.add_rows(history)
+        if not history and self.recorder.kind != "curves":
+            self.recorder.snapshot(0, predict)  # the GIF opens with the untrained model
+
+    def record(self, state, row):
+        """The epoch's metrics (and, on planned epochs, a snapshot of the model) for training.gif."""
+        if self.recorder is not None:
+            self.recorder.on_epoch(row["epoch"], row, self._predict)
+
+    def render_animation(self):
+        """training.gif, when the run records one and has frames."""
+        if self.recorder is not None and self.recorder.rows:
+            self.recorder.render(self.dir / "training.gif", predict=self._predict)
 
 
 def _softmax(logits):
@@ -199,22 +442,19 @@ def _csv_number(x):
     return x if isinstance(x, int) else repr(float(x))
 
 
-def _yaml(mapping):
-    import yaml
-
-    return "# resolved by micronet: defaults and overrides applied; rerun with it to reproduce\n" + yaml.safe_dump(
-        mapping, sort_keys=False, default_flow_style=None
-    )
+def _csv_lines(rows):
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
 
 
 def read_history(path, epochs, columns=METRIC_COLUMNS):
     """The first `epochs` rows of metrics.csv; rows beyond them (written after the checkpoint) are dropped."""
     try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.reader(io.StringIO(files.read_regular_bytes(path).decode("utf-8"), newline=""))
+        header = next(reader, None)
+        rows = list(reader)
+    except (OSError, ValueError, csv.Error) as e:  # ValueError: not UTF-8, or not a regular file
         raise ValueError(f"cannot read {path}: {e}") from None
     if header != columns:
         raise ValueError(f"{path} does not start with the header {','.join(columns)}")

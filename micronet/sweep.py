@@ -8,38 +8,40 @@ one training loop), inside one sweep directory that also gets `sweep.csv`
 swept values). Every point's config is validated before anything is written;
 a run that fails or diverges is recorded and the others carry on.
 
-Runs go through `joblib.Parallel`. `--jobs` defaults to 1: one run after
-another in this process, predictable on a shared machine and easy to debug;
-`--jobs -1` uses every CPU. The backend is joblib's `loky` (processes) unless
-told otherwise (`--backend threading`, or a registered one). To take a sweep to a dask cluster, call the library inside
-joblib's context manager, with micronet installed on the workers and the
-output directory on a filesystem they all see:
+Locally, runs go through `joblib.Parallel`. `--jobs` defaults to 1: one run
+after another in this process, predictable on a shared machine and easy to
+debug; `--jobs -1` uses every CPU. The backend is joblib's `loky` (processes)
+unless told otherwise. A loky worker that dies (kill -9, the OOM killer) costs
+only its own point. `--cluster` runs the points on dask.distributed instead:
 
-    from dask.distributed import Client
-    import joblib
-    from micronet.sweep import run_sweep
+    python -m micronet.sweep configs/moons.yaml seed=0,1,2,3 --cluster tcp://scheduler:8786 --out /shared/sweep
+    python -m micronet.sweep configs/moons.yaml seed=0,1,2,3 --cluster local:2
 
-    client = Client("tcp://scheduler:8786")
-    with joblib.parallel_config(backend="dask"):
-        rows = run_sweep("configs/moons.yaml", ["optimizer.lr=0.01,0.1,1"], out_dir="/shared/sweep", jobs=-1)
-
-`jobs=-1` hands every point to the cluster at once; `jobs=1` would run them
-one by one in this process whatever the backend. Ray works the same way after
-`ray.util.joblib.register_ray()` and `backend="ray"`.
+The workers write the run directories, so the sweep directory must be on
+storage they all see; that is checked before any training. docs/sweep.md has
+the details: starting a scheduler and workers, and what happens when one dies.
 """
 
 import argparse
+import contextlib
 import csv
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
+import secrets
+import shutil
+import signal
+import socket
 import sys
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import joblib
 import yaml
@@ -151,7 +153,14 @@ def _run_name(index, width, values):
     return f"{index:0{width}d}-{'_'.join(parts)}"[:120]
 
 
-# ----- planning and running -----------------------------------------------------
+# ----- planning -------------------------------------------------------------------
+
+
+class _Point(NamedTuple):
+    index: int
+    values: dict  # {swept key: value text}
+    config: object  # the validated RunConfig
+    dir: Path  # its run directory
 
 
 @dataclass
@@ -159,14 +168,13 @@ class _Plan:
     """A validated sweep whose directory exists: everything but the training."""
 
     keys: list
-    points: list  # [(index, {key: value text}, RunConfig, run directory)]
-    parallel: joblib.Parallel
+    points: list  # [_Point]
     dir: Path
     name: str
 
 
-def _plan(config_path, sweep_args, out_dir, jobs, backend):
-    """Check every point's config, the jobs and the backend; only then create the sweep directory."""
+def _check_points(config_path, sweep_args):
+    """(swept keys, [(overrides, RunConfig)]): every point's config validated, nothing written."""
     keys, runs = parse_sweep_args(sweep_args)
     configs = []
     for index, overrides in enumerate(runs):
@@ -174,24 +182,18 @@ def _plan(config_path, sweep_args, out_dir, jobs, backend):
             configs.append(load_config(config_path, overrides))
         except ConfigError as e:
             raise _config_error(config_path, keys, overrides, index, e) from None
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0:
-        raise UsageError(f"jobs must be a nonzero int (workers; -1 = one per CPU), got {jobs!r}")
-    try:
-        parallel = joblib.Parallel(
-            n_jobs=min(jobs, len(runs)) if jobs > 0 else jobs, backend=backend, return_as="generator_unordered"
-        )
-    except ValueError as e:
-        raise UsageError(
-            f"backend {backend!r} is not available ({e}); dask and ray are used from Python, see docs/sweep.md"
-        ) from None
-    name = configs[0].name
-    sweep_dir = new_run_dir(f"sweep-{name}", out_dir)  # an unusable path is a UsageError naming it
+    return keys, list(zip(runs, configs))
+
+
+def _make_plan(keys, runs, out_dir):
+    """Create the sweep directory (the last step before training) and name every point's run directory."""
+    sweep_dir = new_run_dir(f"sweep-{runs[0][1].name}", out_dir)  # an unusable path is a UsageError naming it
     width = max(3, len(str(len(runs) - 1)))
     points = []
-    for index, (overrides, config) in enumerate(zip(runs, configs)):
+    for index, (overrides, config) in enumerate(runs):
         values = _swept_values(keys, overrides)
-        points.append((index, values, config, sweep_dir / _run_name(index, width, values)))
-    return _Plan(keys, points, parallel, sweep_dir, name)
+        points.append(_Point(index, values, config, sweep_dir / _run_name(index, width, values)))
+    return _Plan(keys, points, sweep_dir, runs[0][1].name)
 
 
 def _config_error(config_path, keys, overrides, index, error):
@@ -206,22 +208,62 @@ def _config_error(config_path, keys, overrides, index, error):
     return ConfigError(f"run {index} ({swept}): {error}")
 
 
+@contextlib.contextmanager
+def _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster):
+    """Check everything, reach the cluster, and only then create the sweep directory.
+
+    Yields (plan, results, client): `results` yields (index, summary) as
+    points finish; `client` is the dask client, or None for a local sweep.
+    """
+    keys, runs = _check_points(config_path, sweep_args)
+    if cluster is None:
+        pool = _local_pool(jobs, backend, len(runs))
+        plan = _make_plan(keys, runs, out_dir)
+        yield plan, _run_local(plan, pool), None
+        return
+    if jobs != 1 or backend is not None:
+        raise UsageError("--jobs and --backend are for local sweeps; a cluster runs one point per worker thread")
+    with _dask_client(cluster) as client:
+        existed = out_dir is not None and Path(out_dir).exists()
+        plan = _make_plan(keys, runs, out_dir)
+        try:
+            _check_shared(client, plan.dir)
+        except UsageError:
+            if not existed:
+                plan.dir.rmdir()  # empty again: the probe files are gone
+            raise
+        yield plan, _run_on_cluster(plan, client), client
+
+
+# ----- one point ------------------------------------------------------------------
+
+
 def _run_point(index, config, run_dir):
     """Train one point into `run_dir`; an error becomes its summary, so it cannot stop the sweep.
 
     At module level so loky and dask can pickle it by reference. It installs
-    no signal handlers and draws no progress bar: it may run in a worker.
+    no signal handlers and draws no progress bar: it may run in a worker. A
+    run directory that already exists is a try whose worker process died: the
+    point starts again from nothing (training is deterministic).
     """
     run_dir = Path(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
     run_dir.mkdir()
     try:
         return index, run(config, run_dir)
     except Exception as e:  # noqa: BLE001 - any failure is this run's result, not the sweep's
         error = " ".join(f"{type(e).__name__}: {e}".split())
         (run_dir / "traceback.txt").write_text(traceback.format_exc())
-        summary = {**_read_json(run_dir / "summary.json"), "status": "failed", "error": error}
-        write_json_atomic(run_dir / "summary.json", summary)
-        return index, summary
+        return index, _record_failure(run_dir, error)
+
+
+def _record_failure(run_dir, error):
+    """Mark the run failed in its summary.json, keeping what the run itself wrote there."""
+    run_dir.mkdir(exist_ok=True)
+    summary = {**_read_json(run_dir / "summary.json"), "status": "failed", "error": error}
+    write_json_atomic(run_dir / "summary.json", summary)
+    return summary
 
 
 def _read_json(path):
@@ -231,18 +273,228 @@ def _read_json(path):
         return {}
 
 
-def _execute(plan, progress=False):
-    """Run every point, then write sweep.csv and sweep.png; return the rows in point order."""
-    tasks = (
-        joblib.delayed(_run_point)(index, config, str(run_dir.resolve()))  # absolute: workers' cwd may differ
-        for index, _, config, run_dir in plan.points
-    )
+# ----- running locally: joblib ----------------------------------------------------
+
+
+def _local_pool(jobs, backend, n_points):
+    """A maker of fresh `joblib.Parallel` pools, checked now so a bad jobs or backend writes nothing."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0:
+        raise UsageError(f"jobs must be a nonzero int (workers; -1 = one per CPU), got {jobs!r}")
+
+    def pool():
+        n_jobs = min(jobs, n_points) if jobs > 0 else jobs
+        return joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator_unordered")
+
+    try:
+        pool()
+    except ValueError as e:
+        raise UsageError(
+            f"backend {backend!r} is not available ({e}); to run on a dask cluster use --cluster, see docs/sweep.md"
+        ) from None
+    return pool
+
+
+def _run_local(plan, pool):
+    """Yield (index, summary) as points finish in joblib's pool, surviving a worker process that dies.
+
+    When a loky worker dies (kill -9, the OOM killer) every point then in
+    flight fails with it, and loky cannot say whose process it was. So each of
+    those points runs once more, alone in a fresh pool: if its process dies
+    there too it is recorded as failed. Points not yet started carry on.
+    """
+    batches = [(plan.points, False)]  # (points, is a lone retry)
+    while batches:
+        batch, retry = batches.pop(0)
+        finished = set()
+        try:
+            tasks = (joblib.delayed(_run_point)(p.index, p.config, str(p.dir.resolve())) for p in batch)
+            for index, summary in pool()(tasks):  # absolute paths above: workers' cwd may differ
+                finished.add(index)
+                yield index, summary
+        except BrokenProcessPool as e:
+            if retry:
+                yield batch[0].index, _record_failure(batch[0].dir, _loky_death(e))
+                continue
+            unfinished = [p for p in batch if p.index not in finished]
+            started = [p for p in unfinished if p.dir.exists()] or unfinished  # none started: any may be to blame
+            waiting = [p for p in unfinished if p not in started]
+            batches[:0] = [([p], True) for p in started] + ([(waiting, False)] if waiting else [])
+
+
+def _loky_death(error):
+    codes = re.search(r"exit codes of the workers are \{(.+?)\}", str(error))
+    how = f" (exit code {codes[1]})" if codes else ""
+    return f"{type(error).__name__}: the worker process running this point died, and again when it ran alone{how}"
+
+
+# ----- running on a dask cluster --------------------------------------------------
+
+CONNECT_TIMEOUT = 10  # seconds to reach a dask scheduler, and for it to have a worker
+
+
+@contextlib.contextmanager
+def _dask_client(cluster):
+    """A `distributed.Client` with a worker, for "local:N", a scheduler address, or a Client (used, left open)."""
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--cluster needs dask.distributed: pip install 'micronet-nn[cluster]'") from None
+    with contextlib.ExitStack() as stack:
+        if isinstance(cluster, distributed.Client):
+            client = cluster
+        elif not isinstance(cluster, str) or not cluster.strip():
+            raise UsageError(f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}")
+        else:
+            address = cluster
+            if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
+                address = stack.enter_context(_local_cluster(cluster)).scheduler_address
+            try:
+                client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+            except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
+                raise UsageError(f"no dask scheduler at {cluster!r}: {' '.join(str(e).split())}") from None
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            where = client.scheduler.address
+            raise UsageError(f"the dask scheduler at {where} has no workers (waited {CONNECT_TIMEOUT} s)") from None
+        yield client
+
+
+def _local_cluster(spec):
+    """A LocalCluster of N one-thread worker processes on loopback, for `local:N`.
+
+    A point whose worker dies is retried once (allowed-failures 1), as the
+    docs ask of a scheduler started by hand; the logs of dying workers are
+    silenced because the sweep reports each point's fate itself.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    match = re.fullmatch(r"local:([1-9][0-9]*)", spec)
+    if match is None:
+        raise UsageError(f"--cluster local:N takes a number of worker processes N >= 1, got {spec!r}")
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        return LocalCluster(
+            n_workers=int(match[1]), threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL, preload=["micronet.sweep"],
+        )  # fmt: skip
+
+
+def dask_setup(worker) -> None:
+    """Run by dask in each worker of a `local:N` cluster (its preload): leave Ctrl-C to the sweep.
+
+    The workers share the terminal's process group, so Ctrl-C reaches them
+    too; the sweep cancels the points itself, and closing the cluster stops them.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _check_shared(client, directory):
+    """Each worker reads a file written here and writes one back: workers write the run directories."""
+    token = secrets.token_hex(8)
+    (directory / f".probe-{token}").write_text(token)
+    try:
+        problem = _probe(client, directory, token)
+    finally:
+        for path in directory.glob(f".probe-{token}*"):
+            path.unlink(missing_ok=True)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def _probe(client, directory, token):
+    """What keeps the workers from sharing `directory` with this process, or None."""
+    try:
+        answers = client.run(_probe_worker, str(directory.resolve()), token)
+    except Exception as e:  # noqa: BLE001 - most likely micronet is missing on a worker
+        return f"the dask workers cannot run micronet ({' '.join(f'{type(e).__name__}: {e}'.split())}); install it there"
+    for worker, (name, problem) in sorted(answers.items()):
+        if problem is None and not _holds(directory / name, token):
+            problem = "wrote a probe file that cannot be read back here"
+        if problem is not None:
+            return (
+                f"the sweep directory {str(directory)!r} is not shared with the dask workers: worker {worker} "
+                f"{problem}; put --out on storage that every worker mounts at the same path"
+            )
+    return None
+
+
+def _holds(path, text):
+    try:
+        return path.read_text() == text
+    except OSError:
+        return False
+
+
+def _probe_worker(directory, token):
+    """On a worker: read the client's probe file and write one of our own; (file name, None) or (None, problem)."""
+    try:
+        text = (Path(directory) / f".probe-{token}").read_text()
+        mine = Path(directory) / f".probe-{token}-{socket.gethostname()}-{os.getpid()}"
+        mine.write_text(text)
+        return mine.name, None
+    except OSError as e:
+        return None, f"cannot use it ({type(e).__name__}: {e.strerror or e})"
+
+
+def _run_on_cluster(plan, client):
+    """Yield (index, summary) as points finish on the dask cluster; stopping early cancels the rest.
+
+    No more points are handed out than the cluster has worker threads, so a
+    worker that dies takes only the points it was running. The scheduler runs
+    those again on another worker up to its `allowed-failures` times, then the
+    point is recorded as failed with dask's KilledWorker.
+    """
+    from distributed import as_completed
+
+    waiting, running, finished = list(plan.points), {}, as_completed(loop=client.loop)
+    token = secrets.token_hex(8)  # task keys are unique on a shared scheduler, and name the point
+
+    def hand_out():
+        slots = max(0, max(1, sum(client.nthreads().values())) - len(running))
+        for point in waiting[:slots]:
+            key = f"micronet-sweep-{point.index}-{token}"
+            future = client.submit(_run_point, point.index, point.config, str(point.dir.resolve()), key=key)
+            running[future] = point
+            finished.add(future)
+        del waiting[:slots]
+
+    try:
+        hand_out()
+        for future in finished:
+            point = running.pop(future)
+            try:
+                index, summary = future.result()
+            except Exception as e:  # noqa: BLE001 - a dead worker, or one that cannot load the point
+                index, summary = point.index, _record_failure(point.dir, _dask_failure(e))
+            hand_out()
+            yield index, summary
+    finally:  # Ctrl-C, or the caller stopped: points not yet finished are dropped
+        client.cancel(list(running))
+
+
+def _dask_failure(error):
+    """Why a point has no summary of its own: its worker died, or could not run it."""
+    if type(error).__name__ == "KilledWorker":
+        return (
+            f"KilledWorker: the worker running this point died on each of its {error.allowed_failures + 1} "
+            f"tries (the last was {error.last_worker.address})"
+        )
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+# ----- the sweep ------------------------------------------------------------------
+
+
+def _execute(plan, results, progress=False):
+    """Collect every point's summary, then write sweep.csv and sweep.png; return the rows in point order."""
     summaries = {}
     try:
-        for index, summary in _progress_bar(plan.parallel(tasks), progress, len(plan.points)):
-            summaries[index] = summary
+        with contextlib.closing(results):  # a generator stopped by Ctrl-C cancels what it started
+            for index, summary in _progress_bar(results, progress, len(plan.points)):
+                summaries[index] = summary
     finally:  # on Ctrl-C too: sweep.csv records what finished
-        rows = [_row(point, summaries.get(point[0])) for point in plan.points]
+        rows = [_row(point, summaries.get(point.index)) for point in plan.points]
         _write_csv_atomic(plan.dir / "sweep.csv", list(rows[0]), rows)
     plot_sweep(rows, plan.keys, plan.dir / "sweep.png", title=f"{plan.name}: {len(rows)} runs")
     return rows
@@ -257,13 +509,12 @@ def _progress_bar(results, enabled, total):
 
 
 def _row(point, summary):
-    index, values, _, run_dir = point
     if summary is None:  # the sweep stopped first
-        summary = {"status": "interrupted" if run_dir.exists() else "not run"}
+        summary = {"status": "interrupted" if point.dir.exists() else "not run"}
     return {
-        "index": index,
-        "run_dir": str(run_dir),
-        **values,
+        "index": point.index,
+        "run_dir": str(point.dir),
+        **point.values,
         "status": summary["status"],
         "error": summary.get("error"),
         **{metric: summary.get(metric) for metric in METRICS},
@@ -280,17 +531,29 @@ def _write_csv_atomic(path, header, rows):
     write_text_atomic(path, text.getvalue())
 
 
-def run_sweep(config_path, sweep_args, out_dir=None, jobs=1, backend=None, progress=False):
+def run_sweep(
+    config_path: str | os.PathLike,
+    sweep_args: list[str],
+    out_dir: str | os.PathLike | None = None,
+    jobs: int = 1,
+    backend: str | None = None,
+    progress: bool = False,
+    cluster: "str | distributed.Client | None" = None,  # noqa: F821 - distributed is optional
+) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 
     `sweep_args` are the CLI's items (`["optimizer.lr=0.01,0.1", "seed=3"]`).
     `out_dir` must not be a file or a non-empty directory; None means
     `runs/sweep-<name>-<YYYYmmdd-HHMMSS>`. `jobs` and `backend` go to
     `joblib.Parallel` (backend None: loky, or the one set by
-    `joblib.parallel_config`). Raises ConfigError or UsageError before
-    anything is written; a failed run is a row whose status is not completed.
+    `joblib.parallel_config`). `cluster` runs the points on dask instead:
+    "local:N" (a LocalCluster of N processes for this call), a scheduler
+    address such as "tcp://host:8786", or a `distributed.Client` (left open).
+    Raises ConfigError or UsageError before anything is written; a failed run
+    is a row whose status is not completed.
     """
-    return _execute(_plan(config_path, sweep_args, out_dir, jobs, backend), progress)
+    with _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster) as (plan, results, _):
+        return _execute(plan, results, progress)
 
 
 # ----- the plot and the table ---------------------------------------------------
@@ -315,7 +578,8 @@ def _axis(ax, key, texts):
     """Place the key's values on the x axis; return {value text: x}."""
     numbers = [_as_number(t) for t in texts]
     if None in numbers:  # lists, mappings, names: one category per value, in the order given
-        ax.set_xticks(range(len(texts)), texts, rotation=30 if max(map(len, texts)) > 6 else 0, ha="right")
+        labels = [t if len(t) <= 24 else "..." + t[-21:] for t in texts]  # a path's end tells paths apart
+        ax.set_xticks(range(len(texts)), labels, rotation=30 if max(map(len, labels)) > 6 else 0, ha="right")
         return {t: i for i, t in enumerate(texts)}
     if min(numbers) > 0 and max(numbers) / min(numbers) > 20:
         ax.set_xscale("log")
@@ -408,8 +672,8 @@ def _arguments(argv):
     parser = _Parser(
         prog="python -m micronet.sweep",
         description=(
-            "Train one config over the Cartesian product of overrides, in parallel with joblib: one run "
-            "directory per point, then sweep.csv and sweep.png. Exit status 0 if every run completed, "
+            "Train one config over the Cartesian product of overrides, in parallel with joblib or on a dask "
+            "cluster: one run directory per point, then sweep.csv and sweep.png. Exit status 0 if every run completed, "
             "1 if any failed or diverged, 2 for a bad command line or config (nothing is written)."
         ),
         epilog=(
@@ -420,9 +684,14 @@ def _arguments(argv):
     )
     parser.add_argument("config", nargs="?", help="YAML run config, e.g. configs/moons.yaml")
     parser.add_argument("items", nargs="*", metavar="KEY=V1,V2,...", help="values to sweep: optimizer.lr=0.01,0.1")
-    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="runs at a time (default 1; -1: one per CPU)")
+    parser.add_argument("--jobs", type=int, metavar="N", help="runs at a time (default 1; -1: one per CPU)")
     parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/sweep-<name>-<YYYYmmdd-HHMMSS>)")
     parser.add_argument("--backend", metavar="NAME", help="joblib backend: loky (default), threading, ...")
+    parser.add_argument(
+        "--cluster", metavar="ADDRESS",
+        help="run on dask instead: tcp://HOST:PORT of a running scheduler, or local:N for N local worker processes",
+    )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_intermixed_args(argv)
     if not args.config:
@@ -431,16 +700,21 @@ def _arguments(argv):
 
 
 def _sweep(args):
-    plan = _plan(args.config, args.items, args.out, args.jobs, args.backend)
-    try:
-        rows = _execute(plan, progress=sys.stderr.isatty())
-    except KeyboardInterrupt:
-        print(
-            f"interrupted; sweep.csv and the runs are in {plan.dir} "
-            "(continue one with python -m micronet.train --resume RUN_DIR)",
-            file=sys.stderr,
-        )
-        return EXIT_SIGINT
+    jobs = 1 if args.jobs is None else args.jobs
+    if args.cluster is not None and args.jobs is not None:
+        raise UsageError("--jobs is for local sweeps; a cluster runs one point per worker thread")
+    with _prepared(args.config, args.items, args.out, jobs, args.backend, args.cluster) as (plan, results, client):
+        if client is not None and "dashboard" in client.scheduler_info()["services"]:
+            print(f"dask dashboard: {client.dashboard_link}", flush=True)
+        try:
+            rows = _execute(plan, results, progress=not args.no_progress and sys.stderr.isatty())
+        except KeyboardInterrupt:
+            print(
+                f"interrupted; sweep.csv and the runs are in {plan.dir} "
+                "(continue one with python -m micronet.train --resume RUN_DIR)",
+                file=sys.stderr,
+            )
+            return EXIT_SIGINT
     print(format_table(rows, plan.keys))
     print(f"sweep directory: {plan.dir}\nplot: {plan.dir / 'sweep.png'}")
     failed = [row for row in rows if row["status"] != "completed"]

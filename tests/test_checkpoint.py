@@ -388,7 +388,7 @@ def test_a_version_1_file_still_loads_as_a_classifier(tmp_path):
         ({"mean": [0.0, 0.0, 0.0], "scale": [1.0, 1.0]}, ValueError,
          r"mean and scale must have 3 numbers each, got 3 and 2"),
         ({"scale": [1.0, 1.0, 1.0]}, ValueError, r"scale needs mean too"),
-        ({"mean": [0.0] * 3, "scale": [1.0, 0.0, 1.0]}, ValueError, r"scale finite and > 0"),
+        ({"mean": [0.0] * 3, "scale": [1.0, 0.0, 1.0]}, ValueError, r"scale must be finite and > 0"),
         ({"classes": ["a", "b", "c"]}, ValueError, r"classes must be a list of 2 labels"),
         ({"classes": ["a", "a"]}, ValueError, r"classes must be distinct labels"),
         ({"classes": [{"x": 1}, "b"]}, ValueError, r"classes must be strings or finite numbers"),

@@ -30,13 +30,13 @@ import pytest
 import yaml
 
 from micronet.checkpoint import load_checkpoint, load_model, save_model
-from micronet.config import parse_config
-from micronet.data import PreparedData, prepare_data
+from micronet.config import config_to_dict, parse_config
+from micronet.data import DataError, PreparedData, Standardizer, load_dataset, prepare_data
 from micronet.losses import LOSSES
 from micronet.nn import MLP
 from micronet.loop import Diverged, EagerExecutor, Plan, config_loss, make_executor, new_state, run_epochs
-from micronet.rundir import RunWriter
-from micronet.train import main, run
+from micronet.rundir import LOCK_NAME, RunWriter
+from micronet.train import main, run, run_cli
 
 PACKAGE = Path(__file__).resolve().parent.parent / "micronet"
 
@@ -118,12 +118,19 @@ def strict_json(path):
 
 
 def temporary_files(directory):
-    return sorted(p.name for p in Path(directory).iterdir() if p.name.startswith(".") or p.name.endswith(".tmp"))
+    """Hidden or .tmp files, except the run directory's lock file (which stays, and is not temporary)."""
+    return sorted(
+        p.name for p in Path(directory).iterdir()
+        if (p.name.startswith(".") or p.name.endswith(".tmp")) and p.name != LOCK_NAME
+    )
 
 
 def snapshot(directory):
-    """Every file's bytes and modification time, to prove nothing was touched."""
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(Path(directory).iterdir()) if p.is_file()}
+    """Every file's bytes and modification time, to prove nothing was touched (the lock file aside)."""
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(Path(directory).iterdir()) if p.is_file() and p.name != LOCK_NAME
+    }
 
 
 def one_error_line(stderr):
@@ -149,7 +156,8 @@ def restore_signal_handlers():
 @pytest.fixture
 def no_plots(monkeypatch):
     """Skip the PNGs (a few tenths of a second per run); no guarantee here concerns them."""
-    monkeypatch.setattr(RunWriter, "plots", lambda self, state, executor: None)
+    monkeypatch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
+    monkeypatch.setattr(RunWriter, "plot_names", lambda self: [])
 
 
 # ----- interrupts: real signals to the real CLI ------------------------------------
@@ -266,10 +274,10 @@ def _interrupt(*args, **kwargs):
 
 
 CRASHES = {
-    "serialising": ("micronet.checkpoint.json.dumps", _fail, OSError),
-    "flushing-to-disk": ("micronet.checkpoint.os.fsync", _fail, OSError),
-    "ctrl-c-while-flushing": ("micronet.checkpoint.os.fsync", _interrupt, KeyboardInterrupt),
-    "renaming-over-the-old-file": ("micronet.checkpoint.os.replace", _fail, OSError),
+    "serialising": ("micronet.files.json.dumps", _fail, OSError),
+    "flushing-to-disk": ("micronet.files.os.fsync", _fail, OSError),
+    "ctrl-c-while-flushing": ("micronet.files.os.fsync", _interrupt, KeyboardInterrupt),
+    "renaming-over-the-old-file": ("micronet.files.os.replace", _fail, OSError),
 }
 
 
@@ -288,17 +296,20 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path, monke
     assert load_checkpoint(path).training == {"epoch": 1}
 
 
-def crash_on_checkpoint(monkeypatch, number):
-    """Make the `number`-th replacement of model.json fail, as a crash there would."""
+def crash_on_checkpoint(monkeypatch, epoch):
+    """Make writing the checkpoint of `epoch` fail, as a crash there would.
+
+    A run writes model.json once before its first epoch (epoch 0), then after each.
+    """
     replace = os.replace
-    calls = itertools.count(1)
+    calls = itertools.count(0)
 
     def failing_replace(src, dst):
-        if Path(dst).name == "model.json" and next(calls) == number:
+        if Path(dst).name == "model.json" and next(calls) == epoch:
             raise OSError("simulated crash while writing model.json")
         return replace(src, dst)
 
-    monkeypatch.setattr("micronet.checkpoint.os.replace", failing_replace)
+    monkeypatch.setattr("micronet.files.os.replace", failing_replace)
 
 
 def test_a_crash_while_checkpointing_epoch_3_keeps_the_checkpoint_of_epoch_2(tmp_path, monkeypatch, no_plots):
@@ -350,6 +361,7 @@ def test_the_checkpoint_holds_everything_resume_needs(tmp_path, no_plots, optimi
     stopped_run(config, tmp_path / "run", epochs=2)
     saved = strict_json(tmp_path / "run" / "model.json")
     training, parameters = live[1]
+    assert saved["training"].pop("fingerprint")["config"] == json.loads(json.dumps(config_to_dict(config)))
     assert saved["training"] == training and saved["parameters"] == parameters
 
     n_parameters = len(state.model.parameters())
@@ -713,7 +725,7 @@ def real_checkpoint(tmp_path_factory):
     """The model.json of a real 2-epoch run (with preprocessing and training state)."""
     run_dir = tmp_path_factory.mktemp("real") / "run"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(RunWriter, "plots", lambda self, state, executor: None)
+        patch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
         stopped_run(config_with(training={**TINY["training"], "epochs": 2}), run_dir)
     return (run_dir / "model.json").read_text()
 
@@ -939,7 +951,7 @@ def test_a_yaml_alias_bomb_is_refused_quickly_in_one_line(tmp_path, capsys, text
 
 
 UNSAFE_IMPORTS = {"pickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}
-FILE_READERS = ["checkpoint.py", "config.py", "train.py", "data.py"]
+FILE_READERS = ["checkpoint.py", "config.py", "train.py", "data.py", "files.py", "rundir.py", "budget.py"]
 
 
 @pytest.mark.parametrize("module", FILE_READERS)
@@ -974,3 +986,535 @@ def test_a_config_error_exits_2_in_one_line_and_writes_nothing(tmp_path, capsys,
     assert main([str(tmp_path / "tiny.yaml"), *overrides, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert re.search(message, one_error_line(capsys.readouterr().err))
     assert snapshot(tmp_path) == before
+
+
+# ===== Round two (issue 15): what hostile testing broke ======================================
+#
+# Real processes (locks, Ctrl-C during imports, SIGKILL, a full disk) are in
+# tests/test_processes.py; the writer in tests/test_files.py; the resource
+# budgets in tests/test_budget.py.
+
+
+def write_config(directory, mapping, name="c.yaml"):
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump(mapping))
+    return str(path)
+
+
+RELU = {**TINY, "model": {"hidden": [5], "activation": "relu"}}
+
+
+# ----- checkpoints are verified before they are written --------------------------------
+
+
+# Each is refused with a message naming the bad part, either by save's own argument
+# checks or by the load-back check of the finished file.
+BROKEN_CHECKPOINTS = {
+    "infinite-scale": ({"mean": [0.0, 0.0], "scale": [math.inf, 1.0]}, r"scale must be finite and > 0, got scale\[0\] = inf"),
+    "nan-mean": ({"mean": [math.nan, 0.0], "scale": [1.0, 1.0]}, r"mean must be finite, got mean\[0\] = nan"),
+    "zero-scale": ({"mean": [0.0, 0.0], "scale": [0.0, 1.0]}, r"scale must be finite and > 0, got scale\[0\] = 0.0"),
+    "nan-weight": ({"mean": None, "scale": None}, "not writing a checkpoint that would not load back: .*must be a number"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_CHECKPOINTS)
+def test_a_checkpoint_that_load_model_would_refuse_is_never_written(tmp_path, case):
+    path = tmp_path / "model.json"
+    save_model(MLP(2, [3, 2], seed=1), path, mean=[0.0, 0.0], scale=[1.0, 1.0])
+    before = path.read_bytes()
+    scaling, problem = BROKEN_CHECKPOINTS[case]
+    model = MLP(2, [3, 2], seed=2)
+    if case == "nan-weight":
+        model.parameters()[0].data = math.nan
+    with pytest.raises(ValueError, match=problem):
+        save_model(model, path, **scaling)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
+
+
+def test_a_run_whose_checkpoint_would_not_load_fails_before_training(tmp_path):
+    """An input scaling that is not finite stops the run at its first checkpoint, with a failed summary."""
+    config = config_with()
+    data = prepare_data(config.dataset, config.seed)
+    data.scaler.scale_ = np.array([math.inf, 1.0])
+    with pytest.raises(ValueError, match=r"scale must be finite and > 0, got scale\[0\] = inf"):
+        run(config, tmp_path, data=data)
+    summary = strict_json(tmp_path / "summary.json")
+    assert summary["status"] == "failed" and "scale[0] = inf" in summary["error"]
+    assert not (tmp_path / "model.json").exists()
+
+
+# ----- the standardiser and the data behind huge features (lead's fix, pinned) ----------
+
+
+SPREADS = {
+    "tiny-values-whose-squares-underflow": [0.0, 1e-200, 0.0, 1e-200],
+    "subnormal-values": [0.0, 1e-310, 0.0, 1e-310],
+    "values-whose-spread-overflows": [1.7e308, -1.7e308, 1.7e308, 1e308],
+    "huge-values": [1e300, -1e300, 5e299, 0.0],
+}
+
+
+@pytest.mark.parametrize("column", SPREADS.values(), ids=SPREADS.keys())
+def test_the_standardiser_handles_features_whose_spread_overflows_or_underflows(column):
+    X = np.array(column)[:, None]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # not even a warning
+        scaler = Standardizer().fit(X)
+        Z = scaler.transform(X)
+        back = scaler.inverse_transform(Z)
+    assert np.isfinite(scaler.mean_).all() and np.isfinite(scaler.scale_).all() and (scaler.scale_ > 0).all()
+    assert np.isfinite(Z).all()
+    assert abs(Z.mean()) < 1e-9 and abs(Z.std() - 1.0) < 1e-9
+    np.testing.assert_allclose(back, X, rtol=1e-12)
+
+
+@pytest.mark.parametrize("column", SPREADS.values(), ids=SPREADS.keys())
+def test_a_csv_with_extreme_features_trains_to_a_loadable_checkpoint(tmp_path, no_plots, column):
+    rows = [f"{x!r},{i % 2}" for i, x in enumerate(column * 10)]
+    (tmp_path / "data.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
+    config = parse_config({**TINY, "dataset": {"name": "csv", "path": str(tmp_path / "data.csv"), "target": "label"},
+                           "training": {"epochs": 2}})
+    (tmp_path / "run").mkdir()
+    assert run(config, tmp_path / "run")["status"] == "completed"
+    checkpoint = load_checkpoint(tmp_path / "run" / "model.json")
+    assert all(math.isfinite(v) and v > 0 for v in checkpoint.scale)
+
+
+def test_a_generator_asked_for_values_beyond_the_float_range_names_the_data(tmp_path, capsys):
+    config = write_config(tmp_path, {**TINY, "dataset": {**TINY["dataset"], "noise": 1e308}})
+    assert main([config, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "dataset 'moons'" in line and "not finite" in line and "data" in line
+    assert not (tmp_path / "run").exists()
+
+
+# ----- divergence caused by the data says so -------------------------------------------
+
+
+def test_divergence_on_unscaled_huge_features_blames_the_data_not_the_learning_rate(tmp_path, capsys, no_plots):
+    dataset = {**TINY["dataset"], "noise": 1e200, "standardize": False}
+    config = write_config(tmp_path, {**RELU, "dataset": dataset})
+    assert main([config, "--out", str(tmp_path / "run"), "--no-progress"]) == 3
+    line = one_error_line(capsys.readouterr().err)
+    assert "the data is the cause, not the learning rate" in line and "set dataset.standardize: true" in line
+    assert "optimizer.lr" not in line
+    assert "the data is the cause" in strict_json(tmp_path / "run" / "summary.json")["error"]
+
+
+def test_divergence_when_the_untrained_model_overflows_on_the_data_blames_the_data(tmp_path, no_plots):
+    """Features near the float limit overflow the first layer before any update: no lr could help."""
+    X = np.array([[1e308, -1e308], [-1e308, 1e308], [1e308, 1e308], [-1e308, -1e308]])
+    y = np.array([0, 1, 0, 1])
+    data = PreparedData(X, y, X, y, [0, 1], 2, None)
+    config = parse_config({**RELU, "dataset": {**TINY["dataset"], "standardize": False}})
+    summary = run(config, tmp_path, data=data)
+    assert summary["status"] == "diverged"
+    assert "the untrained model already gives a non-finite loss" in summary["error"]
+
+
+def test_divergence_from_a_huge_learning_rate_still_suggests_a_smaller_one(tmp_path, no_plots):
+    summary = run(parse_config({**RELU, "optimizer": {"name": "sgd", "lr": 1e30}}), tmp_path)
+    assert summary["status"] == "diverged" and summary["error"].endswith("try a smaller optimizer.lr")
+
+
+# ----- resume refuses a config or data file that no longer matches ----------------------
+
+
+def _edit_config(edit):
+    def change(run_dir):
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        edit(config)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    return change
+
+
+# (edit of the resolved config.yaml, the key the message must name)
+CONFIG_EDITS = {
+    "activation": (lambda c: c["model"].update(activation="relu"), "model.activation"),
+    "loss": (lambda c: c.update(loss="hinge"), "loss"),
+    "seed": (lambda c: c.update(seed=8), "seed"),
+    "dataset-option": (lambda c: c["dataset"].update(noise=0.3), "dataset.noise"),
+    "test-size": (lambda c: c["dataset"].update(test_size=0.3), "dataset.test_size"),
+    "batch-size": (lambda c: c["training"].update(batch_size=16), "training.batch_size"),
+    "standardize": (lambda c: c["dataset"].update(standardize=False), "dataset.standardize"),
+    "lr": (lambda c: c["optimizer"].update(lr=0.2), "optimizer.lr"),
+    "momentum": (lambda c: c["optimizer"].update(momentum=0.5), "optimizer.momentum"),
+    "epochs": (lambda c: c["training"].update(epochs=6), "training.epochs"),
+    "schedule": (lambda c: c["optimizer"].update(schedule="constant"), "optimizer.schedule.name"),
+    "name": (lambda c: c.update(name="renamed"), "name"),
+}
+
+
+@pytest.mark.parametrize("edit, key", CONFIG_EDITS.values(), ids=CONFIG_EDITS.keys())
+def test_resume_refuses_a_config_yaml_that_contradicts_the_checkpoint_naming_the_key(
+    tmp_path, capsys, no_plots, edit, key
+):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=1)
+    _edit_config(edit)(run_dir)
+    before = snapshot(run_dir)
+    assert resume(run_dir) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f": {key} is " in line and "config.yaml" in line and "model.json" in line
+    assert snapshot(run_dir) == before
+
+
+def test_a_config_yaml_rewritten_with_the_same_settings_still_resumes(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=1)
+    text = (run_dir / "config.yaml").read_text().replace("lr: 0.1", "lr: 1.0e-1")
+    (run_dir / "config.yaml").write_text("# my notes\n" + text)
+    assert resume(run_dir) == 0
+
+
+def test_resume_refuses_a_csv_data_file_that_changed(tmp_path, capsys, no_plots):
+    data = tmp_path / "data.csv"
+    data.write_text("a,b,label\n" + "".join(f"{i % 7}.5,{i % 3}.25,{'xy'[i % 2]}\n" for i in range(40)))
+    run_dir = tmp_path / "run"
+    config = parse_config({**TINY, "dataset": {"name": "csv", "path": str(data), "target": "label"}})
+    stopped_run(config, run_dir, epochs=1)
+    data.write_text(data.read_text().replace("1.5,", "1.75,", 1))
+    before = snapshot(run_dir)
+    assert resume(run_dir) == 2
+    assert "the data file changed" in one_error_line(capsys.readouterr().err)
+    assert snapshot(run_dir) == before
+
+
+def test_resume_refuses_a_run_whose_checkpoint_was_deleted(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=2)
+    (run_dir / "model.json").unlink()
+    before = snapshot(run_dir)
+    assert resume(run_dir) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "model.json is missing" in line and "metrics.csv" in line
+    assert snapshot(run_dir) == before
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_record_its_config(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=1)
+    _edit_json("model.json", lambda d: d["training"].pop("fingerprint"))(run_dir)
+    assert resume(run_dir) == 2
+    assert "does not record the config it was trained with" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_run_directory_has_its_checkpoint_before_the_first_epoch(tmp_path, no_plots):
+    """So that a missing model.json always means a deleted one (see the test above)."""
+    summary = stopped_run(config_with(), tmp_path / "run", batches=0)
+    assert summary["epochs"] == 0
+    saved = load_checkpoint(tmp_path / "run" / "model.json")
+    assert saved.training["epoch"] == 0 and saved.training["fingerprint"]["config"]["name"] == "tiny"
+
+
+# ----- resume never writes through a symlink -------------------------------------------
+
+
+RUN_FILES = ["metrics.csv", "model.json", "summary.json", "loss.png", "decision_boundary.png"]
+
+
+def test_resume_replaces_symlinked_run_files_and_never_writes_through_them(tmp_path, capsys):
+    """A run directory received from someone else, its files pointing outside it (at ~/.bashrc, say)."""
+    config = config_with()
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    stopped_run(config, run_dir, epochs=2)
+    outside.mkdir()
+    for name in RUN_FILES:  # an interrupted run has no plots yet: link those to files of someone else's
+        (outside / name).write_bytes((run_dir / name).read_bytes() if (run_dir / name).exists() else b"precious")
+        (run_dir / name).unlink(missing_ok=True)
+        (run_dir / name).symlink_to(outside / name)
+    before = {name: (outside / name).read_bytes() for name in RUN_FILES}
+    assert resume(run_dir) == 0
+    assert {name: (outside / name).read_bytes() for name in RUN_FILES} == before
+    assert not any((run_dir / name).is_symlink() for name in RUN_FILES)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
+        stopped_run(config, tmp_path / "full")
+    assert (run_dir / "model.json").read_bytes() == (tmp_path / "full" / "model.json").read_bytes()
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_and_not_written(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=1)
+    victim = tmp_path / "bashrc"
+    victim.write_text("precious\n")
+    (run_dir / LOCK_NAME).symlink_to(victim)
+    assert resume(run_dir) == 2
+    assert "is a symlink" in one_error_line(capsys.readouterr().err)
+    assert victim.read_text() == "precious\n"
+
+
+# ----- after a kill: stale temporaries, missing plots, missing summary ---------------------
+
+
+def test_resume_removes_the_temporary_files_a_killed_writer_left(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=2)
+    (run_dir / ".model.json.4242.0123abcd.tmp").write_text('{"format": "micronet-mo')
+    (run_dir / ".summary.json.4242.89abcdef.tmp").write_text("")
+    assert resume(run_dir) == 0
+    assert temporary_files(run_dir) == []
+
+
+def test_resuming_a_completed_run_without_its_plots_draws_them(tmp_path, capsys):
+    """Killed after its summary but before its plots: --resume draws them and changes nothing else."""
+    run_dir = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunWriter, "plots", lambda self, state, executor, should_stop=None: None)
+        stopped_run(config_with(), run_dir)
+    model_before = (run_dir / "model.json").read_bytes()
+    assert resume(run_dir) == 0
+    assert (run_dir / "loss.png").is_file() and (run_dir / "decision_boundary.png").is_file()
+    assert (run_dir / "model.json").read_bytes() == model_before
+    assert "summary and plots are now written" in capsys.readouterr().out
+
+
+def test_resuming_a_run_killed_before_its_summary_writes_it(tmp_path, capsys, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir)
+    expected = strict_json(run_dir / "summary.json")
+    (run_dir / "summary.json").unlink()
+    assert resume(run_dir) == 0
+    assert strict_json(run_dir / "summary.json") == expected
+
+
+# ----- signals at any moment (real signals, through the handlers main() installs) -------
+
+
+def test_ctrl_c_while_drawing_the_plots_is_reported_not_swallowed(tmp_path, capsys, monkeypatch):
+    from micronet import plot
+
+    draw = plot.plot_history
+
+    def draw_then_ctrl_c(*args, **kwargs):
+        draw(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(plot, "plot_history", draw_then_ctrl_c)
+    run_dir = tmp_path / "run"
+    assert main([write_config(tmp_path, TINY), "--out", str(run_dir), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "not all plots were drawn" in err and f"--resume {run_dir}" in err
+    assert strict_json(run_dir / "summary.json")["status"] == "completed"
+    assert (run_dir / "loss.png").is_file() and not (run_dir / "decision_boundary.png").exists()
+    monkeypatch.undo()
+    assert resume(run_dir) == 0
+    assert (run_dir / "decision_boundary.png").is_file()
+
+
+def test_ctrl_c_during_a_long_eager_batch_stops_within_one_sample(tmp_path, capsys, monkeypatch):
+    """One full batch of 45 samples per epoch; Ctrl-C at sample 20 of epoch 2's batch."""
+    config = {**TINY, "training": {"epochs": 4, "batch_size": "full", "backend": "eager"}}
+    per_epoch = 45 + 45 + 15  # the batch, then evaluating the train and test splits
+    signal_at = per_epoch + 20
+    calls = itertools.count(1)
+
+    def loss_that_counts(config):
+        loss = config_loss(config)
+
+        def counted(outputs, target):
+            if next(calls) == signal_at:
+                signal.raise_signal(signal.SIGINT)
+            return loss(outputs, target)
+
+        return counted
+
+    monkeypatch.setattr("micronet.train.config_loss", loss_that_counts)
+    run_dir = tmp_path / "run"
+    assert main([write_config(tmp_path, config), "--out", str(run_dir), "--no-progress"]) == 130
+    assert next(calls) == signal_at + 1  # no sample after the one the signal came in
+    assert strict_json(run_dir / "summary.json")["status"] == "interrupted"
+    assert epochs_in_metrics(run_dir) == [1]
+    monkeypatch.undo()
+    assert resume(run_dir) == 0
+    stopped_run(parse_config(config), tmp_path / "full")
+    assert (run_dir / "model.json").read_bytes() == (tmp_path / "full" / "model.json").read_bytes()
+
+
+# ----- unexpected errors: one line, a failed summary, the last checkpoint kept ----------
+
+
+def test_a_full_disk_mid_run_is_one_line_exit_1_keeping_the_last_checkpoint(tmp_path, capsys, monkeypatch, no_plots):
+    replace = os.replace
+    checkpoints = itertools.count(0)
+
+    def disk_full_at_epoch_3(src, dst):
+        if Path(dst).name == "model.json" and next(checkpoints) == 3:
+            raise OSError(28, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr("micronet.files.os.replace", disk_full_at_epoch_3)
+    run_dir = tmp_path / "run"
+    assert main([write_config(tmp_path, TINY), "--out", str(run_dir), "--no-progress"]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert "No space left on device" in line and f"epochs 1-2 and their checkpoint are kept in {run_dir}" in line
+    summary = strict_json(run_dir / "summary.json")
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
+    assert load_checkpoint(run_dir / "model.json").training["epoch"] == 2
+    assert temporary_files(run_dir) == []
+    monkeypatch.undo()
+    assert resume(run_dir) == 0  # and the run can be finished once there is room
+
+
+def test_a_full_disk_when_resuming_keeps_the_checkpoint_it_resumed_from(tmp_path, capsys, monkeypatch, no_plots):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=2)
+    replace = os.replace
+
+    def no_room_for_metrics(src, dst):
+        if Path(dst).name == "metrics.csv":
+            raise OSError(28, "No space left on device")
+        return replace(src, dst)
+
+    monkeypatch.setattr("micronet.files.os.replace", no_room_for_metrics)
+    assert resume(run_dir) == 1
+    assert f"epochs 1-2 and their checkpoint are kept in {run_dir}" in one_error_line(capsys.readouterr().err)
+    summary = strict_json(run_dir / "summary.json")
+    assert (summary["status"], summary["epochs"]) == ("failed", 2)
+    assert load_checkpoint(run_dir / "model.json").training["epoch"] == 2
+
+
+@pytest.mark.parametrize("error", [RuntimeError("first line\n  second line\n"), MemoryError()])
+def test_an_unexpected_error_is_one_line_and_exit_1(capsys, error):
+    def body(argv):
+        raise error
+
+    assert run_cli(body, [], ()) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: unexpected {type(error).__name__}") and "--debug" in line
+
+
+# ----- regular files only, and a size limit on configs ------------------------------------
+
+
+@pytest.fixture
+def deadline():
+    """Fail, rather than hang, a check that blocks (a FIFO waiting for a writer)."""
+
+    def expire(signum, frame):
+        raise TimeoutError("blocked: the file was not refused at once")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _fifo(directory):
+    path = Path(directory) / "fifo"
+    os.mkfifo(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys, deadline, special):
+    path = _fifo(tmp_path) if special == "fifo" else special
+    assert main([path, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "not a regular file" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_csv_data_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys, deadline, special):
+    path = _fifo(tmp_path) if special == "fifo" else special
+    config = write_config(tmp_path, {**TINY, "dataset": {"name": "csv", "path": path, "target": "label"}})
+    assert main([config, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "dataset.path" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+def test_a_checkpoint_that_is_not_a_regular_file_is_refused_at_once(tmp_path, capsys, deadline, no_plots, special):
+    run_dir = tmp_path / "run"
+    stopped_run(config_with(), run_dir, epochs=1)
+    (run_dir / "model.json").unlink()
+    if special == "fifo":
+        os.mkfifo(run_dir / "model.json")
+    else:
+        (run_dir / "model.json").symlink_to(special)
+    assert resume(run_dir) == 2
+    assert "not a regular file" in one_error_line(capsys.readouterr().err)
+    with pytest.raises(ValueError, match="not a regular file"):
+        load_model(run_dir / "model.json")
+
+
+def test_a_config_over_1_mb_is_refused_before_it_is_parsed(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(TINY) + "#" * (2**20))
+    monkeypatch.setattr(yaml, "compose", lambda *a, **k: pytest.fail("the file was parsed"))
+    assert main([str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "over the limit of 1,048,576" in one_error_line(capsys.readouterr().err)
+
+
+# ----- CSV numbers and labels, and the estimator (lead's fixes, pinned) --------------------
+
+
+@pytest.mark.parametrize("cell", ["5_1", "0x1A", "1e5e3", "1.2.3", "١٢", "１２", "+-1", "1 000"])
+def test_a_csv_feature_that_is_not_a_plain_decimal_number_is_refused(tmp_path, cell):
+    (tmp_path / "data.csv").write_text(f"x,label\n1.5,a\n{cell},b\n2.5,a\n3.5,b\n")
+    with pytest.raises(DataError, match=rf"column 'x' at line 3 is not a number: '{re.escape(cell)}'"):
+        load_dataset("csv", {"path": str(tmp_path / "data.csv"), "target": "label"})
+
+
+def test_csv_labels_that_are_the_same_number_are_one_class(tmp_path):
+    """The documented numeric-label rule: `1` and `1.0` are the number one, `01` too; text stays text."""
+    (tmp_path / "data.csv").write_text("x,label\n" + "".join(f"{i}.5,{v}\n" for i, v in
+                                                              enumerate(["1", "1.0", "01", "2", "2.0", "2"])))
+    _, y, classes = load_dataset("csv", {"path": str(tmp_path / "data.csv"), "target": "label"})
+    assert classes == [1.0, 2.0] and y.tolist() == [0, 0, 0, 1, 1, 1]
+    (tmp_path / "text.csv").write_text("x,label\n1.5,1\n2.5,1a\n3.5,1\n4.5,1a\n")
+    _, _, classes = load_dataset("csv", {"path": str(tmp_path / "text.csv"), "target": "label"})
+    assert classes == ["1", "1a"]
+
+
+def test_an_estimator_whose_fit_diverged_is_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    from micronet.sklearn import MicronetClassifier
+
+    X, y = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0]] * 5), np.array([0, 1, 0, 1] * 5)
+    diverging = dict(hidden=(4,), activation="relu", lr=1e200, epochs=5, random_state=0)
+    clf = MicronetClassifier(**{**diverging, "lr": 0.1}).fit(X, y)  # fitted once, then refitted badly
+    clf.set_params(lr=1e200)
+    with pytest.raises(Diverged):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    fresh = MicronetClassifier(**diverging)
+    with pytest.raises(Diverged):
+        fresh.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(NotFittedError):
+        fresh.predict_proba(X)
+
+
+def test_an_estimator_hidden_that_is_not_a_list_is_named():
+    from micronet.sklearn import MicronetClassifier
+
+    X, y = np.array([[0.0, 1.0], [1.0, 0.0]] * 5), np.array([0, 1] * 5)
+    with pytest.raises(ValueError, match=r"hidden must be a list of layer widths .*got 5"):
+        MicronetClassifier(hidden=5).fit(X, y)
+
+
+# ----- YAML merge-key bombs: tests/test_processes.py (a subprocess, so an old PyYAML cannot hang the suite)
+
+
+def test_the_pyyaml_bound_is_one_that_refuses_merge_key_bombs():
+    from importlib.metadata import version
+
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    assert '"PyYAML>=6.0.4"' in pyproject
+    assert tuple(int(p) for p in version("PyYAML").split(".")[:3]) >= (6, 0, 4)
+
+
+def test_every_test_docs_reliability_md_names_exists():
+    """The guarantees page cites tests by file letter and name; a renamed test must not leave it stale."""
+    letters = {"R": "test_reliability.py", "P": "test_processes.py", "W": "test_files.py", "B": "test_budget.py",
+               "F": "test_fuzz.py", "C": "test_config.py"}
+    text = (PACKAGE.parent / "docs" / "reliability.md").read_text()
+    cited = re.findall(r"`([A-Z])::(test_\w+)`", text)
+    assert len(cited) > 50
+    for letter, name in cited:
+        source = (PACKAGE.parent / "tests" / letters[letter]).read_text()
+        assert re.search(rf"^def {name}\(", source, re.MULTILINE), f"{letter}::{name} is not in {letters[letter]}"

@@ -2,13 +2,19 @@
 
 import csv
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 import matplotlib.image
 import pytest
 
+from micronet import sweep
 from micronet.config import ConfigError
 from micronet.sweep import _as_number, _run_name, format_table, main, parse_sweep_args, run_sweep
 from micronet.train import UsageError
@@ -225,6 +231,98 @@ def test_ctrl_c_keeps_a_sweep_csv_of_what_finished(config, tmp_path, monkeypatch
     assert [r["test_accuracy"] for r in table] == ["1.0", "", ""]
 
 
+# ----- a worker process that dies (kill -9, the OOM killer) -------------------------------
+
+REAL_RUN_POINT = sweep._run_point  # what the stand-ins below call in the loky workers
+
+
+def point_whose_process_always_dies(index, config, run_dir):
+    """Stands in for _run_point in loky workers: seed 1 dies by SIGKILL on every try, like a point the OOM killer takes."""
+    if config.seed == 1:
+        Path(run_dir).mkdir(exist_ok=True)  # as the real point does first
+        os.kill(os.getpid(), signal.SIGKILL)
+    return REAL_RUN_POINT(index, config, run_dir)
+
+
+def point_killed_once_from_outside(index, config, run_dir):
+    """Stands in for _run_point: seed 1's first try starts its run, leaves its PID in a marker file and waits to be killed."""
+    marker = Path(run_dir).parents[1] / "victim.pid"
+    if config.seed == 1 and not marker.exists():
+        Path(run_dir).mkdir()  # as the real point does first
+        marker.with_suffix(".tmp").write_text(str(os.getpid()))
+        marker.with_suffix(".tmp").rename(marker)
+        time.sleep(60)  # the test kills this process long before
+    return REAL_RUN_POINT(index, config, run_dir)
+
+
+def models(sweep_dir):
+    """{run directory name: model.json bytes} of a sweep's completed runs."""
+    return {d.name: (d / "model.json").read_bytes() for d in sweep_dir.iterdir() if (d / "model.json").exists()}
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    """(config, models) of seed=0,1,2,3 run one after another in this process."""
+    config = tmp_path_factory.mktemp("undisturbed") / "tiny.yaml"
+    config.write_text(TINY)
+    run_sweep(config, ["seed=0,1,2,3"], out_dir=config.parent / "sweep")
+    return config, models(config.parent / "sweep")
+
+
+@pytest.mark.slow
+def test_a_point_whose_worker_process_dies_is_failed_and_the_others_complete(undisturbed, tmp_path, monkeypatch, capsys):
+    config, serial_models = undisturbed
+    monkeypatch.setattr("micronet.sweep._run_point", point_whose_process_always_dies)
+    out = tmp_path / "sweep"
+    assert main([str(config), "seed=0,1,2,3", "--jobs", "2", "--out", str(out)]) == 1
+
+    assert capsys.readouterr().err == "error: 1 of 4 runs did not complete: 001-seed=1 (failed)\n"
+    table = read_csv(out / "sweep.csv")
+    assert [r["status"] for r in table] == ["completed", "failed", "completed", "completed"]
+    died = (
+        "TerminatedWorkerError: the worker process running this point died, "
+        "and again when it ran alone (exit code SIGKILL(-9))"
+    )
+    assert table[1]["error"] == died and table[1]["test_loss"] == ""
+    assert json.loads((out / "001-seed=1" / "summary.json").read_text()) == {"status": "failed", "error": died}
+    # the points that shared the pool with it (run again, alone) give the undisturbed results
+    assert models(out) == {name: model for name, model in serial_models.items() if name != "001-seed=1"}
+    assert matplotlib.image.imread(out / "sweep.png").shape[0] > 300
+
+
+@pytest.mark.slow
+def test_a_point_killed_once_runs_again_and_completes(undisturbed, tmp_path, monkeypatch):
+    config, serial_models = undisturbed
+    monkeypatch.setattr("micronet.sweep._run_point", point_killed_once_from_outside)
+    marker, killed = tmp_path / "victim.pid", []
+
+    def kill_the_victim():  # what a user's kill -9 does, from outside the sweep
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if marker.exists():
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+            killed.append(True)
+
+    killer = threading.Thread(target=kill_the_victim)
+    killer.start()
+    try:
+        rows = run_sweep(config, ["seed=0,1,2,3"], out_dir=tmp_path / "sweep", jobs=2)
+    finally:
+        killer.join()
+    assert killed
+    assert [r["status"] for r in rows] == ["completed"] * 4
+    assert models(tmp_path / "sweep") == serial_models
+
+
+def test_without_dask_cluster_says_what_to_install(config, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    assert main([str(config), "seed=0,1", "--cluster", "local:2"]) == 2
+    assert capsys.readouterr().err == "error: --cluster needs dask.distributed: pip install 'micronet-nn[cluster]'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
 def test_format_table_shows_every_run_and_errors():
     metrics = {"train_loss": 0.5, "test_loss": 0.25, "test_accuracy": 0.875, "seconds": 1.5}
     rows = [
@@ -297,6 +395,6 @@ def test_help_describes_the_sweep_and_points_to_the_docs(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for phrase in ("Cartesian product", "--jobs", "--backend", "--out", "docs/config.md", "docs/sweep.md",
+    for phrase in ("Cartesian product", "--jobs", "--backend", "--cluster", "local:N", "--out", "docs/config.md", "docs/sweep.md",
                    "model.hidden=[16],[32,32] is two values", "1 if any failed or diverged"):  # fmt: skip
         assert phrase in text

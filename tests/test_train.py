@@ -163,7 +163,7 @@ def test_run_exits_0_with_one_final_line_naming_the_run_directory(moons):
 
 def test_run_directory_holds_exactly_the_documented_files(moons):
     names = {p.name for p in moons.dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
     assert is_png(moons.dir / "loss.png")
     assert is_png(moons.dir / "decision_boundary.png")
 
@@ -261,7 +261,7 @@ def test_eager_and_compiled_backends_give_the_same_metrics(moons, runs):
 def test_more_than_two_features_draw_a_confusion_matrix_instead(runs):
     run_dir = succeeded(runs["iris"]).dir
     names = {p.name for p in run_dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "confusion_matrix.png", "model.json"}
     assert is_png(run_dir / "confusion_matrix.png")
     summary = strict_json(run_dir / "summary.json")
     assert summary["status"] == "completed" and summary["epochs"] == 2
@@ -323,8 +323,11 @@ def testnew_run_dir_uses_an_empty_out_directory_and_creates_parents(tmp_path):
 def test_help_exits_0_and_lists_the_options_and_the_config_reference(runs):
     proc = runs["help"]
     assert proc.returncode == 0
-    for text in ("config", "KEY=VALUE", "--out", "--no-progress", "--resume", "--help", "docs/config.md"):
+    for text in ("CONFIG", "KEY=VALUE", "--out", "--no-progress", "--resume", "--help", "--print-config",
+                 "--list-configs", "--show-config", "--help-config", "--animate", "--version", "examples:"):
         assert text in proc.stdout, text
+    assert "docs/" not in proc.stdout and "configs/" not in proc.stdout  # nothing a wheel user lacks
+    assert proc.stdout.rstrip().endswith("python -m micronet.train --help-config")
     assert proc.stderr == ""
     assert [p.name for p in proc.cwd.iterdir()] == ["help.yaml"]
 
@@ -440,7 +443,7 @@ CATALOGUE = [
      ["dataset.path 'nope.csv'", "not found"]),
     ("too-few-samples-for-the-split", None, [C, "dataset.n_samples=3"], ["dataset.n_samples=3"]),
     # the command line
-    ("no-config", None, [], ["a config file is required"]),
+    ("no-config", None, [], ["give a config (a YAML file or a shipped name such as moons)"]),
     ("resume-with-a-config", None, ["--resume", "a_dir", C], ["--resume RUN_DIR takes no config"]),
     ("out-is-a-non-empty-directory", None, [C, "--out", "full"], ["--out 'full' is not empty"]),
     ("out-is-an-existing-file", None, [C, "--out", "taken.txt"], ["--out 'taken.txt' is an existing file"]),
@@ -465,11 +468,17 @@ def snapshot(root):
 
 
 def assert_refused(status, stdout, stderr, fragments):
-    """Exit 2, nothing on stdout, one `error:` line on stderr holding every fragment, no traceback."""
+    """Exit 2, nothing on stdout, one `error:` line on stderr holding every fragment, no traceback.
+
+    A mistake in the command line itself (rather than in the config) is
+    preceded by argparse's usage line, as command-line tools do.
+    """
     assert "Traceback" not in stderr, stderr
     assert status == 2, stderr
     assert stdout == ""
     lines = stderr.splitlines()
+    if lines[0].startswith("usage: "):
+        lines = [line for line in lines if not line.startswith((" ", "usage: "))]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     for fragment in fragments:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
@@ -630,7 +639,7 @@ def test_a_regression_run_writes_its_metrics_plots_and_a_model_in_original_units
     run = succeeded(runs["sine"])
     assert re.match(r"train loss \S+ r2 \S+ \| test loss \S+ r2 \S+ \| ", run.stdout)
     names = {p.name for p in run.dir.iterdir()}
-    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "predictions.png", "fit.png", "model.json"}
+    assert names == {"config.yaml", "metrics.csv", "summary.json", "loss.png", "predictions.png", "fit.png", "model.json", ".lock"}
     lines = (run.dir / "metrics.csv").read_text().splitlines()
     assert lines[0] == "epoch,train_loss,train_mae,train_r2,test_loss,test_mae,test_r2,lr,seconds"
     summary = strict_json(run.dir / "summary.json")

@@ -20,11 +20,10 @@ import numpy as np
 import yaml
 
 from micronet.config import HIDDEN_ACTIVATIONS, RunConfig, config_to_dict, parse_config
-from micronet.data import DATASETS, PreparedData
+from micronet.data import DATASETS, PreparedData, prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from micronet.optim import OPTIMIZERS
-from micronet.train import load_run_data
 
 __all__ = [
     "DATASET_NAMES",
@@ -198,7 +197,9 @@ class Trainer:
 
     def __init__(self, config: RunConfig, data: PreparedData | None = None):
         self.config = config
-        self.data = load_run_data(config) if data is None else data
+        if data is None:  # the playground's own limits keep far inside micronet.budget's, so no check here
+            data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
+        self.data = data
         self.state = new_state(config, self.data)
         self.executor = make_executor(self.state.model, config_loss(config), "compiled", self.data.feature_count)
         self.error: str | None = None  # why training stopped for good (divergence)

@@ -1,0 +1,91 @@
+"""The console scripts: micronet-train, micronet-sweep, micronet-predict, micronet-graph, micronet-playground.
+
+Each entry point is tiny on purpose. It installs a Ctrl-C handler before
+importing its command, whose imports (NumPy and friends) take a moment, so
+an interrupt while starting is one line and exit status 130 rather than a
+traceback; then it hands over to the command's `main()`. Stdlib only.
+"""
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+
+__all__ = ["CommandParser", "program_name", "starting", "train", "sweep", "predict", "graph", "playground"]
+
+
+def _interrupted_while_starting(signum, frame):
+    os.write(2, b"interrupted while starting; nothing was written\n")
+    os._exit(128 + signum)
+
+
+def starting() -> None:
+    """Until the command takes over the signals, Ctrl-C is one line and exit 130 (nothing is written yet)."""
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+
+def started() -> None:
+    """The command's imports are done: Ctrl-C is a KeyboardInterrupt again, until it installs its own handler."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def program_name(command: str, argv0: str) -> str:
+    """How the user started `command` (e.g. "train"), for usage lines: micronet-train or python -m micronet.train.
+
+    `argv0` is `sys.argv[0]`, which the command's main() reads.
+    """
+    started_as = os.path.basename(argv0)
+    if started_as in ("__main__.py", f"{command}.py", "-m", "-c"):
+        return f"python -m micronet.{command}"
+    return f"micronet-{command}"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake raises instead of exiting, carrying the usage line.
+
+    The command's `run_cli` prints the usage line and one `error:` line and
+    returns exit status 2, so `main(argv)` can be called (and tested) like
+    any function.
+    """
+
+    def __init__(self, *args, usage_error: type[Exception] = ValueError, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.usage_error = usage_error
+
+    def error(self, message):
+        error = self.usage_error(message)
+        error.usage = self.format_usage()
+        raise error
+
+
+def _run(module: str) -> int:
+    starting()
+    main = importlib.import_module(module).main
+    started()
+    return main()
+
+
+def train() -> int:
+    """micronet-train: python -m micronet.train."""
+    return _run("micronet.train")
+
+
+def sweep() -> int:
+    """micronet-sweep: python -m micronet.sweep."""
+    return _run("micronet.sweep")
+
+
+def predict() -> int:
+    """micronet-predict: python -m micronet.predict."""
+    return _run("micronet.predict")
+
+
+def graph() -> int:
+    """micronet-graph: python -m micronet.graph."""
+    return _run("micronet.graph")
+
+
+def playground() -> int:
+    """micronet-playground: python -m micronet.playground."""
+    return _run("micronet.playground.cli")
