@@ -14,7 +14,15 @@ import functools
 
 import numpy as np
 
-from micronet.losses import Loss, cross_entropy, huber_loss, l1_loss, mse_loss, multiclass_hinge_loss, one_hot_mse_loss
+from micronet.losses import (
+    Loss,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    multiclass_hinge_loss,
+    one_hot_mse_loss,
+)
 
 __all__ = ["KERNELS", "kernel_for"]
 

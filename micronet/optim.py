@@ -16,13 +16,12 @@ schedule independent of the history that led to it.
 compiled training (micronet.compile.TrainingSession): each element gets the
 scalar code's operations in the scalar code's order, and NumPy's elementwise
 +, -, *, / and sqrt round exactly as Python's floats do, so a trajectory is
-bit for bit the scalar optimizer's.
+bit for bit the scalar optimizer's. NumPy is imported only by the twins, so
+`import micronet` stays free of third-party packages.
 """
 
 import math
 import numbers
-
-import numpy as np
 
 from micronet.engine import Value
 
@@ -39,6 +38,7 @@ __all__ = [
     "SCHEDULES",
     "SGDArrays",
     "AdamArrays",
+    "ARRAY_TWINS",
     "array_twin",
 ]
 
@@ -353,6 +353,8 @@ class SGDArrays:
         self.load()
 
     def load(self) -> None:
+        import numpy as np
+
         buf = self.optimizer.momentum_buffer
         self.momentum_buffer = None if buf is None else np.array(buf, dtype=float)
         self.step_count = self.optimizer.step_count
@@ -362,8 +364,8 @@ class SGDArrays:
         self.optimizer.momentum_buffer = None if buf is None else buf.tolist()
         self.optimizer.step_count = self.step_count
 
-    def step(self, p: np.ndarray, grad: np.ndarray) -> None:
-        """Update p in place from grad (left unchanged)."""
+    def step(self, p, grad) -> None:
+        """Update the float64 array p in place from the array grad (left unchanged)."""
         opt = self.optimizer
         lr, momentum, wd = opt.lr, opt.momentum, opt.weight_decay
         g = grad if wd == 0.0 else grad + wd * p
@@ -387,6 +389,8 @@ class AdamArrays:
         self.load()
 
     def load(self) -> None:
+        import numpy as np
+
         self.exp_avg = np.array(self.optimizer.exp_avg, dtype=float)
         self.exp_avg_sq = np.array(self.optimizer.exp_avg_sq, dtype=float)
         self.step_count = self.optimizer.step_count
@@ -396,8 +400,10 @@ class AdamArrays:
         self.optimizer.exp_avg_sq = self.exp_avg_sq.tolist()
         self.optimizer.step_count = self.step_count
 
-    def step(self, p: np.ndarray, grad: np.ndarray) -> None:
-        """Update p in place from grad (left unchanged)."""
+    def step(self, p, grad) -> None:
+        """Update the float64 array p in place from the array grad (left unchanged)."""
+        import numpy as np
+
         opt = self.optimizer
         beta1, beta2 = opt.betas
         eps, wd = opt.eps, opt.weight_decay
@@ -418,14 +424,17 @@ class AdamArrays:
         p -= step_size * m / denom
 
 
+ARRAY_TWINS = {SGD: SGDArrays, Adam: AdamArrays}  # optimizer class -> its twin on arrays
+
+
 def array_twin(optimizer):
-    """The array twin of an SGD or Adam, or TypeError for anything else (a subclass too:
-    it may step differently)."""
-    twins = {SGD: SGDArrays, Adam: AdamArrays}
-    twin = twins.get(type(optimizer))
+    """The optimizer's twin on arrays, or TypeError for a class without one (a subclass
+    too: it may step differently)."""
+    twin = ARRAY_TWINS.get(type(optimizer))
     if twin is None:
+        supported = " and ".join(cls.__name__ for cls in ARRAY_TWINS)
         raise TypeError(
-            f"no array twin for {type(optimizer).__name__}: compiled training supports SGD and Adam; "
+            f"no array twin for {type(optimizer).__name__}: compiled training supports {supported}; "
             "train on Values instead"
         )
     return twin(optimizer)
