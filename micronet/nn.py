@@ -43,8 +43,14 @@ class Module:
         return pairs
 
     def parameters(self):
-        """All parameters as one flat list of Values, in the fixed order."""
-        return [value for _, value in self.named_parameters()]
+        """All parameters as one flat list of Values, in the fixed order (named_parameters' order)."""
+        values = []
+        for _, entry in self._entries(""):  # without the per-Value names: called every step
+            if isinstance(entry, list):
+                values.extend(entry)
+            else:
+                values.append(entry)
+        return list(dict.fromkeys(values))  # each Value once (Values hash by identity), first place kept
 
     def zero_grad(self):
         for p in self.parameters():
@@ -192,11 +198,10 @@ class Neuron(Module):
         self.w = [Value(rng.uniform(-limit, limit)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
-        self._activate = ACTIVATIONS[activation]
 
     def __call__(self, x):
         _check_length(self, len(self.w), x)
-        return [self._activate(dots([self.w], x, [self.b])[0])]
+        return dots([self.w], x, [self.b], activation=self.activation)  # the activation fused into the dot node
 
     def __repr__(self):
         return f"Neuron({len(self.w)}, activation={self.activation!r})"
@@ -214,9 +219,8 @@ class Layer(Module):
 
     def __call__(self, x):
         _check_length(self, len(self.neurons[0].w), x)
-        activate = ACTIVATIONS[self.activation]
         neurons = self.neurons
-        return [activate(z) for z in dots([n.w for n in neurons], x, [n.b for n in neurons])]
+        return dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation)
 
     def __repr__(self):
         return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"

@@ -11,6 +11,13 @@ resumed continues exactly as if it had never stopped.
 A schedule wraps an optimizer and sets its `lr` from a closed form in the
 step count `t`, which makes `lr_at(t)` testable on its own and a resumed
 schedule independent of the history that led to it.
+
+`array_twin(optimizer)` gives the same update on flat float64 arrays, for
+compiled training (micronet.compile.TrainingSession): each element gets the
+scalar code's operations in the scalar code's order, and NumPy's elementwise
++, -, *, / and sqrt round exactly as Python's floats do, so a trajectory is
+bit for bit the scalar optimizer's. NumPy is imported only by the twins, so
+`import micronet` stays free of third-party packages.
 """
 
 import math
@@ -29,6 +36,10 @@ __all__ = [
     "InverseScalingSchedule",
     "OPTIMIZERS",
     "SCHEDULES",
+    "SGDArrays",
+    "AdamArrays",
+    "ARRAY_TWINS",
+    "array_twin",
 ]
 
 
@@ -325,6 +336,108 @@ def _lerp(start, end, weight):
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+# ----- array twins -----------------------------------------------------------
+# The optimizer's state lives in arrays while a twin runs; `store` writes it
+# into the scalar optimizer (so its state_dict is current), `load` reads it
+# back. Hyperparameters, lr included, are read from the scalar optimizer at
+# every step, so a schedule or load_state_dict takes effect at once.
+
+
+class SGDArrays:
+    """SGD.step on flat arrays: the same expressions, element by element, in the same order."""
+
+    def __init__(self, optimizer: SGD):
+        self.optimizer = optimizer
+        self.load()
+
+    def load(self) -> None:
+        import numpy as np
+
+        buf = self.optimizer.momentum_buffer
+        self.momentum_buffer = None if buf is None else np.array(buf, dtype=float)
+        self.step_count = self.optimizer.step_count
+
+    def store(self) -> None:
+        buf = self.momentum_buffer
+        self.optimizer.momentum_buffer = None if buf is None else buf.tolist()
+        self.optimizer.step_count = self.step_count
+
+    def step(self, p, grad) -> None:
+        """Update the float64 array p in place from the array grad (left unchanged)."""
+        opt = self.optimizer
+        lr, momentum, wd = opt.lr, opt.momentum, opt.weight_decay
+        g = grad if wd == 0.0 else grad + wd * p
+        if momentum != 0.0:
+            buf = self.momentum_buffer
+            if buf is None:
+                buf = self.momentum_buffer = g.copy()
+            else:
+                buf *= momentum  # buf * momentum + g
+                buf += g
+            g = g + momentum * buf if opt.nesterov else buf
+        p -= lr * g
+        self.step_count += 1
+
+
+class AdamArrays:
+    """Adam.step on flat arrays: the same expressions, element by element, in the same order."""
+
+    def __init__(self, optimizer: Adam):
+        self.optimizer = optimizer
+        self.load()
+
+    def load(self) -> None:
+        import numpy as np
+
+        self.exp_avg = np.array(self.optimizer.exp_avg, dtype=float)
+        self.exp_avg_sq = np.array(self.optimizer.exp_avg_sq, dtype=float)
+        self.step_count = self.optimizer.step_count
+
+    def store(self) -> None:
+        self.optimizer.exp_avg = self.exp_avg.tolist()
+        self.optimizer.exp_avg_sq = self.exp_avg_sq.tolist()
+        self.optimizer.step_count = self.step_count
+
+    def step(self, p, grad) -> None:
+        """Update the float64 array p in place from the array grad (left unchanged)."""
+        import numpy as np
+
+        opt = self.optimizer
+        beta1, beta2 = opt.betas
+        eps, wd = opt.eps, opt.weight_decay
+        self.step_count += 1
+        t = self.step_count
+        step_size = opt.lr / (1.0 - beta1**t)
+        bias_correction2_sqrt = (1.0 - beta2**t) ** 0.5
+        m, v = self.exp_avg, self.exp_avg_sq
+        g = grad if wd == 0.0 else grad + wd * p
+        weight = 1.0 - beta1
+        if abs(weight) < 0.5:  # _lerp(m, g, weight), both of its branches
+            m += weight * (g - m)
+        else:
+            np.subtract(g, (g - m) * (1.0 - weight), out=m)
+        v *= beta2  # v * beta2 + (1 - beta2) * g * g
+        v += (1.0 - beta2) * g * g
+        denom = np.sqrt(v) / bias_correction2_sqrt + eps
+        p -= step_size * m / denom
+
+
+ARRAY_TWINS = {SGD: SGDArrays, Adam: AdamArrays}  # optimizer class -> its twin on arrays
+
+
+def array_twin(optimizer):
+    """The optimizer's twin on arrays, or TypeError for a class without one (a subclass
+    too: it may step differently)."""
+    twin = ARRAY_TWINS.get(type(optimizer))
+    if twin is None:
+        supported = " and ".join(cls.__name__ for cls in ARRAY_TWINS)
+        raise TypeError(
+            f"no array twin for {type(optimizer).__name__}: compiled training supports {supported}; "
+            "train on Values instead"
+        )
+    return twin(optimizer)
 
 
 # ----- learning-rate schedules ----------------------------------------------

@@ -71,7 +71,7 @@ def test_logits_of_a_large_grid_match_eager_in_chunks():
     logits = compile_model(model, 2).logits(grid)
     assert logits.shape == (10_000, 3)
     for i in (0, 4095, 4096, 9999):  # both sides of a chunk boundary
-        assert logits[i].tolist() == [v.data for v in model(grid[i].tolist())]
+        assert_close(logits[i], [v.data for v in model(grid[i].tolist())])
 
 
 def test_layers_are_grouped_into_array_steps():
@@ -260,3 +260,206 @@ def test_batch_targets_are_checked_like_eager():
         compile_model(model, 2, cross_entropy).evaluate(X, np.array([0, 2]))
     with pytest.raises(TypeError, match="targets must be integer class indices"):
         compile_model(model, 2, cross_entropy).evaluate(X, np.array([0.5, 1.0]))
+
+
+# ----- training sessions: parameters in arrays ----------------------------------------------
+
+import copy  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from micronet.compile import TrainingSession  # noqa: E402
+from micronet.optim import SGD, Adam, CosineSchedule  # noqa: E402
+
+OPTIMIZERS = {
+    "sgd": lambda params: SGD(params, lr=0.1),
+    "sgd_momentum_wd": lambda params: SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "sgd_nesterov": lambda params: SGD(params, lr=0.05, momentum=0.8, nesterov=True),
+    "adam": lambda params: Adam(params, lr=0.01),
+    "adam_low_beta1_wd": lambda params: Adam(params, lr=0.02, betas=(0.3, 0.99), weight_decay=1e-2),
+}
+
+
+def moons_like(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 2))
+    return X, (X[:, 0] * X[:, 1] > 0).astype(int)
+
+
+def batches_of(X, y, size=8):
+    return [(X[i : i + size], y[i : i + size]) for i in range(0, len(y), size)]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("make_model", [lambda: MLP(2, [5, 4, 2], seed=3), Residual], ids=["mlp", "residual"])
+def test_session_trajectory_is_the_scalar_optimizers_bit_for_bit(name, make_model):
+    """loss_and_grad + optimizer.step on Values against session.step on arrays, a schedule changing lr."""
+    X, y = moons_like()
+    reference, trained = make_model(), make_model()
+    ref_opt, opt = OPTIMIZERS[name](reference.parameters()), OPTIMIZERS[name](trained.parameters())
+    ref_schedule, schedule = CosineSchedule(ref_opt, T_max=7), CosineSchedule(opt, T_max=7)
+    ref_compiled = compile_model(reference, 2, cross_entropy)
+    session = compile_model(trained, 2, cross_entropy).training_session(opt)
+    for Xb, yb in batches_of(X, y) * 2:
+        ref_opt.zero_grad()
+        ref_loss = ref_compiled.loss_and_grad(Xb, yb)
+        ref_opt.step()
+        ref_schedule.step()
+        assert session.step(Xb, yb) == ref_loss
+        schedule.step()
+    session.sync()
+    assert [p.data for p in trained.parameters()] == [p.data for p in reference.parameters()]
+    assert [p.grad for p in trained.parameters()] == [p.grad for p in reference.parameters()]
+    assert opt.state_dict() == ref_opt.state_dict()
+
+
+def test_values_are_current_only_after_sync_but_evaluate_always_is():
+    X, y = moons_like()
+    model = MLP(2, [6, 2], seed=1)
+    before = [p.data for p in model.parameters()]
+    compiled = compile_model(model, 2, cross_entropy)
+    opt = SGD(model.parameters(), lr=0.2, momentum=0.9)
+    session = compiled.training_session(opt)
+    session.step(X, y)
+    session.step(X, y)
+    assert [p.data for p in model.parameters()] == before  # not synced yet
+    assert opt.momentum_buffer is None and opt.step_count == 0
+    live_losses, live_logits = compiled.evaluate(X, y)  # the arrays' parameters, no sync needed
+    synced_copy = copy.deepcopy(model)
+    for p, x in zip(synced_copy.parameters(), session.p.tolist()):
+        p.data = x
+    expected_losses, expected_logits = compile_model(synced_copy, 2, cross_entropy).evaluate(X, y)
+    assert np.array_equal(live_logits, expected_logits) and np.array_equal(live_losses, expected_losses)
+    session.sync()
+    assert [p.data for p in model.parameters()] == session.p.tolist()
+    assert [p.grad for p in model.parameters()] == session.g.tolist()
+    assert opt.step_count == 2 and opt.momentum_buffer == opt.state_dict()["momentum_buffer"] != None  # noqa: E711
+    assert np.array_equal(compiled.logits(X), live_logits)
+
+
+def test_after_sync_the_values_are_the_truth_again():
+    """Restoring weights or loading a state between steps needs no reload: the next step reads them."""
+    X, y = moons_like()
+    model = MLP(2, [6, 2], seed=1)
+    start = model.state_dict()
+    opt = Adam(model.parameters(), lr=0.05)
+    opt_start = opt.state_dict()
+    compiled = compile_model(model, 2, cross_entropy)
+    session = compiled.training_session(opt)
+    first = session.step(X, y)
+    session.step(X, y)
+    session.sync()
+    model.load_state_dict(start)  # restore the first weights and the optimizer's first state
+    opt.load_state_dict(opt_start)
+    assert np.array_equal(compiled.logits(X), compile_model(MLP(2, [6, 2], seed=1), 2).logits(X))
+    assert session.step(X, y) == first  # the same step as the very first
+
+
+def test_reload_discards_unsynced_steps():
+    X, y = moons_like()
+    model = MLP(2, [3, 2], seed=0)
+    session = compile_model(model, 2, cross_entropy).training_session(SGD(model.parameters(), lr=0.5))
+    start = session.p.copy()
+    session.step(X, y)
+    assert not np.array_equal(session.p, start)
+    session.reload()
+    assert np.array_equal(session.p, start)
+
+
+def test_lr_is_read_from_the_optimizer_at_every_step():
+    X, y = moons_like()
+    model = MLP(2, [3, 2], seed=0)
+    opt = SGD(model.parameters(), lr=0.5)
+    session = compile_model(model, 2, cross_entropy).training_session(opt)
+    start = session.p.copy()
+    opt.lr = 0.0
+    session.step(X, y)
+    assert np.array_equal(session.p, start)
+
+
+def test_non_finite_loss_or_gradient_stops_before_the_update():
+    X, y = moons_like()
+    X[3, 0] = np.nan
+    model = MLP(2, [3, 2], seed=0)
+    session = compile_model(model, 2, cross_entropy).training_session(SGD(model.parameters(), lr=0.5))
+    start = session.p.copy()
+    with pytest.raises(FloatingPointError, match="^loss=nan$"):
+        session.step(X, y)
+    assert np.array_equal(session.p, start)
+
+    class RootOfZero(Module):  # a finite loss whose gradient is not: d sqrt(w * 0)/dw = 0 * inf
+        def __init__(self):
+            self.w = Value(1.0)
+
+        def __call__(self, x):
+            return [(self.w * x[0]) ** 0.5, x[1]]
+
+    model = RootOfZero()
+    session = compile_model(model, 2, cross_entropy, examples=[[1.0, 0.0], [2.0, 1.0]]).training_session(
+        SGD(model.parameters(), lr=0.5))
+    with pytest.raises(FloatingPointError, match=r"^a gradient became nan$"):
+        session.step(np.array([[0.0, 1.0]]), np.array([0]))
+    assert session.p.tolist() == [1.0]
+
+
+def test_a_parameter_that_overflows_is_reported_after_the_update():
+    X, y = moons_like()
+    model = MLP(2, [3, 2], seed=0)
+    session = compile_model(model, 2, cross_entropy).training_session(SGD(model.parameters(), lr=1e308))
+    with pytest.raises(FloatingPointError, match=r"^a parameter became -?inf$"):
+        session.step(X * 1e6, y)  # finite loss and gradients, but lr * gradient > 1.8e308
+    assert not np.isfinite(session.p).all()
+
+
+def test_close_syncs_and_detaches():
+    X, y = moons_like()
+    model = MLP(2, [3, 2], seed=0)
+    compiled = compile_model(model, 2, cross_entropy)
+    with compiled.training_session(SGD(model.parameters(), lr=0.5)) as session:
+        session.step(X, y)
+    assert compiled._session is None and [p.data for p in model.parameters()] == session.p.tolist()
+
+
+def test_sessions_are_refused_clearly():
+    model = MLP(2, [3, 2], seed=0)
+    compiled = compile_model(model, 2, cross_entropy)
+    with pytest.raises(ValueError, match="must hold the compiled model's parameters"):
+        compiled.training_session(SGD(MLP(2, [3, 2], seed=0).parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="must hold the compiled model's parameters"):
+        compiled.training_session(SGD(model.parameters()[::-1], lr=0.1))
+
+    class Clipped(SGD):
+        pass
+
+    with pytest.raises(CompileError, match="no array twin for Clipped"):
+        compiled.training_session(Clipped(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match="compiled without a loss"):
+        compile_model(model, 2).training_session(SGD(model.parameters(), lr=0.1))
+    assert isinstance(compiled.training_session(SGD(model.parameters(), lr=0.1)), TrainingSession)
+
+
+# ----- every shipped config: the compiled numbers are eager's to 1e-12 -------------------------
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_agrees_with_eager_to_1e_12(path):
+    """At the initial weights and after 30 compiled training steps: outputs, losses and gradients on 64 rows."""
+    from micronet.config import load_config
+    from micronet.data import prepare_data
+    from micronet.loop import config_loss, new_state
+
+    config = load_config(path)
+    data = prepare_data(config.dataset, config.seed)
+    state = new_state(config, data)
+    loss = config_loss(config)
+    compiled = compile_model(state.model, data.feature_count, loss)
+    X, y = data.X_train[:64], data.y_train[:64]
+    session = compiled.training_session(state.optimizer)
+    for checkpoint in range(2):
+        agree_with_eager(state.model, data.feature_count, loss, X, y)
+        rng = np.random.default_rng(checkpoint)
+        for _ in range(30):
+            rows = rng.choice(len(data.y_train), size=min(32, len(data.y_train)), replace=False)
+            session.step(data.X_train[rows], data.y_train[rows])
+        session.sync()

@@ -40,7 +40,7 @@ TORCH_VERSION = "2.13.0"
 EXTENSION_POINTS = {
     "op": {"micronet/engine.py", "micronet/compile.py"},
     "dataset": {"micronet/data.py", "micronet/config.py"},
-    "loss": {"micronet/losses.py", "micronet/compile.py", "experiments/make_loss_goldens.py"},
+    "loss": {"micronet/losses.py", "micronet/batch_losses.py", "experiments/make_loss_goldens.py"},
     "optimizer": {"micronet/optim.py", "micronet/config.py", "experiments/make_optim_goldens.py"},
 }
 

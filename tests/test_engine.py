@@ -1,5 +1,6 @@
 """The engine: values, derivatives, domain errors and graph shapes that break naive engines."""
 
+import contextlib
 import copy
 import gc
 import math
@@ -10,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at
+import threading
+
+from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at, unfused
 from micronet.gradcheck import gradcheck, numerical_grad
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)
@@ -253,6 +256,58 @@ def test_dots_share_inputs_and_check_lengths():
         dots([[Value(1.0)]], x)
     with pytest.raises(TypeError, match="Values or real numbers, got str"):
         dot([Value(1.0)], ["a"])
+
+
+def test_relu_is_fused_into_the_dot_node_and_an_off_neuron_keeps_no_edges():
+    w = [[Value(1.0), Value(2.0)], [Value(-1.0), Value(-1.0)], [Value(math.nan), Value(0.0)]]
+    b = [Value(0.5), Value(0.25), Value(0.0)]
+    x = [Value(0.5), Value(-0.25)]
+    on, off, nan = dots(w, x, b, activation="relu")
+    assert (on._op, len(on._prev), on.data) == ("relu(dot)", 5, 0.5)
+    assert (off._op, off._prev, off.data) == ("relu(dot)", (), 0.0)  # backward never walks its 5 edges
+    assert math.isnan(nan.data) and len(nan._prev) == 5  # NaN passes through, slope 1
+    with unfused():
+        on2, off2, _ = dots(w, x, b, activation="relu")
+    assert (on2._op, on2._prev[0]._op, off2._prev[0]._op) == ("relu", "dot", "dot")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_fused_relu_gives_the_unfused_gradients_bit_for_bit(seed):
+    from micronet.nn import MLP
+
+    model = MLP(3, [6, 5, 2], seed=seed)
+    rows = [[random.Random(seed + i).uniform(-2, 2) for _ in range(3)] for i in range(4)]
+
+    def grads(fused):
+        model.zero_grad()
+        with contextlib.nullcontext() if fused else unfused():
+            out = sum(log_softmax_at(model(row), i % 2) for i, row in enumerate(rows))
+        out.backward()
+        return out.data, [p.grad for p in model.parameters()]
+
+    assert grads(True) == grads(False)
+
+
+def test_tanh_and_sigmoid_stay_nodes_of_their_own():
+    w, x = [[Value(0.5), Value(-1.0)]], [1.0, 2.0]
+    for activation in ("tanh", "sigmoid"):
+        (out,) = dots(w, x, activation=activation)
+        assert out._op == activation and out._prev[0]._op == "dot"
+    assert dots(w, x, activation="linear")[0]._op == "dot"
+    with pytest.raises(ValueError, match="dots activation must be relu, tanh, sigmoid, linear or None, got 'gelu'"):
+        dots(w, x, activation="gelu")
+
+
+def test_unfused_holds_only_in_its_own_thread():
+    w, x = [[Value(1.0)]], [1.0]
+    seen = []
+    with unfused():
+        thread = threading.Thread(target=lambda: seen.append(dots(w, x, activation="relu")[0]._op))
+        thread.start()
+        thread.join()
+        assert dots(w, x, activation="relu")[0]._op == "relu"
+    assert seen == ["relu(dot)"] and dots(w, x, activation="relu")[0]._op == "relu(dot)"
 
 
 def test_log_softmax_at_is_exact_for_huge_logits():

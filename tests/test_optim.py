@@ -489,3 +489,103 @@ def test_lr_attribute_is_checked_when_set_but_may_reach_zero():
     with pytest.raises(TypeError, match=re.escape("lr must be a real number, got str: 'fast'")):
         optimizer.lr = "fast"
     assert optimizer.lr == 0.0
+
+
+# ----- array twins: the same trajectory on flat arrays, bit for bit -----------------------
+
+import numpy as np  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from micronet.optim import AdamArrays, SGDArrays, array_twin  # noqa: E402
+
+sgd_settings = st.fixed_dictionaries({
+    "lr": st.floats(1e-4, 2.0),
+    "momentum": st.sampled_from([0.0, 0.5, 0.9, 0.99]),
+    "weight_decay": st.sampled_from([0.0, 1e-4, 0.1]),
+}).flatmap(lambda kw: st.fixed_dictionaries({**{k: st.just(v) for k, v in kw.items()},
+                                             "nesterov": st.just(False) if kw["momentum"] == 0.0 else st.booleans()}))
+adam_settings = st.fixed_dictionaries({
+    "lr": st.floats(1e-4, 0.5),
+    "betas": st.tuples(st.sampled_from([0.0, 0.3, 0.5, 0.9]), st.sampled_from([0.0, 0.9, 0.999])),
+    "eps": st.sampled_from([1e-8, 1e-3]),
+    "weight_decay": st.sampled_from([0.0, 1e-2]),
+})
+
+
+def run_both(make, n_params, n_steps, seed):
+    """The scalar optimizer on Values and its twin on arrays, fed the same gradients and lrs."""
+    rng = random.Random(seed)
+    start = [rng.uniform(-2, 2) for _ in range(n_params)]
+    values = [Value(x) for x in start]
+    scalar, shadow = make(values), make([Value(x) for x in start])
+    twin = array_twin(shadow)
+    p = np.array(start)
+    for step in range(n_steps):
+        grads = [rng.uniform(-3, 3) * 10.0 ** rng.randint(-8, 2) for _ in range(n_params)]
+        grads[0] = 0.0  # a zero gradient too
+        lr = scalar.lr * rng.choice([1.0, 0.5, 1.5])  # a schedule may change lr between steps
+        scalar.lr = shadow.lr = lr
+        for v, g in zip(values, grads):
+            v.grad = g
+        scalar.step()
+        g = np.array(grads)
+        twin.step(p, g)
+        assert g.tolist() == grads  # the gradient array is left as it was
+        assert p.tolist() == [v.data for v in values], f"step {step}"
+    twin.store()
+    return scalar, shadow
+
+
+@settings(max_examples=40, deadline=None)
+@given(kwargs=sgd_settings, seed=st.integers(0, 10**6))
+def test_sgd_twin_trajectory_is_bit_identical(kwargs, seed):
+    scalar, shadow = run_both(lambda params: SGD(params, **kwargs), 7, 6, seed)
+    assert shadow.state_dict() == scalar.state_dict()  # momentum buffer and step count, exactly
+
+
+@settings(max_examples=40, deadline=None)
+@given(kwargs=adam_settings, seed=st.integers(0, 10**6))
+def test_adam_twin_trajectory_is_bit_identical(kwargs, seed):
+    """Both of _lerp's branches (beta1 above and below 0.5), eps and weight decay."""
+    scalar, shadow = run_both(lambda params: Adam(params, **kwargs), 7, 6, seed)
+    assert shadow.state_dict() == scalar.state_dict()
+
+
+def test_twin_store_and_load_round_trip_the_state():
+    opt = Adam([Value(1.0), Value(2.0)], lr=0.1)
+    twin = array_twin(opt)
+    assert isinstance(twin, AdamArrays) and isinstance(array_twin(SGD([Value(1.0)], lr=0.1)), SGDArrays)
+    p = np.array([1.0, 2.0])
+    twin.step(p, np.array([0.5, -0.25]))
+    assert opt.step_count == 0 and opt.exp_avg == [0.0, 0.0]  # nothing written until store
+    twin.store()
+    saved = opt.state_dict()
+    assert saved["step"] == 1 and saved["exp_avg"] != [0.0, 0.0]
+    twin.step(p, np.array([0.5, -0.25]))
+    twin.load()  # back to the stored state
+    assert twin.step_count == 1 and twin.exp_avg.tolist() == saved["exp_avg"]
+
+
+def test_sgd_twin_keeps_no_buffer_without_momentum_and_starts_one_with_it():
+    opt = SGD([Value(1.0)], lr=0.1)
+    twin = array_twin(opt)
+    twin.step(np.array([1.0]), np.array([2.0]))
+    twin.store()
+    assert opt.momentum_buffer is None and opt.step_count == 1
+    opt = SGD([Value(1.0)], lr=0.1, momentum=0.9)
+    twin = array_twin(opt)
+    twin.step(np.array([1.0]), np.array([2.0]))
+    twin.store()
+    assert opt.momentum_buffer == [2.0]  # the first gradient, as PyTorch
+
+
+def test_array_twin_refuses_other_optimizers_and_subclasses():
+    class Clipped(SGD):
+        def step(self):
+            super().step()
+
+    with pytest.raises(TypeError, match="no array twin for Clipped: compiled training supports SGD and Adam"):
+        array_twin(Clipped([Value(1.0)], lr=0.1))
+    with pytest.raises(TypeError, match="no array twin for object"):
+        array_twin(object())
