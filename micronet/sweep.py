@@ -46,7 +46,7 @@ from typing import NamedTuple
 import joblib
 import yaml
 
-from micronet.checkpoint import write_json_atomic, write_text_atomic
+from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.config import ConfigError, load_config
 from micronet.train import UsageError, new_run_dir, run, run_cli
 
@@ -254,7 +254,7 @@ def _run_point(index, config, run_dir):
         return index, run(config, run_dir)
     except Exception as e:  # noqa: BLE001 - any failure is this run's result, not the sweep's
         error = " ".join(f"{type(e).__name__}: {e}".split())
-        (run_dir / "traceback.txt").write_text(traceback.format_exc())
+        write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
         return index, _record_failure(run_dir, error)
 
 
@@ -625,12 +625,7 @@ def plot_sweep(rows, keys, path, title=None):
             loss_ax.set_yscale("log")
     if title:
         fig.suptitle(title)
-    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_figure(fig, path, dpi=100)  # atomically, never through a symlink
 
 
 def _cell(value, digits):

@@ -173,12 +173,9 @@ def test_the_temporary_names_are_the_ones_removed_as_stale(tmp_path, monkeypatch
     assert len(seen) == 1 and files._TEMPORARY.fullmatch(seen[0])
 
 
-# Writes that do not go through micronet.files yet, each with its reason. The
-# sweep branch owns sweep.py; graph.py's `dot -o` output already goes to a
-# fresh temporary that is renamed into place.
+# Writes that do not go through micronet.files, each with its reason.
 NOT_YET_THROUGH_THE_WRITER = {
-    ("sweep.py", "write_text"): "traceback.txt of a failed sweep point (the sweep branch)",
-    ("sweep.py", "savefig"): "sweep.png via its own temporary name (the sweep branch)",
+    ("sweep.py", "write_text"): "the shared-storage probe: small files whose plain write is the thing being tested",
     ("graph.py", "open"): "render(): its own exclusive temporary, renamed into place",
 }
 
