@@ -446,11 +446,11 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"
 def test_every_shipped_config_agrees_with_eager_to_1e_12(path):
     """At the initial weights and after 30 compiled training steps: outputs, losses and gradients on 64 rows."""
     from micronet.config import load_config
-    from micronet.data import prepare_data
     from micronet.loop import config_loss, new_state
+    from micronet.train import load_run_data
 
     config = load_config(path)
-    data = prepare_data(config.dataset, config.seed)
+    data = load_run_data(config)
     state = new_state(config, data)
     loss = config_loss(config)
     compiled = compile_model(state.model, data.feature_count, loss)
