@@ -123,20 +123,6 @@ def test_append_text_appends_and_refuses_a_symlink(tmp_path, victim):
     assert victim.read_text() == "precious\n"
 
 
-@pytest.fixture
-def deadline():
-    """Fail, rather than hang, a check that blocks (a FIFO waiting for a writer)."""
-
-    def expire(signum, frame):
-        raise TimeoutError("blocked: the check did not refuse at once")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 def test_reading_refuses_a_fifo_a_device_and_a_directory_before_reading(tmp_path, deadline):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)

@@ -1464,20 +1464,6 @@ def test_an_unexpected_error_is_one_line_and_exit_1(capsys, error):
 # ----- regular files only, and a size limit on configs ------------------------------------
 
 
-@pytest.fixture
-def deadline():
-    """Fail, rather than hang, a check that blocks (a FIFO waiting for a writer)."""
-
-    def expire(signum, frame):
-        raise TimeoutError("blocked: the file was not refused at once")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(30)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 def _fifo(directory):
     path = Path(directory) / "fifo"
     os.mkfifo(path)
