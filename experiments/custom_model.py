@@ -1,11 +1,11 @@
-"""A model that is not an MLP, trained with the library's own loop.
+"""A model that is not an MLP, trained in one call with `micronet.fit`.
 
 A small residual network on concentric circles: an input layer, two
 residual blocks (h + tanh(W h + b)) and a linear head, all built from
-micronet Layers and Values. It trains with `micronet.train.fit`, the loop
-behind the CLI, and the compiled executor runs it (the skip connections are
-replayed node by node, the layers as array operations); the eager engine
-gives the same numbers, which the script checks on the first batch.
+micronet Layers and Values. `micronet.fit` trains it with the loop behind
+the CLI, a validation split and early stopping; the compiled executor runs
+it (the skip connections node by node, the layers as array operations), and
+the script first checks that its gradients are the eager engine's.
 
     python experiments/custom_model.py
 """
@@ -14,13 +14,16 @@ import random
 import sys
 import time
 
+import numpy as np
+from sklearn.datasets import make_circles
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import micronet
 from micronet.compile import compile_model
-from micronet.config import parse_config
-from micronet.data import prepare_data
 from micronet.losses import cross_entropy
+from micronet.loop import EagerExecutor
 from micronet.nn import Layer, Module
-from micronet.optim import SGD, CosineSchedule
-from micronet.train import EagerExecutor, TrainState, fit
 
 
 class ResidualNet(Module):
@@ -39,43 +42,36 @@ class ResidualNet(Module):
         return self.head(h)
 
 
-def main():
-    config = parse_config(
-        {
-            "seed": 0,
-            "dataset": {"name": "circles", "n_samples": 400, "noise": 0.08},
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "schedule": {"name": "cosine"}},
-            "training": {"epochs": 60, "batch_size": 32},
-        }
-    )
-    data = prepare_data(config.dataset, config.seed)
-    model = ResidualNet(data.feature_count, 12, data.n_classes, seed=config.seed)
-    optimizer = SGD(model.parameters(), **config.optimizer.params())
-    schedule = CosineSchedule(optimizer, T_max=config.training.epochs)
-    state = TrainState(model, optimizer, schedule, random.Random(config.seed))
-    print(f"{type(model).__name__}: {len(model.parameters())} parameters")
+def gradients(model, executor, X, y):
+    model.zero_grad()
+    executor.loss_and_grad(X, y)
+    grads = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    return grads
 
-    compiled = compile_model(model, data.feature_count, cross_entropy)
-    X, y = data.X_train[:32], data.y_train[:32]
-    model.zero_grad()
-    compiled.loss_and_grad(X, y)
-    compiled_grads = [p.grad for p in model.parameters()]
-    model.zero_grad()
-    EagerExecutor(model, cross_entropy).loss_and_grad(X, y)
-    eager_grads = [p.grad for p in model.parameters()]
-    model.zero_grad()
-    worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(compiled_grads, eager_grads))
+
+def main():
+    X, y = make_circles(400, noise=0.08, factor=0.5, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    model = ResidualNet(2, 12, 2, seed=0)
+    print(model)
+
+    compiled = gradients(model, compile_model(model, 2, cross_entropy), X_train[:32], y_train[:32])
+    eager = gradients(model, EagerExecutor(model, cross_entropy), X_train[:32], y_train[:32])
+    worst = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(compiled, eager))
     print(f"compiled vs eager gradients on one batch: max relative difference {worst:.1e}")
 
+    def report(epoch, logs):
+        if epoch % 10 == 0:
+            print(f"epoch {epoch:3d}  loss {logs['loss']:.4f}  validation accuracy {logs['val_accuracy']:.3f}")
+
     started = time.perf_counter()
-
-    def report(state, row):
-        if row["epoch"] % 10 == 0:
-            print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  test accuracy {row['test_accuracy']:.3f}")
-
-    fit(config, data, state, compiled, on_epoch=report)
-    accuracy = state.history[-1]["test_accuracy"]
-    print(f"test accuracy {accuracy:.3f} after {state.epoch} epochs in {time.perf_counter() - started:.1f} s")
+    history = micronet.fit(model, X_train, y_train, epochs=100, lr=0.05, momentum=0.9, schedule="cosine",
+                           validation_split=0.2, early_stopping=10, callbacks=[report], seed=0, progress=False)
+    accuracy = float(np.mean(micronet.predict(model, X_test) == y_test))
+    print(f"{history}\ntest accuracy {accuracy:.3f} in {time.perf_counter() - started:.1f} s")
     return 0 if accuracy >= 0.9 and worst < 1e-12 else 1
 
 

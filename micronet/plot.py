@@ -165,7 +165,8 @@ def decision_boundary(
         X_test, y_test = _array("X_test", X_test, 2).astype(np.float64), _array("y_test", y_test, 1)
         if X_test.shape[1] != 2 or len(X_test) != len(y_test):
             raise ValueError(f"X_test must be (n, 2) with one label per row, got {X_test.shape} and {y_test.shape}")
-        splits.append(("test", X_test, y_test, "X"))
+        if len(X_test):  # an empty test split (a run without one) draws as no test split
+            splits.append(("test", X_test, y_test, "X"))
 
     points = np.vstack([s[1] for s in splits])
     lo, hi = points.min(axis=0), points.max(axis=0)

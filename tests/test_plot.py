@@ -554,3 +554,13 @@ def test_plot_history_of_a_regression_run_draws_loss_and_r2(tmp_path, figures):
     plot_history(rows, tmp_path / "loss.png")
     (fig,) = figures
     assert [ax.get_title() for ax in fig.axes] == ["Loss", "R²"]
+
+
+def test_an_empty_test_split_draws_as_none_without_warnings():
+    import warnings
+
+    X, y = moons_like()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = plot.decision_boundary(MLP(2, [4, 2], seed=0), X, y, X_test=X[:0], y_test=y[:0], resolution=20)
+    assert ax.get_title().splitlines()[-1].startswith("accuracy ")
