@@ -5,6 +5,8 @@ test also records the Figure objects the functions build, to read the
 numbers and labels that were drawn.
 """
 
+import sys
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -13,6 +15,15 @@ from micronet import plot
 from micronet.plot import class_colors, plot_confusion_matrix, plot_decision_boundary, plot_history
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+
+@pytest.fixture(autouse=True)
+def close_pyplot_figures():
+    """Once a test imports pyplot, plots without ax= open pyplot figures (as in a notebook): close them."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 def read_png(path):
