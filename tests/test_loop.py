@@ -413,3 +413,35 @@ def test_a_cosine_schedule_spans_the_run_when_built_by_name(moons):
     opt = SGD(MLP(2, [4, 2], seed=0).parameters(), lr=0.1)
     reference = CosineSchedule(opt, T_max=5)
     assert history.history["lr"] == [reference.lr_at(t) for t in range(5)]
+
+
+# ----- regression through micronet.fit -----------------------------------------------------
+
+
+def test_fit_with_a_regression_loss_fits_a_curve_and_logs_mae_and_r2():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-np.pi, np.pi, size=(200, 1))
+    y = np.sin(X[:, 0]) + rng.normal(0, 0.05, size=200)
+    model = MLP(1, [16, 16, 1], activation="tanh", seed=0)
+    history = micronet.fit(model, X, y, loss="mse", optimizer="adam", lr=0.02, epochs=100, validation_split=0.2,
+                           seed=0, progress=False)
+    assert set(history.history) == {"loss", "mae", "r2", "val_loss", "val_mae", "val_r2", "lr"}
+    assert history.history["val_r2"][-1] > 0.95
+    predicted = micronet.predict(model, X, task="regression")
+    assert predicted.shape == (200,) and np.mean(np.abs(predicted - y)) < 0.15
+
+
+@pytest.mark.parametrize("loss", ["l1", "huber"])
+def test_fit_fits_several_targets_with_any_regression_loss(loss):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 3))
+    Y = np.column_stack([X @ [1.0, -2.0, 0.5], X[:, 0] - X[:, 2]])
+    model = micronet.Layer(3, 2, activation="linear", seed=0)  # a linear model: the targets are linear
+    history = micronet.fit(model, X, Y, loss=loss, optimizer="adam", lr=0.05, epochs=80, seed=0, progress=False)
+    assert history.history["r2"][-1] > 0.95
+
+
+def test_a_regression_target_of_the_wrong_width_is_named():
+    X, Y = np.zeros((10, 2)), np.zeros((10, 3))
+    with pytest.raises(ValueError, match=r"y has 3 target column\(s\), but the model has 1 outputs"):
+        micronet.fit(MLP(2, [1], seed=0), X, Y, loss="mse", progress=False)
