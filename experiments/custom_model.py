@@ -71,7 +71,8 @@ def main():
 
     def report(state, row):
         if row["epoch"] % 10 == 0:
-            print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  test accuracy {row['test_accuracy']:.3f}")
+            print(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
+                  f"test accuracy {row['test_accuracy']:.3f}")
 
     fit(config, data, state, compiled, on_epoch=report)
     accuracy = state.history[-1]["test_accuracy"]

@@ -27,7 +27,7 @@ _LAZY = {
     "predict_proba": "micronet.predict",
     "Predictor": "micronet.predict",
 }
-__all__ += [*_LAZY, "predict"]
+__all__ += [*_LAZY, "predict"]  # noqa: F822 - `__getattr__` below provides them
 
 
 def __getattr__(name):

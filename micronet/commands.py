@@ -10,7 +10,6 @@ import argparse
 import importlib
 import os
 import signal
-import sys
 
 __all__ = ["CommandParser", "program_name", "starting", "train", "sweep", "predict", "graph", "playground"]
 

@@ -21,10 +21,10 @@ import math
 import numbers
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -668,7 +668,7 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(_one_line(f"{source}: {what}{where}")) from None
     except RecursionError:
         raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
-    except Exception as e:  # PyYAML's scalar constructors raise plain ValueError etc. (`!!float x`)
+    except Exception as e:  # noqa: BLE001 - PyYAML's scalar constructors raise plain ValueError etc. (`!!float x`)
         detail = _one_line(f"{type(e).__name__}: {e}")
         detail = detail if len(detail) <= 120 else detail[:117] + "..."
         raise ConfigError(f"{source}: malformed YAML: {detail}") from None

@@ -15,10 +15,11 @@ import csv
 import math
 import random
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -367,7 +368,8 @@ def _read_csv(path, target):
                 raise DataError(f"{where}: column {column!r} at line {line} is not finite: {cell!r}")
             values.append(x)
         features.append(values)
-    return np.array(features, dtype=np.float64), np.array(_label_values(labels)), None, [h for h in header if h != target]
+    feature_names = [h for h in header if h != target]
+    return np.array(features, dtype=np.float64), np.array(_label_values(labels)), None, feature_names
 
 
 # ----- split, standardise, batch ----------------------------------------------
@@ -585,4 +587,3 @@ def _scaled(scaler, A, what):
             "split's range); the data, not the learning rate, is the problem"
         )
     return Z
-

@@ -22,8 +22,9 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -302,7 +303,7 @@ class Plan:
     step_schedule: bool = False  # advance the lr schedule per optimizer step (else per epoch)
 
     @classmethod
-    def from_config(cls, config) -> "Plan":
+    def from_config(cls, config) -> Plan:
         """The plan of a validated `RunConfig`."""
         training = config.training
         return cls(
@@ -365,7 +366,9 @@ class TrainState:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"the checkpoint's epoch must be an int >= 0, got {epoch!r}")
         if (stopping is None) != (self.stopper is None):
-            raise ValueError("the checkpoint's early-stopping state does not match the config's training.early_stopping")
+            raise ValueError(
+                "the checkpoint's early-stopping state does not match the config's training.early_stopping"
+            )
         if self.stopper is not None:
             self.stopper.load_state_dict(stopping)
         self.epoch, self.stopped_early = epoch, stopped is True
@@ -477,7 +480,8 @@ def run_epochs(
     callbacks = list(callbacks)
     stepper = _stepper(executor, state.optimizer)
     splits = [("train", data.X_train, data.y_train)]
-    splits += [(name, X, y) for name, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)) if len(y)]
+    held_out = (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test))
+    splits += [(name, X, y) for name, X, y in held_out if len(y)]
     n = len(data.y_train)
     first = plan.epochs + 1 if state.stopped_early else state.epoch + 1  # a stopped run is over
     try:
@@ -695,7 +699,8 @@ def _check_xy(x_name, y_name, X, y, task):
     if task == "classification":
         if y.ndim != 1:
             raise ValueError(f"{y_name} must be 1-d class indices for classification, got shape {y.shape}")
-        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        whole_floats = y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        if y.dtype.kind not in "iu" and not whole_floats:
             raise ValueError(f"{y_name} must hold integer class indices 0..k-1, got dtype {y.dtype}")
         y = y.astype(np.int64)
         if y.min() < 0:
@@ -764,7 +769,9 @@ def _optimizer(model, optimizer, options):
         raise TypeError(f"fit() got unexpected keyword argument(s) {', '.join(unknown)}")
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optimizer instance, got {optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optimizer instance, got {optimizer!r}"
+            )
         if optimizer == "sgd":
             options = {"lr": 0.1, **options}
         return OPTIMIZERS[optimizer](model.parameters(), **options)

@@ -117,7 +117,9 @@ def _differences(name, outputs, targets):
     if isinstance(targets, Value) or _is_real(targets):
         targets = [targets]
     elif isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
-        raise TypeError(f"{name} targets must be a number or a sequence of numbers, got {type(targets).__name__}: {targets!r}")
+        raise TypeError(
+            f"{name} targets must be a number or a sequence of numbers, got {type(targets).__name__}: {targets!r}"
+        )
     if len(targets) != len(outputs):
         raise ValueError(f"{name} needs as many targets as outputs, got {len(targets)} and {len(outputs)}")
     for t in targets:
@@ -172,7 +174,9 @@ class Loss:
         return self.function(outputs, target, **self.options)
 
     def __eq__(self, other):
-        return isinstance(other, Loss) and (self.name, self.task, self.options) == (other.name, other.task, other.options)
+        if not isinstance(other, Loss):
+            return False
+        return (self.name, self.task, self.options) == (other.name, other.task, other.options)
 
     def __hash__(self):
         return hash((self.name, self.task, tuple(sorted(self.options.items()))))

@@ -73,7 +73,9 @@ class Module:
                 raise KeyError(f"state_dict is missing {name!r}")
         for name in state:
             if name not in entries:
-                raise KeyError(f"state_dict has unexpected entry {name!r} (expected names like {next(iter(entries))!r})")
+                raise KeyError(
+                    f"state_dict has unexpected entry {name!r} (expected names like {next(iter(entries))!r})"
+                )
         updates = []
         for name, entry in entries.items():
             given = state[name]
@@ -248,7 +250,8 @@ class MLP(Module):
         return x
 
     def __repr__(self):
-        sizes = " -> ".join(str(s) for s in [len(self.layers[0].neurons[0].w)] + [len(l.neurons) for l in self.layers])
+        widths = [len(self.layers[0].neurons[0].w)] + [len(layer.neurons) for layer in self.layers]
+        sizes = " -> ".join(str(s) for s in widths)
         return f"MLP({sizes}, activation={self.activation!r}, parameters={len(self.parameters())})"
 
 
@@ -256,6 +259,8 @@ def _check_length(module, expected, x):
     try:
         n = len(x)
     except TypeError:
-        raise TypeError(f"{type(module).__name__} expects a sequence of {expected} numbers or Values, got {type(x).__name__}") from None
+        raise TypeError(
+            f"{type(module).__name__} expects a sequence of {expected} numbers or Values, got {type(x).__name__}"
+        ) from None
     if n != expected:
         raise ValueError(f"{type(module).__name__} expects {expected} inputs, got {n}")

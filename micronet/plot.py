@@ -487,7 +487,8 @@ def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None) -> 
 
 def plot_predictions(y_true, y_pred, path) -> Path:
     """predictions.png: `predicted_vs_true` on the test split."""
-    return save_figure(predicted_vs_true(y_true, y_pred, _new_axes(5.0, 5.0, standalone=True), title="Test split"), path)
+    ax = predicted_vs_true(y_true, y_pred, _new_axes(5.0, 5.0, standalone=True), title="Test split")
+    return save_figure(ax, path)
 
 
 def plot_fit(predict, X, y, path, true_function=None) -> Path:

@@ -325,7 +325,8 @@ class RunWriter:
             task=self.data.task,
             classes=self.data.class_names,
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
-            **({} if target is None else {"target_mean": target.mean_.tolist(), "target_scale": target.scale_.tolist()}),
+            **({} if target is None else {"target_mean": target.mean_.tolist(),
+                                          "target_scale": target.scale_.tolist()}),
             feature_names=self.data.feature_names,
             training={**training, "fingerprint": self.fingerprint},
             parameters=parameters,
@@ -357,7 +358,8 @@ class RunWriter:
         """The plots this run draws, once it has an epoch."""
         data = self.data
         if data.task == "regression":
-            return ["loss.png", "predictions.png", *(["fit.png"] if data.feature_count == 1 and data.n_outputs == 1 else [])]
+            one_curve = data.feature_count == 1 and data.n_outputs == 1
+            return ["loss.png", "predictions.png", *(["fit.png"] if one_curve else [])]
         return ["loss.png", "decision_boundary.png" if data.feature_count == 2 else "confusion_matrix.png"]
 
     def plots(self, state, executor, should_stop=None):
@@ -437,7 +439,8 @@ class RunWriter:
             predict, original_targets, raw_features = self._in_original_units(executor)
             self.recorder = recorder_for(
                 "regression", raw_features(data.X_train), original_targets(data.y_train), epochs,
-                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test), true_function=self._true_curve(),
+                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test),
+                true_function=self._true_curve(),
             )
         else:
             def predict(G):

@@ -46,8 +46,8 @@ from typing import NamedTuple
 import joblib
 import yaml
 
-from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.config import ConfigError, load_config
+from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.train import UsageError, new_run_dir, run, run_cli
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
@@ -343,7 +343,9 @@ def _dask_client(cluster):
         if isinstance(cluster, distributed.Client):
             client = cluster
         elif not isinstance(cluster, str) or not cluster.strip():
-            raise UsageError(f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}")
+            raise UsageError(
+                f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}"
+            )
         else:
             address = cluster
             if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
@@ -407,7 +409,8 @@ def _probe(client, directory, token):
     try:
         answers = client.run(_probe_worker, str(directory.resolve()), token)
     except Exception as e:  # noqa: BLE001 - most likely micronet is missing on a worker
-        return f"the dask workers cannot run micronet ({' '.join(f'{type(e).__name__}: {e}'.split())}); install it there"
+        reason = " ".join(f"{type(e).__name__}: {e}".split())
+        return f"the dask workers cannot run micronet ({reason}); install it there"
     for worker, (name, problem) in sorted(answers.items()):
         if problem is None and not _holds(directory / name, token):
             problem = "wrote a probe file that cannot be read back here"

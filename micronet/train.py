@@ -30,14 +30,34 @@ from micronet.budget import config_problem, data_problem
 from micronet.checkpoint import load_checkpoint
 from micronet.commands import CommandParser, program_name
 from micronet.config import (
-    ConfigError, apply_overrides, config_reference, config_yaml, find_config, load_config, parse_config, shipped_configs,
+    ConfigError,
+    apply_overrides,
+    config_reference,
+    config_yaml,
+    find_config,
+    load_config,
+    parse_config,
+    shipped_configs,
 )
 from micronet.data import DataError, prepare_data
 from micronet.loop import (
-    Diverged, EagerExecutor, Plan, ProgressBar, config_loss, make_executor, new_state, run_epochs,
+    Diverged,
+    EagerExecutor,
+    Plan,
+    ProgressBar,
+    config_loss,
+    make_executor,
+    new_state,
+    run_epochs,
 )
 from micronet.rundir import (
-    RunWriter, UsageError, check_fingerprint, lock_run_dir, new_run_dir, read_history, start_run_dir,
+    RunWriter,
+    UsageError,
+    check_fingerprint,
+    lock_run_dir,
+    new_run_dir,
+    read_history,
+    start_run_dir,
 )
 
 __all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir"]
@@ -84,7 +104,8 @@ def _arguments(argv, prog="micronet-train"):
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a config value: optimizer.lr=0.05")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    parser.add_argument("--animate", action="store_true", help="also write training.gif (same as training.animate=true)")
+    parser.add_argument("--animate", action="store_true",
+                        help="also write training.gif (same as training.animate=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--print-config", "--dry-run", action="store_true", dest="print_config",
                         help="print the fully resolved config (defaults and overrides applied, validated) and exit "
@@ -143,7 +164,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     state = new_state(config, data) if state is None else state
     on_disk = state.epoch  # the epoch of the checkpoint in run_dir until this run writes one
     writer = RunWriter(run_dir, config, data, resumed=resumed)
-    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count, warn or _note)
+    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count,
+                             warn or _note)
     if isinstance(executor, EagerExecutor):
         executor.should_stop = should_stop
     bar = ProgressBar(config.training.epochs, state.epoch, notebook=False) if progress else None
@@ -382,7 +404,8 @@ def _final_line(summary, task, run_dir):
     parts = []
     for split in ("train", "val", "test"):
         if summary.get(f"{split}_loss") is not None:
-            parts.append(f"{split} loss {summary[f'{split}_loss']:.4f} {scores[0]} {summary[f'{split}_{scores[1]}']:.3f}")
+            loss, score = summary[f"{split}_loss"], summary[f"{split}_{scores[1]}"]
+            parts.append(f"{split} loss {loss:.4f} {scores[0]} {score:.3f}")
     if summary.get("stopped_early"):
         parts.append(f"stopped early at epoch {summary['epochs']}, best epoch {summary['best_epoch']}")
     return " | ".join([*parts, f"{summary['seconds']:.1f}s", str(run_dir)])
@@ -447,7 +470,7 @@ def run_cli(body, argv, usage_errors):
     except KeyboardInterrupt:  # Ctrl-C before a command took over the signal
         print("interrupted", file=sys.stderr)
         return EXIT_SIGINT
-    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+    except Exception as e:  # the last line of defence: one line, no traceback
         if debug:
             raise
         what = f"{type(e).__name__}: {_one_line(e)}" if _one_line(e) else type(e).__name__

@@ -26,6 +26,6 @@ def test_python_examples_run_in_order():
     assert len(blocks) >= 4
     namespace = {}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(block, "README.md", "exec"), namespace)  # our own README
     assert namespace["loss"].data < 0.5  # the 10-line loop trained
     assert namespace["c"].grad == 1.0

@@ -29,8 +29,8 @@ import math
 import numbers
 import re
 import time
+from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Callable, Iterable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -103,8 +103,8 @@ class _CheckHost:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                response = PlainTextResponse(f"unexpected Host header; this server answers to {', '.join(sorted(self.hosts))}",
-                                             status_code=400)
+                hosts = ", ".join(sorted(self.hosts))
+                response = PlainTextResponse(f"unexpected Host header; this server answers to {hosts}", status_code=400)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -181,15 +181,17 @@ def create_app(
         sid = request.path_params["sid"]
         session = sessions.get(sid) if _SESSION_ID.fullmatch(sid) else None
         if session is None:
-            raise _Refused(404, "no such session (it may have been closed to make room for newer ones); reload the page")
+            raise _Refused(404, "no such session (it may have been closed to make room for newer ones); "
+                                "reload the page")
         return session
 
     def guarded(handler, state_changing: bool):
         async def endpoint(request: Request) -> Response:
             try:
                 if state_changing and not _same_origin(request.headers):
+                    host, origin = request.headers.get("host", ""), request.headers.get("origin")
                     raise _Refused(403, "cross-origin request refused: the Origin header must be this server's own "
-                                        f"(http://{request.headers.get('host', '')}), got {request.headers.get('origin')!r}")
+                                        f"(http://{host}), got {origin!r}")
                 return await handler(request)
             except _Refused as e:
                 return _error(e.status, str(e))

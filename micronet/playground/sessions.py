@@ -13,7 +13,7 @@ import asyncio
 import json
 import secrets
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from micronet.playground.trainer import Trainer, config_setup
 

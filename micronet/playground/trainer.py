@@ -74,7 +74,8 @@ def options() -> dict:
     return {
         "datasets": {name: DATASETS[name].task for name in DATASET_NAMES},
         "dataset_defaults": {
-            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]} for name in DATASET_NAMES
+            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}
+            for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
         "losses": {"classification": list(CLASSIFICATION_LOSSES), "regression": list(REGRESSION_LOSSES)},
@@ -92,7 +93,9 @@ def _show(value: Any) -> str:
 def _check_keys(setup: Any) -> dict:
     """The request as a dict of known sections with known keys (sections it omits take the defaults)."""
     if not isinstance(setup, Mapping):
-        raise SetupError(f"the setup must be a JSON object like {{\"dataset\": {{\"name\": \"moons\"}}}}, got {_show(setup)}")
+        raise SetupError(
+            f"the setup must be a JSON object like {{\"dataset\": {{\"name\": \"moons\"}}}}, got {_show(setup)}"
+        )
     for key, value in setup.items():
         if key not in _SETTABLE:
             raise SetupError(f"unknown setting {_show(key)}; the playground sets: {', '.join(_SETTABLE)}")
