@@ -150,6 +150,6 @@ def kernel_for(loss):
         kernel = KERNELS.get((loss.task, loss.name))
         return None if kernel is None else functools.partial(kernel, **loss.options)
     try:
-        return KERNELS.get(BUILTIN_FUNCTIONS.get(loss))
+        return KERNELS.get(BUILTIN_FUNCTIONS.get(loss))  # type: ignore[arg-type]  # None finds no kernel
     except TypeError:  # an unhashable callable is no built-in
         return None

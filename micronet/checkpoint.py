@@ -226,7 +226,7 @@ def _names_problem(names, width):
 
 def load_model(path) -> MLP:
     """The MLP stored at `path`; a damaged or mismatched file raises ValueError."""
-    return load_checkpoint(path).model
+    return load_checkpoint(path).model  # type: ignore[return-value]  # load_checkpoint builds an MLP
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -314,7 +314,7 @@ def _parse(data, path):
     version = data.get("version")
     if type(version) is not int or version not in (1, VERSION):
         fail(f"version {version!r} is not supported (this micronet reads versions 1 and {VERSION})")
-    required = ("architecture", "parameters", "classes", "preprocessing")
+    required: tuple[str, ...] = ("architecture", "parameters", "classes", "preprocessing")
     if version >= 2:
         required = ("task", *required, "target_preprocessing")
     for key in required:

@@ -445,8 +445,9 @@ class Standardizer:
     """
 
     def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None):
-        self.mean_ = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
+        # float64 arrays once fitted (or given); None before. Any: every method but fit reads them fitted.
+        self.mean_: Any = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale_: Any = None if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fit(self, X: np.ndarray) -> "Standardizer":
         """Learn each column's mean and standard deviation (ddof 0) from `X` (2-d, or 1-d: one column)."""
@@ -524,8 +525,9 @@ class PreparedData:
     class_names: list | None  # original label of class i, a plain str/int/float; None for regression
     feature_count: int  # n_features, the model's input size
     scaler: Standardizer | None  # fitted on X_train; None when standardize is off
-    X_val: np.ndarray | None = None  # the validation split (empty when not validating)
-    y_val: np.ndarray | None = None
+    # The validation split (empty when not validating): None is accepted, and __post_init__ makes it empty.
+    X_val: np.ndarray = None  # type: ignore[assignment]
+    y_val: np.ndarray = None  # type: ignore[assignment]
     task: str = "classification"
     target_scaler: Standardizer | None = None  # regression: fitted on y_train; None when off
     feature_names: list | None = None  # column names (csv and bundled sets), else None
@@ -537,7 +539,7 @@ class PreparedData:
     @property
     def n_classes(self) -> int:
         """k, the number of classes (classification only)."""
-        return len(self.class_names)
+        return len(self.class_names)  # type: ignore[arg-type]  # set for classification
 
     @property
     def n_outputs(self) -> int:

@@ -370,7 +370,7 @@ class TrainState:
                 "the checkpoint's early-stopping state does not match the config's training.early_stopping"
             )
         if self.stopper is not None:
-            self.stopper.load_state_dict(stopping)
+            self.stopper.load_state_dict(stopping)  # type: ignore[arg-type]  # both or neither, checked above
         self.epoch, self.stopped_early = epoch, stopped is True
 
 
@@ -498,7 +498,7 @@ def run_epochs(
             with _as_divergence(epoch):
                 if not plan.step_schedule:
                     state.schedule.step()
-                row = {"epoch": epoch}
+                row: dict[str, Any] = {"epoch": epoch}
                 for name, X, y in splits:
                     metrics = _evaluate(executor, data.task, X, y, data.target_scaler)
                     if not math.isfinite(metrics["loss"]):
@@ -562,7 +562,7 @@ class ProgressBar:
         if notebook and _has_widgets():
             from tqdm.auto import tqdm
         else:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[assignment]  # the plain bar, where tqdm.auto picks a widget
         self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
@@ -720,7 +720,8 @@ def _check_xy(x_name, y_name, X, y, task):
 def _unpack_validation(validation_data, task, n_features, y):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError("validation_data must be a pair (X_val, y_val)")
-    X_val, y_val = _check_xy("validation_data[0]", "validation_data[1]", *validation_data, task)
+    X_given, y_given = validation_data
+    X_val, y_val = _check_xy("validation_data[0]", "validation_data[1]", X_given, y_given, task)
     if X_val.shape[1] != n_features:
         raise ValueError(f"validation_data[0] must have {n_features} features like X, got {X_val.shape[1]}")
     if task == "regression" and y_val.shape[1:] != y.shape[1:]:

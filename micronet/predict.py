@@ -27,6 +27,7 @@ import sys
 import types
 import weakref
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ __all__ = ["Predictor", "load", "predict", "predict_proba", "main"]
 TASKS = ("classification", "regression")
 
 # model -> ((n_features, parameter ids), CompiledModel or None for eager); traced once per model and width
-_executors = weakref.WeakKeyDictionary()
+_executors: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
 
 
 # ----- bare modules ------------------------------------------------------------------

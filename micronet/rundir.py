@@ -258,7 +258,7 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.config = config
         self.data = data
-        self.columns = RunWriter.columns(config, data)
+        self.column_names = RunWriter.columns(config, data)
         self.last_good = None
         self.recorder = None  # training.gif's recorder, once start_animation is called
         self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
@@ -268,7 +268,7 @@ class RunWriter:
         self.fingerprint = fingerprint(config)
         if not resumed:
             files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
-            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns]))
+            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names]))
 
     @staticmethod
     def columns(config, data):
@@ -281,8 +281,8 @@ class RunWriter:
         Rewritten atomically, so a metrics.csv that was a symlink becomes a
         file of this run's own before any row is appended.
         """
-        rows = [[_csv_number(row[c]) for c in self.columns] for row in history]
-        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns, *rows]))
+        rows = [[_csv_number(row[c]) for c in self.column_names] for row in history]
+        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names, *rows]))
 
     def on_epoch(self, state, row):
         """After each finished epoch: its metrics row, and a checkpoint when one is due.
@@ -294,7 +294,7 @@ class RunWriter:
         resume replays the epochs past the checkpoint, which gives the same
         numbers (training is deterministic).
         """
-        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.columns]]),
+        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.column_names]]),
                           sync=False)
         self.model = state.model
         self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
@@ -345,7 +345,7 @@ class RunWriter:
             "status": status,
             **({"error": error} if error else {}),
             "epochs": state.epoch,
-            **{c: shown.get(c) for c in self.columns if c not in ("epoch", "lr", "seconds")},
+            **{c: shown.get(c) for c in self.column_names if c not in ("epoch", "lr", "seconds")},
             "best_epoch": best,
             "stopped_early": state.stopped_early,
             "seconds": sum(row["seconds"] for row in state.history),
@@ -492,7 +492,7 @@ def read_history(path, epochs, columns=METRIC_COLUMNS):
         raise ValueError(f"cannot read {path}: {e}") from None
     if header != columns:
         raise ValueError(f"{path} does not start with the header {','.join(columns)}")
-    history = []
+    history: list[dict] = []
     for line, row in enumerate(rows[:epochs], start=2):
         try:
             values = dict(zip(columns, row, strict=True))

@@ -41,7 +41,7 @@ import traceback
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import joblib
 import yaml
@@ -49,6 +49,9 @@ import yaml
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.train import UsageError, new_run_dir, run, run_cli
+
+if TYPE_CHECKING:
+    import distributed
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
@@ -103,7 +106,7 @@ def _parse_items(args):
     """[(key, [value text, ...]), ...] in command-line order."""
     if isinstance(args, str):
         raise UsageError(f"sweep arguments must be a list of KEY=V1,V2,... strings, got the string {args!r}")
-    items = []
+    items: list[tuple[str, list[str]]] = []
     for item in args:
         if not isinstance(item, str) or "=" not in item:
             raise UsageError(f"malformed sweep item {item!r}: expected KEY=V1,V2,... (or KEY=VALUE to fix one)")
@@ -157,7 +160,7 @@ def _run_name(index, width, values):
 
 
 class _Point(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the run's number; tuple.index is never called on a point
     values: dict  # {swept key: value text}
     config: object  # the validated RunConfig
     dir: Path  # its run directory
@@ -357,7 +360,7 @@ def _dask_client(cluster):
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
-            where = client.scheduler.address
+            where = client.scheduler.address  # type: ignore[union-attr]  # a client has a scheduler
             raise UsageError(f"the dask scheduler at {where} has no workers (waited {CONNECT_TIMEOUT} s)") from None
         yield client
 
@@ -450,7 +453,8 @@ def _run_on_cluster(plan, client):
     """
     from distributed import as_completed
 
-    waiting, running, finished = list(plan.points), {}, as_completed(loop=client.loop)
+    running: dict = {}
+    waiting, finished = list(plan.points), as_completed(loop=client.loop)
     token = secrets.token_hex(8)  # task keys are unique on a shared scheduler, and name the point
 
     def hand_out():
@@ -541,7 +545,7 @@ def run_sweep(
     jobs: int = 1,
     backend: str | None = None,
     progress: bool = False,
-    cluster: "str | distributed.Client | None" = None,  # noqa: F821 - distributed is optional
+    cluster: "str | distributed.Client | None" = None,  # distributed is optional: imported for type checkers only
 ) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 
@@ -603,7 +607,7 @@ def plot_sweep(rows, keys, path, title=None):
     for (acc_ax, loss_ax), key in zip(axes, keys):
         texts = list(dict.fromkeys(row[key] for row in rows))
         others = [k for k in keys if k != key]
-        series = {}
+        series: dict = {}
         for row in rows:
             series.setdefault(", ".join(f"{k}={row[k]}" for k in others) or "completed runs", []).append(row)
         for metric, ax in (("test_accuracy", acc_ax), ("test_loss", loss_ax)):

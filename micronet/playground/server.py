@@ -35,7 +35,7 @@ from importlib import resources
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from micronet.config import ConfigError
@@ -90,6 +90,8 @@ def _host_name(host: str | None) -> str | None:
 
 class _CheckHost:
     """Refuse requests whose Host header names another server: a DNS-rebinding page cannot reach us."""
+
+    sessions: Sessions  # set by create_app, for tests and the curious
 
     def __init__(self, app, hosts: Iterable[str] | None):
         self.app = app
@@ -150,7 +152,7 @@ def _speed(body: object) -> float | None:
     if speed is None:
         return None
     if isinstance(speed, bool) or not isinstance(speed, numbers.Real) or not math.isfinite(speed) \
-            or not 0 < speed <= MAX_SPEED:
+            or not 0 < speed <= MAX_SPEED:  # type: ignore[operator]  # numbers.Real compares with int
         raise _Refused(400, f"speed must be a number of epochs per second in (0, {MAX_SPEED:g}] or null, "
                             f"got {json.dumps(speed)[:40]}")
     return float(speed)
@@ -172,7 +174,7 @@ def create_app(
     idle_seconds: float = IDLE_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     reap_every: float = 15.0,
-) -> Starlette:
+) -> _CheckHost:
     """The playground as an ASGI app. `hosts`: the names a Host header may give (None: any, for a wildcard bind)."""
     sessions = Sessions(max_sessions, idle_seconds, clock)
     static = _static_files()
@@ -277,7 +279,7 @@ def create_app(
         finally:
             session.viewers -= 1
 
-    routes = [Route(path, page) for path in static]
+    routes: list[BaseRoute] = [Route(path, page) for path in static]
     routes += [
         Route("/api/options", get_options),
         Route("/api/sessions", guarded(create, True), methods=["POST"]),

@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from micronet.playground.trainer import Trainer, config_setup
 
@@ -22,6 +23,9 @@ __all__ = ["DEFAULT_SPEED", "IDLE_SECONDS", "MAX_SESSIONS", "Conflict", "Session
 MAX_SESSIONS = 8
 IDLE_SECONDS = 600.0  # a session without requests for this long stops training
 DEFAULT_SPEED = 10.0  # epochs per second while playing; None: as fast as the machine goes
+
+
+_T = TypeVar("_T")
 
 
 class Conflict(Exception):
@@ -86,7 +90,7 @@ class Session:
             out["history"] = list(trainer.history)
         return out
 
-    async def between_epochs(self, read: Callable[[Trainer], object]) -> object:
+    async def between_epochs(self, read: Callable[[Trainer], _T]) -> _T:
         """`read(trainer)` while no epoch runs, so that what it reads belongs to one epoch."""
         async with self._lock:
             return read(self.trainer)
