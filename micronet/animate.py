@@ -84,7 +84,8 @@ class TrainingRecorder:
     # ----- constructors ------------------------------------------------------------
 
     @classmethod
-    def boundary(cls, X, y, total_epochs: int, *, X_test=None, y_test=None, class_names: Sequence | None = None,
+    def boundary(cls, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+                 y_test: np.ndarray | None = None, class_names: Sequence | None = None,
                  max_frames: int = MAX_FRAMES) -> "TrainingRecorder":
         """Decision boundary frames for 2 features; `y` holds class indices 0..k-1."""
         rec = cls("boundary", total_epochs, max_frames)
@@ -100,7 +101,8 @@ class TrainingRecorder:
         return rec
 
     @classmethod
-    def fit(cls, X, y, total_epochs: int, *, X_test=None, y_test=None, true_function: Callable | None = None,
+    def fit(cls, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+            y_test: np.ndarray | None = None, true_function: Callable | None = None,
             max_frames: int = MAX_FRAMES) -> "TrainingRecorder":
         """Fitted-curve frames for a regression with one input."""
         rec = cls("fit", total_epochs, max_frames)
@@ -403,8 +405,9 @@ def _shade(probs):
     return np.round(255 * (1.0 - shade * (1.0 - colors[probs.argmax(axis=1)]))).astype(np.uint8)
 
 
-def recorder_for(task: str, X, y, total_epochs: int, *, X_test=None, y_test=None, class_names=None,
-                 true_function=None, max_frames: int = MAX_FRAMES) -> TrainingRecorder:
+def recorder_for(task: str, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+                 y_test: np.ndarray | None = None, class_names: Sequence | None = None,
+                 true_function: Callable | None = None, max_frames: int = MAX_FRAMES) -> TrainingRecorder:
     """The recorder a run needs: a boundary for 2-feature classification, a fit for 1-input regression, else curves."""
     width = np.asarray(X).reshape(len(X), -1).shape[1]
     if task == "classification" and width == 2:

@@ -28,16 +28,17 @@ cannot be replayed: tracing on several inputs detects it and refuses with
 
 import functools
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from micronet.batch_losses import kernel_for
 from micronet.engine import Value, _topological_order, make_node, unfused
-from micronet.optim import array_twin
+from micronet.optim import _Optimizer, array_twin
 
-__all__ = ["CompileError", "CompiledModel", "TrainingSession", "compile_model"]
+__all__ = ["CompileError", "CompiledModel", "TrainingSession", "Traceable", "compile_model"]
 
 CHUNK = 4096  # rows per forward chunk when only predicting: bounds the temporaries of a large grid
 # BLAS threads during the executor's calls. Its matrices are small (a layer
@@ -759,6 +760,14 @@ def _blas_libraries():
     return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
+class Traceable(Protocol):
+    """What compiles: a callable from a list of Values to Values (a list of them, or one), and its parameters."""
+
+    def __call__(self, x: list[Value], /) -> Any: ...
+
+    def parameters(self) -> list[Value]: ...
+
+
 class CompiledModel:
     """A model (and optionally a loss) as fixed batch programs over NumPy arrays.
 
@@ -770,7 +779,8 @@ class CompiledModel:
 
     name = "compiled"
 
-    def __init__(self, model, n_inputs, loss=None, examples=None):
+    def __init__(self, model: Traceable, n_inputs: int, loss: Callable[..., Value] | None = None,
+                 examples: Sequence[Sequence[float]] | np.ndarray | None = None) -> None:
         self.model = model
         self.params = model.parameters()
         self.loss = loss
@@ -782,7 +792,7 @@ class CompiledModel:
         self.n_outputs = len(self.program.outputs)
         # (logits, y, seed) -> (losses, seed * d(loss)/d(logits)); None until a loss is given (_need_loss checks)
         self._loss: Any = None if loss is None else kernel_for(loss) or _CustomLoss(loss, self.n_outputs)
-        self._session = None  # the live TrainingSession, whose arrays hold the parameters
+        self._session: TrainingSession | None = None  # the live TrainingSession, whose arrays hold the parameters
 
     def _parameters(self):
         """The newest parameters: a session's arrays while it has unsynced steps, else the Values."""
@@ -792,7 +802,7 @@ class CompiledModel:
         return np.array([p.data for p in self.params], dtype=float)
 
     @_quietly
-    def logits(self, X):
+    def logits(self, X: ArrayLike) -> np.ndarray:
         """Model outputs for every row of X, in chunks so large grids fit in memory."""
         X = np.asarray(X, dtype=float)
         p = self._parameters()
@@ -805,7 +815,7 @@ class CompiledModel:
         return np.vstack(parts) if parts else np.zeros((0, self.n_outputs))
 
     @_quietly
-    def evaluate(self, X, y):
+    def evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """(per-sample losses, logits) for rows X with targets y."""
         self._need_loss()
         logits = self.logits(X)
@@ -813,7 +823,7 @@ class CompiledModel:
         return losses, logits
 
     @_quietly
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike) -> float:
         """Mean loss over the batch; its gradient is added into the parameters' grads."""
         pgrad = np.zeros(len(self.params))
         loss = self._loss_and_grad(np.asarray(X, dtype=float), np.asarray(y), self._parameters(), pgrad)
@@ -837,7 +847,7 @@ class CompiledModel:
         if self._loss is None:
             raise ValueError("this model was compiled without a loss: compile_model(model, n_inputs, loss)")
 
-    def training_session(self, optimizer):
+    def training_session(self, optimizer: _Optimizer) -> "TrainingSession":
         """Train on flat arrays: see `TrainingSession`. Raises CompileError for an optimizer without an array twin."""
         return TrainingSession(self, optimizer)
 
@@ -864,7 +874,7 @@ class TrainingSession:
     `close()` syncs and detaches the session (so does leaving a `with` block).
     """
 
-    def __init__(self, compiled: CompiledModel, optimizer):
+    def __init__(self, compiled: CompiledModel, optimizer: _Optimizer) -> None:
         params = list(getattr(optimizer, "params", ()))
         if len(params) != len(compiled.params) or any(a is not b for a, b in zip(params, compiled.params)):
             raise ValueError("the optimizer must hold the compiled model's parameters, in model.parameters() order")
@@ -882,7 +892,7 @@ class TrainingSession:
         compiled._session = self
 
     @_quietly
-    def step(self, X, y) -> float:
+    def step(self, X: ArrayLike, y: ArrayLike) -> float:
         """One training step on a batch; returns its mean loss.
 
         Raises FloatingPointError before the update when the loss or a
@@ -921,10 +931,10 @@ class TrainingSession:
         if self.compiled._session is self:
             self.compiled._session = None
 
-    def __enter__(self):
+    def __enter__(self) -> "TrainingSession":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -932,6 +942,7 @@ def _first_non_finite(a):
     return float(a[~np.isfinite(a)][0])
 
 
-def compile_model(model, n_inputs, loss=None, examples=None):
+def compile_model(model: Traceable, n_inputs: int, loss: Callable[..., Value] | None = None,
+                  examples: Sequence[Sequence[float]] | np.ndarray | None = None) -> CompiledModel:
     """Trace `model` (and `loss(logits, target)`) into a CompiledModel, or raise CompileError."""
     return CompiledModel(model, n_inputs, loss, examples)

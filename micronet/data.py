@@ -376,7 +376,8 @@ def _read_csv(path, target):
 
 
 def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: bool = True,
-          size_key: str = "dataset.test_size", count_key: str = "dataset.n_samples") -> tuple:
+          size_key: str = "dataset.test_size",
+          count_key: str = "dataset.n_samples") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`(X_train, X_test, y_train, y_test)`, stratified by class unless told not to.
 
     Checked first: scikit-learn needs every class to have two members and
@@ -415,7 +416,7 @@ def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: b
 
 
 def split_validation(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool = True,
-                     name: str = "training.validation_split") -> tuple:
+                     name: str = "training.validation_split") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`(X_train, y_train, X_val, y_val)`: a seeded draw of `fraction` of the rows held out for validation.
 
     Stratified by class for classification, so a data set sorted by class
@@ -444,7 +445,7 @@ class Standardizer:
     finite even where x - mean itself would overflow.
     """
 
-    def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None):
+    def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None) -> None:
         # float64 arrays once fitted (or given); None before. Any: every method but fit reads them fitted.
         self.mean_: Any = None if mean is None else np.asarray(mean, dtype=np.float64)
         self.scale_: Any = None if scale is None else np.asarray(scale, dtype=np.float64)
@@ -532,7 +533,7 @@ class PreparedData:
     target_scaler: Standardizer | None = None  # regression: fitted on y_train; None when off
     feature_names: list | None = None  # column names (csv and bundled sets), else None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.X_val is None:
             self.X_val, self.y_val = self.X_train[:0], self.y_train[:0]
 

@@ -38,6 +38,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +129,7 @@ def _parse_items(args):
     return items
 
 
-def parse_sweep_args(args):
+def parse_sweep_args(args: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """(swept keys, one override list per run) for `key=v1,v2,...` items.
 
     An item with one value is a fixed override in every run. The runs are the
@@ -385,7 +386,7 @@ def _local_cluster(spec):
         )  # fmt: skip
 
 
-def dask_setup(worker) -> None:
+def dask_setup(worker: object) -> None:
     """Run by dask in each worker of a `local:N` cluster (its preload): leave Ctrl-C to the sweep.
 
     The workers share the terminal's process group, so Ctrl-C reaches them
@@ -593,7 +594,8 @@ def _axis(ax, key, texts):
     return dict(zip(texts, numbers))
 
 
-def plot_sweep(rows, keys, path, title=None):
+def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.PathLike[str],
+               title: str | None = None) -> None:
     """Final test accuracy and test loss against each swept key: one row of two panels per key.
 
     Runs that share the other keys' values form one line. A run that did not
@@ -641,7 +643,7 @@ def _cell(value, digits):
     return f"{float(value):.{digits}f}" if digits else str(value)
 
 
-def format_table(rows, keys):
+def format_table(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
     """A compact text table of the runs: index, swept values, status, final metrics, errors."""
     columns = [("#", "index", 0), *((k, k, 0) for k in keys), ("status", "status", 0)]
     columns += [("train loss", "train_loss", 4), ("test loss", "test_loss", 4), ("test acc", "test_accuracy", 3)]
@@ -727,7 +729,7 @@ def _sweep(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m micronet.sweep`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     return run_cli(lambda args: _sweep(_arguments(args)), argv, (UsageError, ConfigError))

@@ -20,7 +20,9 @@ if __name__ == "__main__":
 
 import argparse
 import json
+import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ from micronet.checkpoint import load_checkpoint
 from micronet.commands import CommandParser, program_name
 from micronet.config import (
     ConfigError,
+    RunConfig,
     apply_overrides,
     config_reference,
     config_yaml,
@@ -39,12 +42,13 @@ from micronet.config import (
     parse_config,
     shipped_configs,
 )
-from micronet.data import DataError, prepare_data
+from micronet.data import DataError, PreparedData, prepare_data
 from micronet.loop import (
     Diverged,
     EagerExecutor,
     Plan,
     ProgressBar,
+    TrainState,
     config_loss,
     make_executor,
     new_state,
@@ -65,7 +69,7 @@ __all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130, 143
 
 
-def load_run_data(config):
+def load_run_data(config: RunConfig) -> PreparedData:
     """The prepared data a config trains on, checked against micronet.budget before a model is built."""
     data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
     problem = data_problem(config, len(data.y_train) + len(data.y_val) + len(data.y_test), data.feature_count,
@@ -148,7 +152,9 @@ class _StopFlag:
         return EXIT_SIGTERM if self.signal == signal.SIGTERM else EXIT_SIGINT
 
 
-def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False, should_stop=None, warn=None):
+def run(config: RunConfig, run_dir: str | os.PathLike[str], *, data: PreparedData | None = None,
+        state: TrainState | None = None, resumed: bool = False, progress: bool = False,
+        should_stop: Callable[[], bool] | None = None, warn: Callable[[str], object] | None = None) -> dict:
     """Train `config` into the existing directory `run_dir`; return the summary dict.
 
     The library form of the CLI (the sweep runs it once per point): every
@@ -448,7 +454,8 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
-def run_cli(body, argv, usage_errors):
+def run_cli(body: Callable[[list[str]], int], argv: list[str],
+            usage_errors: type[Exception] | tuple[type[Exception], ...]) -> int:
     """Run a command-line `body(argv)` the way every micronet command ends.
 
     `usage_errors` (and KeyboardInterrupt) become one `error:` line and exit
@@ -478,7 +485,7 @@ def run_cli(body, argv, usage_errors):
         return EXIT_FAILED
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-train` and `python -m micronet.train`; returns the exit status."""
     prog = program_name("train", sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else argv

@@ -72,7 +72,7 @@ def _allowed_hosts(host: str) -> list[str] | None:
     return [*LOOPBACK_HOSTS, f"[{bare}]" if address.version == 6 else bare]
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-playground`; returns the exit status."""
     args = _arguments(sys.argv[1:] if argv is None else argv)
     try:

@@ -35,7 +35,7 @@ class Conflict(Exception):
 class Session:
     """One browser tab's trainer, with play/pause/step/replace as coroutines."""
 
-    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float]):
+    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float]) -> None:
         self.id = sid
         self.trainer = trainer
         self.version = 0  # bumped whenever the trainer is replaced (new setup, reset)
@@ -193,7 +193,7 @@ class Sessions:
     """At most `limit` sessions; a new one evicts the one idle longest; idle ones stop training."""
 
     def __init__(self, limit: int = MAX_SESSIONS, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.idle_seconds = idle_seconds
         self.clock = clock

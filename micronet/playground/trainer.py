@@ -198,7 +198,7 @@ class Trainer:
     ended, so drawing never reads a model that is half-way through a step.
     """
 
-    def __init__(self, config: RunConfig, data: PreparedData | None = None):
+    def __init__(self, config: RunConfig, data: PreparedData | None = None) -> None:
         self.config = config
         if data is None:  # the playground's own limits keep far inside micronet.budget's, so no check here
             data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
