@@ -527,8 +527,8 @@ class PreparedData:
     feature_count: int  # n_features, the model's input size
     scaler: Standardizer | None  # fitted on X_train; None when standardize is off
     # The validation split (empty when not validating): None is accepted, and __post_init__ makes it empty.
-    X_val: np.ndarray = None  # type: ignore[assignment]
-    y_val: np.ndarray = None  # type: ignore[assignment]
+    X_val: np.ndarray = None  # type: ignore[assignment]  # made an array after init
+    y_val: np.ndarray = None  # type: ignore[assignment]  # made an array after init
     task: str = "classification"
     target_scaler: Standardizer | None = None  # regression: fitted on y_train; None when off
     feature_names: list | None = None  # column names (csv and bundled sets), else None

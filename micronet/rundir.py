@@ -173,7 +173,7 @@ def lock_run_dir(run_dir: str | os.PathLike[str], create: bool = True, record: b
 def _record(lock: RunLock) -> None:
     """Write this process's PID into the lock file, for anyone refused the lock to name."""
     os.ftruncate(lock.fd, 0)  # type: ignore[arg-type]  # a lock just taken holds its descriptor
-    os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)  # type: ignore[arg-type]
+    os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)  # type: ignore[arg-type]  # as above
 
 
 def start_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> tuple[Path, RunLock]:

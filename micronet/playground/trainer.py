@@ -74,7 +74,7 @@ def options() -> dict:
     return {
         "datasets": {name: DATASETS[name].task for name in DATASET_NAMES},
         "dataset_defaults": {
-            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]
+            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]  # a tuple
             for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
@@ -124,7 +124,7 @@ def _check_limits(setup: dict) -> None:
         if len(hidden) > MAX_LAYERS:
             raise SetupError(f"model.hidden must have at most {MAX_LAYERS} layers in the playground, got {len(hidden)}")
         for i, width in enumerate(hidden):
-            if isinstance(width, numbers.Real) and not isinstance(width, bool) and width > MAX_WIDTH:  # type: ignore[operator]
+            if isinstance(width, numbers.Real) and not isinstance(width, bool) and width > MAX_WIDTH:  # type: ignore[operator]  # Real vs int
                 raise SetupError(f"model.hidden[{i}] must be at most {MAX_WIDTH} in the playground, got {_show(width)}")
 
 
