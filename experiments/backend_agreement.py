@@ -37,7 +37,8 @@ def train(path, backend):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="moons,circles,blobs,iris,wine,breast_cancer", help="comma-separated config names")
+    parser.add_argument("--configs", default="moons,circles,blobs,iris,wine,breast_cancer",
+                        help="comma-separated config names")
     args = parser.parse_args(argv)
     print(f"{'config':<15}{'metrics max |diff|':>20}{'params max rel diff':>22}{'compiled s':>12}{'eager s':>10}")
     worst = 0.0

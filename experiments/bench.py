@@ -294,7 +294,7 @@ def moons_micrograd(layers, params, X, y):
         scores = list(map(model, inputs))
         losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
         data_loss = sum(losses) * (1.0 / len(losses))
-        reg_loss = L2 * sum((p * p for p in model.parameters()))
+        reg_loss = L2 * sum(p * p for p in model.parameters())
         total_loss = data_loss + reg_loss
         model.zero_grad()
         total_loss.backward()
@@ -661,7 +661,8 @@ SCALE = {
     "numpy": scale_numpy,
     "torch": scale_torch,
 }
-SCALE_NOTE = "an epoch on Values takes minutes (micrograd's and micronet eager's): their gradients are checked, not timed"
+SCALE_NOTE = ("an epoch on Values takes minutes (micrograd's and micronet eager's): "
+              "their gradients are checked, not timed")
 
 
 # ----- timing -------------------------------------------------------------------------
@@ -804,7 +805,8 @@ def check_close(workload, what, got, expected):
     """A check record: `got` within REL_LIMIT of `expected`, entry by entry."""
     rel = relative_difference(got, expected)
     ok = rel <= REL_LIMIT
-    return {"workload": workload, "what": what, "ok": ok, "detail": f"max relative difference {rel:.1e} (limit {REL_LIMIT:.0e})", "value": rel}
+    detail = f"max relative difference {rel:.1e} (limit {REL_LIMIT:.0e})"
+    return {"workload": workload, "what": what, "ok": ok, "detail": detail, "value": rel}
 
 
 def compare_to_eager(workload, results, skip=(), reference="micronet-eager"):
@@ -833,7 +835,8 @@ def bench_training(workload, title, factories, args, config, engines, progress):
         for name, (step, _) in runners.items()
     }
     times = time_interleaved(units)
-    return {"title": title, "unit": "training step", "engines": {n: summarise(t) for n, t in times.items()}, "checks": checks, "notes": {}}
+    summaries = {n: summarise(t) for n, t in times.items()}
+    return {"title": title, "unit": "training step", "engines": summaries, "checks": checks, "notes": {}}
 
 
 def bench_moons(config, engines, progress):
@@ -843,7 +846,8 @@ def bench_moons(config, engines, progress):
     title = "(a) micrograd demo step: moons 100, MLP 2-16-16-1, mean hinge + 1e-4 L2, full batch, SGD"
     result = bench_training("a", title, MOONS, (MOONS_LAYERS, params, X, y), config, engines, progress)
     if "micronet-compiled" in engines:
-        result["notes"]["micronet-compiled"] = "the L2 term is SGD weight_decay=2e-4: the same gradient 2e-4*p, added in another order"
+        result["notes"]["micronet-compiled"] = ("the L2 term is SGD weight_decay=2e-4: "
+                                                "the same gradient 2e-4*p, added in another order")
     return result
 
 
@@ -879,11 +883,13 @@ def bench_grid(config, engines, progress):
     progress(f"(c) timing {', '.join(predicts)}")
     slow = SLOW | {"micronet-eager"}  # eager takes seconds for 40,000 points
     units = {
-        name: Unit(lambda k, p=predict: p(), config.slow_repeats if name in slow else config.repeats, name != "micrograd-nogc", config.warmup)
+        name: Unit(lambda k, p=predict: p(), config.slow_repeats if name in slow else config.repeats,
+                   name != "micrograd-nogc", config.warmup)
         for name, predict in predicts.items()
     }
     times = time_interleaved(units)
-    title = f"(c) inference: moons model over a {config.grid_size}x{config.grid_size} grid ({len(points):,} points), forward only"
+    title = (f"(c) inference: moons model over a {config.grid_size}x{config.grid_size} grid "
+             f"({len(points):,} points), forward only")
     result = {"title": title, "unit": f"pass over {len(points):,} points", "engines": {}, "checks": checks, "notes": {}}
     for name, t in times.items():
         result["engines"][name] = summarise(t, scale if name in SLOW else 1.0)
@@ -936,7 +942,8 @@ def bench_growth(config, engines, progress):
             medians[(name, n, width)] = statistics.median(cpu for cpu, _ in times)
         del units
     growth = {}
-    for axis, sizes, key in (("samples", config.growth_samples, lambda s: (s, 16)), ("width", config.growth_widths, lambda s: (100, s))):
+    axes = (("samples", config.growth_samples, lambda s: (s, 16)), ("width", config.growth_widths, lambda s: (100, s)))
+    for axis, sizes, key in axes:
         table = {}
         for name in engines:
             seconds = [medians.get((name, *key(s))) for s in sizes]
@@ -955,11 +962,13 @@ def bench_scale(config, engines, progress):
     checks = compare_to_eager("d", {name: without_gc(gradient) for name, (_, gradient) in runners.items()})
     timed = {name: epoch for name, (epoch, _) in runners.items() if epoch is not None}
     progress(f"(d) timing {', '.join(timed)}")
-    times = time_interleaved({name: Unit(epoch, config.scale_repeats, warmup=config.warmup) for name, epoch in timed.items()})
+    times = time_interleaved({name: Unit(epoch, config.scale_repeats, warmup=config.warmup)
+                              for name, epoch in timed.items()})
     title = (f"(d) scale: one epoch of make_classification({len(y):,} x 20), MLP 20-64-64-2 relu, cross-entropy, "
              f"batch {SCALE_BATCH}, SGD lr {SCALE_LR} momentum {SCALE_MOMENTUM}")
     notes = {"micronet-eager": SCALE_NOTE} if SLOW & set(engines) or "micronet-eager" in engines else {}
-    return {"title": title, "unit": "epoch", "engines": {n: summarise(t) for n, t in times.items()}, "checks": checks, "notes": notes}
+    summaries = {n: summarise(t) for n, t in times.items()}
+    return {"title": title, "unit": "epoch", "engines": summaries, "checks": checks, "notes": notes}
 
 
 def bench_scale_growth(config, engines, progress):
@@ -972,12 +981,16 @@ def bench_scale_growth(config, engines, progress):
         X, y = scale_data(n)
         epochs = {name: SCALE[name](SCALE_LAYERS, params, X, y)[0] for name in names}
         repeats = config.scale_repeats if n >= config.scale_samples else max(config.scale_repeats, 5)
-        for name, times in time_interleaved({name: Unit(e, repeats, warmup=config.warmup) for name, e in epochs.items()}).items():
+        units = {name: Unit(e, repeats, warmup=config.warmup) for name, e in epochs.items()}
+        for name, times in time_interleaved(units).items():
             seconds[name].append(statistics.median(cpu for cpu, _ in times))
         for name in names:  # PyTorch's tensors live outside Python's allocator: tracemalloc cannot see them
             peaks[name].append(None if name == "torch" else peak_memory(SCALE[name](SCALE_LAYERS, params, X, y)[0]))
     sizes = list(config.scale_growth)
-    table = {name: {"seconds": seconds[name], "exponent": fitted_exponent(sizes, seconds[name]), "peak_bytes": peaks[name]} for name in names}
+    table = {
+        name: {"seconds": seconds[name], "exponent": fitted_exponent(sizes, seconds[name]), "peak_bytes": peaks[name]}
+        for name in names
+    }
     return {"sizes": sizes, "data_bytes": [n * 20 * 8 for n in sizes], "engines": table}
 
 
@@ -993,7 +1006,8 @@ RATIOS = [
 TARGETS = {
     "a": {
         ("micrograd", "micronet-eager"): (">=", 100.0, "issue 14: eager at least 100x faster than micrograd"),
-        ("micrograd-nogc", "micronet-eager"): (">=", 10.0, "issue 14: eager at least 10x faster than micrograd, collector off"),
+        ("micrograd-nogc", "micronet-eager"): (">=", 10.0,
+                                               "issue 14: eager at least 10x faster than micrograd, collector off"),
         ("micronet-compiled", "torch"): ("<=", 1.0, "issue 5: compiled no slower than PyTorch"),
         ("micronet-compiled", "numpy"): ("<=", 2.0, "issue 14: compiled within 2x of hand-written NumPy"),
     },
@@ -1016,7 +1030,8 @@ def ratios(engines, workload=None):
             op, bound, goal = TARGETS.get(workload, {}).get((numerator, denominator), (None, None, ""))
             target = None if op is None else (op, bound)
             met = None if op is None else value >= bound if op == ">=" else value <= bound
-            found.append({"numerator": numerator, "denominator": denominator, "ratio": value, "target": target, "goal": goal, "met": met})
+            found.append({"numerator": numerator, "denominator": denominator, "ratio": value, "target": target,
+                          "goal": goal, "met": met})
     return found
 
 
@@ -1147,7 +1162,8 @@ def format_report(results):
                "frozen": "frozen: objects alive before timing are out of its reach (micrograd's best case)"}
     lines.append(f"garbage collector {gc_line[m['gc']]}; {m['objects_tracked_at_start']:,} objects tracked at start")
     if load > 0.5 * m["cpu_count"]:
-        lines.append("warning: other jobs were running: wall times are inflated; CPU times are steadier but caches are shared")
+        lines.append("warning: other jobs were running: wall times are inflated; "
+                     "CPU times are steadier but caches are shared")
     for name, reason in results["skipped"].items():
         lines.append(f"skipped {name}: {reason}")
     lines += ["", "correctness (one gradient from identical parameters; what makes the numbers comparable)"]
@@ -1158,17 +1174,20 @@ def format_report(results):
     for result in results["workloads"].values():
         engines = result["engines"]
         numpy = engines.get("numpy")
-        lines += ["", result["title"], f"  CPU time per {result['unit']}: median and range over the repeats, engines interleaved; wall-clock median"]
+        lines += ["", result["title"], f"  CPU time per {result['unit']}: median and range over the repeats, "
+                                       "engines interleaved; wall-clock median"]
         lines.append(f"  {'engine':<19}{'repeats':>8}{'median':>12}{'min':>12}{'max':>12}{'/ numpy':>10}{'wall':>12}")
         for name, s in engines.items():
             mark = "*" if "extrapolated_from_points" in s else " "
             versus = format_ratio(s["median"] / numpy["median"]) if numpy else "-"
             lines.append(
                 f"  {name:<19}{s['repeats']:>8}{format_seconds(s['median']) + mark:>12}"
-                f"{format_seconds(s['min']):>12}{format_seconds(s['max']):>12}{versus:>10}{format_seconds(s['wall_median']):>12}"
+                f"{format_seconds(s['min']):>12}{format_seconds(s['max']):>12}{versus:>10}"
+                f"{format_seconds(s['wall_median']):>12}"
             )
         for name, note in result["notes"].items():
-            lines.append(f"  {'(*) ' if 'extrapolated_from_points' in engines.get(name, {}) else ''}note: {name}: {note}")
+            star = "(*) " if "extrapolated_from_points" in engines.get(name, {}) else ""
+            lines.append(f"  {star}note: {name}: {note}")
         for r in result["ratios"]:
             text = f"  {r['numerator']} / {r['denominator']} = {format_ratio(r['ratio'])}"
             if r["target"] is not None:
@@ -1189,11 +1208,13 @@ def format_report(results):
                 target = "   [issue 5: at most 1/5: " + ("met" if share <= 0.2 else "NOT met") + "]" if n == 800 else ""
                 lines.append(f"  micronet-eager / micrograd at {n} samples = {share:.2f}{target}")
     for axis, table in results.get("growth", {}).items():
-        lines += ["", f"growth of (a) in {axis} ({table['fixed']}): median CPU time per step; exponent = slope of log time vs log {axis}"]
+        lines += ["", f"growth of (a) in {axis} ({table['fixed']}): median CPU time per step; "
+                      f"exponent = slope of log time vs log {axis}"]
         lines.append(f"  {'engine':<19}" + "".join(f"{s:>11}" for s in table["sizes"]) + f"{'exponent':>10}")
         for name, row in table["engines"].items():
             exponent = "-" if row["exponent"] is None else f"{row['exponent']:.2f}"
-            lines.append(f"  {name:<19}" + "".join(f"{format_seconds(t):>11}" for t in row["seconds"]) + f"{exponent:>10}")
+            times = "".join(f"{format_seconds(t):>11}" for t in row["seconds"])
+            lines.append(f"  {name:<19}{times}{exponent:>10}")
         if SLOW & set(table["engines"]):
             config = results["config"]
             lines.append("  (micrograd: 1 repeat per point, no warm-up; with its collector on only up to "
@@ -1201,19 +1222,22 @@ def format_report(results):
     if "scale_growth" in results:
         table = results["scale_growth"]
         lines += ["", "growth of (d) in samples: median CPU time per epoch and peak traced memory of one epoch "
-                  "(the data set itself, allocated before, is not counted); exponent = slope of log time vs log samples"]
+                  "(the data set itself, allocated before, is not counted); "
+                  "exponent = slope of log time vs log samples"]
         lines.append(f"  {'engine':<19}" + "".join(f"{n:>11,}" for n in table["sizes"]) + f"{'exponent':>10}"
                      + "".join(f"{'peak ' + format(n, ','):>16}" for n in table["sizes"]))
         for name, row in table["engines"].items():
             exponent = "-" if row["exponent"] is None else f"{row['exponent']:.2f}"
-            lines.append(f"  {name:<19}" + "".join(f"{format_seconds(t):>11}" for t in row["seconds"]) + f"{exponent:>10}"
-                         + "".join(f"{format_bytes(b):>16}" for b in row["peak_bytes"]))
+            times = "".join(f"{format_seconds(t):>11}" for t in row["seconds"])
+            peaks = "".join(f"{format_bytes(b):>16}" for b in row["peak_bytes"])
+            lines.append(f"  {name:<19}{times}{exponent:>10}{peaks}")
         compiled = table["engines"].get("micronet-compiled")
         if compiled and compiled["peak_bytes"][-1] is not None and table["sizes"][-1] >= 100_000:
             peak = compiled["peak_bytes"][-1]
             exponent = compiled["exponent"]
+            verdict = "met" if peak < 100e6 else "NOT met"
             lines.append(f"  [issue 14: compiled peak memory at {table['sizes'][-1]:,} samples under 100 MB: "
-                         f"{'met' if peak < 100e6 else 'NOT met'} ({format_bytes(peak)}); time exponent {exponent:.2f}]")
+                         f"{verdict} ({format_bytes(peak)}); time exponent {exponent:.2f}]")
     lines += ["", f"total {results['total_seconds']:.0f} s"]
     return "\n".join(lines)
 
@@ -1248,7 +1272,8 @@ def positive(name):
 def git_commit(repo):
     """Short commit of the checkout (with + if micronet/ has uncommitted changes), or None."""
     try:
-        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "micronet"], capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -1258,14 +1283,24 @@ def git_commit(repo):
 def main(argv=None):
     """Parse options, run, print the table (and write the JSON); exit 1 if a check failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workloads", type=lambda t: parse_list(t, WORKLOADS, "workload"), default=tuple(WORKLOADS), help="comma-separated, from a,b,c,d (default: all)")
-    parser.add_argument("--engines", type=lambda t: parse_list(t, ENGINES, "engine"), default=tuple(ENGINES), help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
-    parser.add_argument("--repeats", type=positive("--repeats"), help=f"timed repeats per engine (default {BenchConfig.repeats}; micrograd gets --slow-repeats)")
-    parser.add_argument("--slow-repeats", type=positive("--slow-repeats"), help=f"timed repeats for micrograd and eager over the grid (default {BenchConfig.slow_repeats})")
-    parser.add_argument("--threads", type=positive("--threads"), help=f"threads for PyTorch and BLAS (default {BenchConfig.threads})")
-    parser.add_argument("--gc", choices=("users", "frozen"), help="the collector as users run it (default), or everything alive before timing frozen out of it (micrograd's best case)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds: few repeats, small grid, small growth")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH", help="write every number as JSON to PATH (or stdout: the table then goes to stderr)")
+    parser.add_argument("--workloads", type=lambda t: parse_list(t, WORKLOADS, "workload"), default=tuple(WORKLOADS),
+                        help="comma-separated, from a,b,c,d (default: all)")
+    parser.add_argument("--engines", type=lambda t: parse_list(t, ENGINES, "engine"), default=tuple(ENGINES),
+                        help=f"comma-separated, from {','.join(ENGINES)} (default: all)")
+    parser.add_argument("--repeats", type=positive("--repeats"),
+                        help=f"timed repeats per engine (default {BenchConfig.repeats}; micrograd gets --slow-repeats)")
+    parser.add_argument("--slow-repeats", type=positive("--slow-repeats"),
+                        help="timed repeats for micrograd and eager over the grid "
+                             f"(default {BenchConfig.slow_repeats})")
+    parser.add_argument("--threads", type=positive("--threads"),
+                        help=f"threads for PyTorch and BLAS (default {BenchConfig.threads})")
+    parser.add_argument("--gc", choices=("users", "frozen"),
+                        help="the collector as users run it (default), "
+                             "or everything alive before timing frozen out of it (micrograd's best case)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run in seconds: few repeats, small grid, small growth")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write every number as JSON to PATH (or stdout: the table then goes to stderr)")
     args = parser.parse_args(argv)
 
     overrides = dict(QUICK) if args.quick else {}

@@ -48,9 +48,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from micronet.config import ConfigError
+from micronet.config import ConfigError, load_config
 from micronet.data import DataError
-from micronet.config import load_config
 from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.train import load_run_data
 
@@ -127,12 +126,14 @@ def loses(row: dict) -> bool:
 
 def format_table(rows: list[dict], seeds: list[int] | None) -> str:
     """A plain-text table, one line per config, with the verdict."""
-    header = f"{'dataset':<14} {'score':>8} {'micronet':>9} {'sklearn':>8} {'mn s':>7} {'sk s':>7} {'sk conv':>8}  result"
+    header = (f"{'dataset':<14} {'score':>8} {'micronet':>9} {'sklearn':>8} {'mn s':>7} {'sk s':>7} {'sk conv':>8}"
+              "  result")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
             f"{r['dataset']:<14} {r['score']:>8} {r['micronet_score']:>9.4f} {r['sklearn_score']:>8.4f} "
-            f"{r['micronet_seconds']:>7.2f} {r['sklearn_seconds']:>7.2f} {'yes' if r['sklearn_converged'] else 'NO':>8}  "
+            f"{r['micronet_seconds']:>7.2f} {r['sklearn_seconds']:>7.2f} "
+            f"{'yes' if r['sklearn_converged'] else 'NO':>8}  "
             f"{'LOSES' if loses(r) else 'ok'}"
         )
     what = "config seed" if seeds is None else f"mean over seeds {seeds[0]}..{seeds[-1]}"

@@ -581,7 +581,8 @@ def make_goldens(torch, mpmath):
         "'values' holds every node, 'grads' one per input",
         "ops": {name: kinds for name, (kinds, _) in OPS.items()},
     }
-    header["edges"] = "PyTorch's numbers at kinks, for NaN inputs and for slopes beyond the float range; not checked against mpmath"
+    header["edges"] = ("PyTorch's numbers at kinks, for NaN inputs and for slopes beyond the float range; "
+                       "not checked against mpmath")
     return {"header": header, "graphs": graphs, "edges": edges}, rejected
 
 
@@ -590,7 +591,8 @@ def to_json(goldens):
     header = json.dumps(goldens["header"], indent=2).replace("\n", "\n  ")
     graphs = ",\n    ".join(json.dumps(g) for g in goldens["graphs"])
     edges = ",\n    ".join(json.dumps(g) for g in goldens["edges"])  # NaN and Infinity: Python's json reads them
-    text = '{\n  "header": ' + header + ',\n  "graphs": [\n    ' + graphs + '\n  ],\n  "edges": [\n    ' + edges + "\n  ]\n}\n"
+    text = ('{\n  "header": ' + header + ',\n  "graphs": [\n    ' + graphs
+            + '\n  ],\n  "edges": [\n    ' + edges + "\n  ]\n}\n")
     assert json.dumps(json.loads(text)) == json.dumps(goldens)  # NaN != NaN, so compare the text
     return text
 
@@ -600,8 +602,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=OUT, help=f"where to write (default {OUT})")
     args = parser.parse_args(argv)
     try:
-        import torch
         import mpmath  # a dependency of torch (through sympy)
+        import torch
     except ImportError as e:
         sys.exit(f"error: this script needs torch=={TORCH_VERSION} (CPU; it brings mpmath): "
                  f"pip install torch=={TORCH_VERSION}, then run\n    {COMMAND}\n({e})")

@@ -63,11 +63,11 @@ def rosenbrock(x, y):
     return (1 - x) ** 2 + 10 * (y - x**2) ** 2
 
 
-def trajectory(torch, make_optimizer):
+def trajectory(torch, optimizer_class, kwargs):
     """Parameters and loss before the first step and after each of STEPS steps."""
     x = torch.tensor(START[0], dtype=torch.float64, requires_grad=True)
     y = torch.tensor(START[1], dtype=torch.float64, requires_grad=True)
-    optimizer = make_optimizer([x, y])
+    optimizer = optimizer_class([x, y], foreach=False, **kwargs)
     params, losses = [[x.item(), y.item()]], []
     for _ in range(STEPS):
         optimizer.zero_grad()
@@ -106,10 +106,10 @@ def make_goldens(torch):
     torch.set_default_dtype(torch.float64)
     optimizers = []
     for case in SGD_CASES:
-        run = trajectory(torch, lambda ps: torch.optim.SGD(ps, foreach=False, **case))
+        run = trajectory(torch, torch.optim.SGD, case)
         optimizers.append({"optimizer": "sgd", "kwargs": case, **run})
     for case in ADAM_CASES:
-        run = trajectory(torch, lambda ps: torch.optim.Adam(ps, foreach=False, **case))
+        run = trajectory(torch, torch.optim.Adam, case)
         optimizers.append({"optimizer": "adam", "kwargs": {**case, "betas": list(case["betas"])}, **run})
     schedules = [
         {"schedule": name, "kwargs": kwargs, "base_lr": SCHEDULE_BASE_LR, "lr": schedule_lrs(torch, name, kwargs)}
@@ -130,7 +130,7 @@ def make_goldens(torch):
         "start": list(START),
         "steps": STEPS,
         "trajectory": "params[k] = [x, y] after k steps (params[0] is the start); loss[k] = f before step k+1",
-        "schedule": "lr[t] = the optimizer's lr after t scheduler steps, t = 0..%d" % SCHEDULE_STEPS,
+        "schedule": f"lr[t] = the optimizer's lr after t scheduler steps, t = 0..{SCHEDULE_STEPS}",
     }
     return {"header": header, "optimizers": optimizers, "schedules": schedules}
 

@@ -1,6 +1,7 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
 import importlib
+from typing import Any
 
 from micronet.engine import Value, dot, dots, log_softmax_at, make_node
 from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
@@ -27,10 +28,10 @@ _LAZY = {
     "predict_proba": "micronet.predict",
     "Predictor": "micronet.predict",
 }
-__all__ += [*_LAZY, "predict"]
+__all__ += [*_LAZY, "predict"]  # noqa: F822 - `__getattr__` below provides them
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name == "predict":  # the submodule itself, callable as predict(model, X) (see micronet/predict.py)
         return importlib.import_module("micronet.predict")
     if name in _LAZY:

@@ -20,6 +20,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -60,7 +61,13 @@ class TrainingRecorder:
     when the run standardises), and a `predict` that takes them.
     """
 
-    def __init__(self, kind: str, total_epochs: int, max_frames: int = MAX_FRAMES):
+    # Set by the boundary and fit constructors: the axes' ticks, and the points predicted for a frame.
+    xs: np.ndarray
+    ys: np.ndarray
+    line: np.ndarray
+    grid: np.ndarray
+
+    def __init__(self, kind: str, total_epochs: int, max_frames: int = MAX_FRAMES) -> None:
         if kind not in ("boundary", "fit", "curves"):
             raise ValueError(f"kind must be one of boundary, fit, curves, got {kind!r}")
         self.kind = kind
@@ -71,13 +78,14 @@ class TrainingRecorder:
         self.snapshots: dict[int, np.ndarray | None] = {}  # epoch -> picture data (None for curves)
         self.points: list[tuple] = []  # (X, y, marker, split) drawn under the boundary or the fit
         self.class_names: list | None = None
-        self.true_function = None
+        self.true_function: Callable | None = None
         self.predict: Callable | None = None  # used by on_epoch_end, the callback form
 
     # ----- constructors ------------------------------------------------------------
 
     @classmethod
-    def boundary(cls, X, y, total_epochs: int, *, X_test=None, y_test=None, class_names: Sequence | None = None,
+    def boundary(cls, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+                 y_test: np.ndarray | None = None, class_names: Sequence | None = None,
                  max_frames: int = MAX_FRAMES) -> "TrainingRecorder":
         """Decision boundary frames for 2 features; `y` holds class indices 0..k-1."""
         rec = cls("boundary", total_epochs, max_frames)
@@ -93,7 +101,8 @@ class TrainingRecorder:
         return rec
 
     @classmethod
-    def fit(cls, X, y, total_epochs: int, *, X_test=None, y_test=None, true_function: Callable | None = None,
+    def fit(cls, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+            y_test: np.ndarray | None = None, true_function: Callable | None = None,
             max_frames: int = MAX_FRAMES) -> "TrainingRecorder":
         """Fitted-curve frames for a regression with one input."""
         rec = cls("fit", total_epochs, max_frames)
@@ -315,6 +324,7 @@ def _writer_class():
     frame is held for HOLD_LAST_MS before the GIF loops.
     """
     from matplotlib.animation import PillowWriter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
 
     class BlitPillowWriter(PillowWriter):
@@ -330,17 +340,18 @@ def _writer_class():
             self._background = fig.canvas.copy_from_bbox(fig.bbox)
 
         def grab_frame(self, **savefig_kwargs):
-            canvas = self.fig.canvas
+            canvas = cast(FigureCanvasAgg, self.fig.canvas)  # render() draws with Agg
             canvas.restore_region(self._background)
             for artist in self.animated:
                 artist.axes.draw_artist(artist)
             width, height = canvas.get_width_height()
             frame = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
-            self._frames.append(frame.convert("RGB"))
+            self._frames.append(frame.convert("RGB"))  # type: ignore[attr-defined]  # PillowWriter's frames
 
         def finish(self):
-            palette = self._frames[-1].quantize(256, method=Image.Quantize.FASTOCTREE)
-            frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in self._frames]
+            grabbed = self._frames  # type: ignore[attr-defined]  # PillowWriter's frames
+            palette = grabbed[-1].quantize(256, method=Image.Quantize.FASTOCTREE)
+            frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in grabbed]
             durations = [int(1000 / self.fps)] * len(frames)
             durations[-1] = max(durations[-1], HOLD_LAST_MS)
             frames[0].save(self.outfile, format="GIF", save_all=True, append_images=frames[1:], duration=durations,
@@ -394,8 +405,9 @@ def _shade(probs):
     return np.round(255 * (1.0 - shade * (1.0 - colors[probs.argmax(axis=1)]))).astype(np.uint8)
 
 
-def recorder_for(task: str, X, y, total_epochs: int, *, X_test=None, y_test=None, class_names=None,
-                 true_function=None, max_frames: int = MAX_FRAMES) -> TrainingRecorder:
+def recorder_for(task: str, X: np.ndarray, y: np.ndarray, total_epochs: int, *, X_test: np.ndarray | None = None,
+                 y_test: np.ndarray | None = None, class_names: Sequence | None = None,
+                 true_function: Callable | None = None, max_frames: int = MAX_FRAMES) -> TrainingRecorder:
     """The recorder a run needs: a boundary for 2-feature classification, a fit for 1-input regression, else curves."""
     width = np.asarray(X).reshape(len(X), -1).shape[1]
     if task == "classification" and width == 2:

@@ -11,6 +11,8 @@ shape (n,) (one output) or (n, k).
 """
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -141,7 +143,7 @@ BUILTIN_FUNCTIONS = {  # the same losses passed as plain functions
 }
 
 
-def kernel_for(loss):
+def kernel_for(loss: Callable) -> Callable[..., Any] | None:
     """The kernel for a registered loss (a `get_loss` result or the plain function), else None.
 
     A `Loss`'s bound options (huber's delta, hinge's margin) are passed on.
@@ -150,6 +152,6 @@ def kernel_for(loss):
         kernel = KERNELS.get((loss.task, loss.name))
         return None if kernel is None else functools.partial(kernel, **loss.options)
     try:
-        return KERNELS.get(BUILTIN_FUNCTIONS.get(loss))
+        return KERNELS.get(BUILTIN_FUNCTIONS.get(loss))  # type: ignore[arg-type]  # None finds no kernel
     except TypeError:  # an unhashable callable is no built-in
         return None

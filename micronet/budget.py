@@ -24,8 +24,12 @@ from __future__ import annotations
 
 import os
 import resource
+from typing import TYPE_CHECKING
 
 from micronet.files import regular_file_size
+
+if TYPE_CHECKING:  # for the annotations only: config imports this module
+    from micronet.config import DatasetConfig, RunConfig
 
 __all__ = [
     "BYTES_PER_CSV_BYTE",
@@ -83,7 +87,7 @@ def available_memory() -> int | None:
     return max(min(found), 0) if found else None
 
 
-def _shape(dataset, task: str) -> tuple[int, int, int] | None:
+def _shape(dataset: DatasetConfig, task: str) -> tuple[int, int, int] | None:
     """(n_samples, n_features, n_outputs) of a config's dataset, or None when only the data can tell (csv)."""
     if dataset.name in _BUNDLED:
         return _BUNDLED[dataset.name]
@@ -91,7 +95,7 @@ def _shape(dataset, task: str) -> tuple[int, int, int] | None:
         return None
     n_features = dataset.n_features or (1 if dataset.name == "sine" else 2)
     outputs = 1 if task == "regression" else dataset.centers or dataset.n_classes or 2
-    return dataset.n_samples, n_features, outputs
+    return dataset.n_samples, n_features, outputs  # type: ignore[return-value]  # set for every generated dataset
 
 
 def _size(n: float) -> str:
@@ -122,7 +126,7 @@ def _problem(n_samples: int, n_features: int, n_outputs: int, hidden: list[int])
     return None
 
 
-def config_problem(config) -> str | None:
+def config_problem(config: RunConfig) -> str | None:
     """Why the run a validated config describes cannot fit the budgets, or None; loads nothing.
 
     The config loader turns the answer into a ConfigError.
@@ -131,7 +135,7 @@ def config_problem(config) -> str | None:
     if shape is not None:
         return _problem(*shape, list(config.model.hidden))
     try:
-        size = regular_file_size(config.dataset.path)
+        size = regular_file_size(config.dataset.path)  # type: ignore[arg-type]  # csv: the path is required
     except FileNotFoundError:
         return None  # reading the data says so, naming the key
     except (OSError, ValueError) as e:
@@ -145,6 +149,6 @@ def config_problem(config) -> str | None:
     return None
 
 
-def data_problem(config, n_samples: int, n_features: int, n_outputs: int) -> str | None:
+def data_problem(config: RunConfig, n_samples: int, n_features: int, n_outputs: int) -> str | None:
     """Why the config's model on data of this exact shape cannot fit the budgets, or None."""
     return _problem(n_samples, n_features, n_outputs, list(config.model.hidden))

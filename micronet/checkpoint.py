@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from micronet import files
 from micronet.nn import ACTIVATIONS, MLP, Module
@@ -59,7 +60,7 @@ class Checkpoint:
     version: int = VERSION  # the format version the file was written in
 
 
-def write_json_atomic(path, data):
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Write `data` as strict JSON to `path` atomically (micronet.files.write_json_atomic).
 
     Non-finite floats are written as null: JSON has no NaN, and a file that
@@ -68,7 +69,7 @@ def write_json_atomic(path, data):
     files.write_json_atomic(path, data)
 
 
-def write_text_atomic(path, text):
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` with `text` atomically (micronet.files.write_text_atomic)."""
     files.write_text_atomic(path, text)
 
@@ -160,7 +161,9 @@ def _check_loadable(data, path):
         MLP(arch["nin"], arch["nouts"], arch["activation"], seed=0).load_state_dict(record["parameters"])
 
 
-def save_model(model, path, *, classes=None, mean=None, scale=None, training=None, **more) -> Path:
+def save_model(model: Module, path: str | os.PathLike[str], *, classes: Sequence | None = None,
+               mean: Sequence[float] | None = None, scale: Sequence[float] | None = None,
+               training: dict | None = None, **more: Any) -> Path:
     """The trainer's name for `save` (same arguments: task=, target_mean=, target_scale=, feature_names=)."""
     return save(model, path, classes=classes, mean=mean, scale=scale, training=training, **more)
 
@@ -224,12 +227,12 @@ def _names_problem(names, width):
     return None
 
 
-def load_model(path) -> MLP:
+def load_model(path: str | os.PathLike[str]) -> MLP:
     """The MLP stored at `path`; a damaged or mismatched file raises ValueError."""
-    return load_checkpoint(path).model
+    return load_checkpoint(path).model  # type: ignore[return-value]  # load_checkpoint builds an MLP
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Everything in a model.json that holds a built-in MLP, checked field by field.
 
     A file written for a custom module (architecture null) cannot be rebuilt
@@ -314,7 +317,7 @@ def _parse(data, path):
     version = data.get("version")
     if type(version) is not int or version not in (1, VERSION):
         fail(f"version {version!r} is not supported (this micronet reads versions 1 and {VERSION})")
-    required = ("architecture", "parameters", "classes", "preprocessing")
+    required: tuple[str, ...] = ("architecture", "parameters", "classes", "preprocessing")
     if version >= 2:
         required = ("task", *required, "target_preprocessing")
     for key in required:

@@ -10,12 +10,13 @@ import argparse
 import importlib
 import os
 import signal
-import sys
+from types import FrameType
+from typing import Any, NoReturn
 
 __all__ = ["CommandParser", "program_name", "starting", "train", "sweep", "predict", "graph", "playground"]
 
 
-def _interrupted_while_starting(signum, frame):
+def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
     os.write(2, b"interrupted while starting; nothing was written\n")
     os._exit(128 + signum)
 
@@ -49,13 +50,13 @@ class CommandParser(argparse.ArgumentParser):
     any function.
     """
 
-    def __init__(self, *args, usage_error: type[Exception] = ValueError, **kwargs):
+    def __init__(self, *args: Any, usage_error: type[Exception] = ValueError, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.usage_error = usage_error
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         error = self.usage_error(message)
-        error.usage = self.format_usage()
+        error.usage = self.format_usage()  # type: ignore[attr-defined]  # run_cli prints it before the error
         raise error
 
 
@@ -63,7 +64,8 @@ def _run(module: str) -> int:
     starting()
     main = importlib.import_module(module).main
     started()
-    return main()
+    status: int = main()
+    return status
 
 
 def train() -> int:

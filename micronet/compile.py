@@ -28,14 +28,17 @@ cannot be replayed: tracing on several inputs detects it and refuses with
 
 import functools
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from micronet.batch_losses import kernel_for
 from micronet.engine import Value, _topological_order, make_node, unfused
-from micronet.optim import array_twin
+from micronet.optim import _Optimizer, array_twin
 
-__all__ = ["CompileError", "CompiledModel", "TrainingSession", "compile_model"]
+__all__ = ["CompileError", "CompiledModel", "TrainingSession", "Traceable", "compile_model"]
 
 CHUNK = 4096  # rows per forward chunk when only predicting: bounds the temporaries of a large grid
 # BLAS threads during the executor's calls. Its matrices are small (a layer
@@ -80,7 +83,7 @@ def _sign(x):
     return (x > 0.0).astype(float) - (x < 0.0)  # 0 at 0 and for NaN (eager's abs)
 
 
-UNARY = {
+UNARY: dict[str, tuple[Callable, Callable]] = {
     "exp": (_exp, lambda x, out: out),
     "log": (_log, lambda x, out: 1.0 / x),
     "tanh": (np.tanh, lambda x, out: 1.0 - out * out),
@@ -187,7 +190,7 @@ def _scatter_add(grads, env, plan, d):
         return
     if current is None:
         current = grads[block] = np.zeros_like(env[block])
-    np.add.at(current, (slice(None), cols), d)  # a column may be read twice
+    np.add.at(current, (slice(None), cols), d)  # type: ignore[arg-type]  # NumPy's stubs refuse a (slice, array) index; a column may be read twice
 
 
 def _column_grad(grads, env, block):
@@ -278,7 +281,7 @@ class _Affine:
         else:
             np.add.at(pgrad, self.weights, dW)
             if db is not None:
-                np.add.at(pgrad, self.biases, db)
+                np.add.at(pgrad, self.biases, db)  # type: ignore[arg-type]  # db is set exactly when biases is
 
 
 def _dense_slice(weights, biases):
@@ -418,7 +421,7 @@ class _Program:
 
     def __init__(self, fn, n_inputs, params, rows):
         traces = [_trace(fn, n_inputs, row) for row in rows]
-        signatures = [_signature(*t, params) for t in traces]
+        signatures = [_signature(placeholders, outputs, nodes, params) for placeholders, outputs, nodes in traces]
         if any(s != signatures[0] for s in signatures[1:]):
             raise CompileError(
                 "the graph changes with the input values (Python control flow on .data?); "
@@ -435,7 +438,7 @@ class _Program:
 
     def _finish(self):
         """Decide which steps may write parameter gradients directly, and the outputs' fast path."""
-        writers = {}
+        writers: dict[int, Any] = {}
         for step in self.steps:
             for i in step.writes():
                 writers[i] = writers.get(i, 0) + 1
@@ -472,7 +475,7 @@ class _Program:
 
     def backward(self, env, d_outputs, p, pgrad, input_grad=False):
         """Add d/d(params) into pgrad; return d/d(inputs) when asked for (else None)."""
-        grads = [None] * len(env)
+        grads: list[Any] = [None] * len(env)  # per block: None (nothing yet), False (not wanted) or an array
         grads[0] = None if input_grad else False
         if self.output_block is not None:
             grads[self.output_block] = d_outputs
@@ -501,9 +504,10 @@ def _group(nodes, where, param_index, n_inputs):
             return ("node", position[id(c)])
         return _Program._ref(c, where, param_index)
 
-    groups, owner = {}, {}  # key -> member positions in creation order; position -> key
+    groups: dict[tuple, list[int]] = {}  # key -> member positions in creation order
+    owner: dict[int, tuple] = {}  # position -> key
     for i, n in enumerate(nodes):
-        key = ("node", i)
+        key: tuple = ("node", i)
         kids = [child_ref(c) for c in n._prev]
         if n._op == "dot":
             k = len(kids) // 2
@@ -515,12 +519,14 @@ def _group(nodes, where, param_index, n_inputs):
         groups.setdefault(key, []).append(i)
         owner[i] = key
 
-    steps, block_of, widths = [], {}, {0: n_inputs}  # block_of: node position -> ("col", block, column)
+    steps: list[_Affine | _Map | _Node] = []
+    block_of: dict[int, tuple] = {}  # node position -> ("col", block, column)
+    widths = {0: n_inputs}
     for key in _schedule(groups, nodes, position, owner):
         members = groups[key]
         block = len(steps) + 1
         refs = [[_resolve(child_ref(c), block_of) for c in nodes[m]._prev] for m in members]
-        step = None
+        step: _Affine | _Map | _Node | None = None
         if key[0] == "dot":
             k = len(refs[0]) // 2
             plan = _plan(refs[0][k : 2 * k], widths)
@@ -552,7 +558,8 @@ def _schedule(groups, nodes, position, owner):
         key: {owner[position[id(c)]] for m in members for c in nodes[m]._prev if id(c) in position} - {key}
         for key, members in groups.items()
     }
-    order, done = [], set()
+    order: list[tuple] = []
+    done: set[tuple] = set()
     pending = sorted(groups, key=lambda k: groups[k][0])
     while pending:
         ready = [k for k in pending if deps[k] <= done]
@@ -650,7 +657,7 @@ class _CustomLoss:
         self.loss = loss
         self.n_outputs = n_outputs
         self.programs = {}  # target -> traced loss program
-        self.merged = None  # (one program for every known target, their values)
+        self.merged: tuple[Any, Any] | None = None  # (one program for every known target, their values)
 
     def __call__(self, logits, y, seed):
         if np.ndim(y) != 1 or len(y) == 0:
@@ -665,7 +672,7 @@ class _CustomLoss:
             known = sorted(self.programs)
             self.merged = (_merge([self.programs[t] for t in known]), np.array(known))
             choice = self._known_choice(y)
-        merged, known = self.merged
+        merged, known = self.merged  # type: ignore[misc]  # set just above when it was None
         if merged is not None:  # the usual case: one program for the whole batch
             env = merged.forward(logits, (), choice)
             losses = merged.outputs_of(env, ())[:, 0]
@@ -675,7 +682,7 @@ class _CustomLoss:
             d_seed.fill(seed)
             return losses, merged.backward(env, d_seed, (), _NO_PARAMETERS, input_grad=True)
         losses = np.empty(len(logits))  # shapes differ between targets: one program per target
-        d_logits = None if seed is None else np.empty_like(logits)
+        d_logits: Any = None if seed is None else np.empty_like(logits)
         for t in np.unique(y).tolist():
             rows = np.flatnonzero(y == t)
             program = self.programs[t]
@@ -704,7 +711,7 @@ class _CustomLoss:
     def _row_by_row(self, logits, y, seed):
         """The loss on Values for each row: any loss and any targets, at eager speed."""
         losses = np.empty(len(logits))
-        d_logits = None if seed is None else np.empty_like(logits)
+        d_logits: Any = None if seed is None else np.empty_like(logits)
         for i, (row, target) in enumerate(zip(logits.tolist(), np.asarray(y).tolist())):
             values = [Value(x) for x in row]
             loss = self.loss(values, target)
@@ -718,7 +725,10 @@ class _CustomLoss:
 # ----- the public objects -----------------------------------------------------------
 
 
-def _quietly(method):
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _quietly(method: _Method) -> _Method:
     """A batch call: float overflow gives inf and NaN silently, as Python floats
     do in eager mode, and BLAS runs with BLAS_THREADS threads."""
 
@@ -737,7 +747,7 @@ def _quietly(method):
                 if threads != BLAS_THREADS:
                     library.set_num_threads(threads)
 
-    return wrapper
+    return cast(_Method, wrapper)  # the same signature (functools.wraps)
 
 
 @functools.lru_cache(maxsize=1)
@@ -748,6 +758,14 @@ def _blas_libraries():
     except ImportError:
         return ()
     return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+class Traceable(Protocol):
+    """What compiles: a callable from a list of Values to Values (a list of them, or one), and its parameters."""
+
+    def __call__(self, x: list[Value], /) -> Any: ...
+
+    def parameters(self) -> list[Value]: ...
 
 
 class CompiledModel:
@@ -761,7 +779,8 @@ class CompiledModel:
 
     name = "compiled"
 
-    def __init__(self, model, n_inputs, loss=None, examples=None):
+    def __init__(self, model: Traceable, n_inputs: int, loss: Callable[..., Value] | None = None,
+                 examples: Sequence[Sequence[float]] | np.ndarray | None = None) -> None:
         self.model = model
         self.params = model.parameters()
         self.loss = loss
@@ -771,8 +790,9 @@ class CompiledModel:
             raise CompileError("tracing needs at least two example rows to detect data-dependent graphs")
         self.program = _Program(model, n_inputs, self.params, rows)
         self.n_outputs = len(self.program.outputs)
-        self._loss = None if loss is None else kernel_for(loss) or _CustomLoss(loss, self.n_outputs)
-        self._session = None  # the live TrainingSession, whose arrays hold the parameters
+        # (logits, y, seed) -> (losses, seed * d(loss)/d(logits)); None until a loss is given (_need_loss checks)
+        self._loss: Any = None if loss is None else kernel_for(loss) or _CustomLoss(loss, self.n_outputs)
+        self._session: TrainingSession | None = None  # the live TrainingSession, whose arrays hold the parameters
 
     def _parameters(self):
         """The newest parameters: a session's arrays while it has unsynced steps, else the Values."""
@@ -782,7 +802,7 @@ class CompiledModel:
         return np.array([p.data for p in self.params], dtype=float)
 
     @_quietly
-    def logits(self, X):
+    def logits(self, X: ArrayLike) -> np.ndarray:
         """Model outputs for every row of X, in chunks so large grids fit in memory."""
         X = np.asarray(X, dtype=float)
         p = self._parameters()
@@ -795,7 +815,7 @@ class CompiledModel:
         return np.vstack(parts) if parts else np.zeros((0, self.n_outputs))
 
     @_quietly
-    def evaluate(self, X, y):
+    def evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """(per-sample losses, logits) for rows X with targets y."""
         self._need_loss()
         logits = self.logits(X)
@@ -803,7 +823,7 @@ class CompiledModel:
         return losses, logits
 
     @_quietly
-    def loss_and_grad(self, X, y):
+    def loss_and_grad(self, X: ArrayLike, y: ArrayLike) -> float:
         """Mean loss over the batch; its gradient is added into the parameters' grads."""
         pgrad = np.zeros(len(self.params))
         loss = self._loss_and_grad(np.asarray(X, dtype=float), np.asarray(y), self._parameters(), pgrad)
@@ -827,7 +847,7 @@ class CompiledModel:
         if self._loss is None:
             raise ValueError("this model was compiled without a loss: compile_model(model, n_inputs, loss)")
 
-    def training_session(self, optimizer):
+    def training_session(self, optimizer: _Optimizer) -> "TrainingSession":
         """Train on flat arrays: see `TrainingSession`. Raises CompileError for an optimizer without an array twin."""
         return TrainingSession(self, optimizer)
 
@@ -854,7 +874,7 @@ class TrainingSession:
     `close()` syncs and detaches the session (so does leaving a `with` block).
     """
 
-    def __init__(self, compiled: CompiledModel, optimizer):
+    def __init__(self, compiled: CompiledModel, optimizer: _Optimizer) -> None:
         params = list(getattr(optimizer, "params", ()))
         if len(params) != len(compiled.params) or any(a is not b for a, b in zip(params, compiled.params)):
             raise ValueError("the optimizer must hold the compiled model's parameters, in model.parameters() order")
@@ -872,7 +892,7 @@ class TrainingSession:
         compiled._session = self
 
     @_quietly
-    def step(self, X, y) -> float:
+    def step(self, X: ArrayLike, y: ArrayLike) -> float:
         """One training step on a batch; returns its mean loss.
 
         Raises FloatingPointError before the update when the loss or a
@@ -911,10 +931,10 @@ class TrainingSession:
         if self.compiled._session is self:
             self.compiled._session = None
 
-    def __enter__(self):
+    def __enter__(self) -> "TrainingSession":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -922,6 +942,7 @@ def _first_non_finite(a):
     return float(a[~np.isfinite(a)][0])
 
 
-def compile_model(model, n_inputs, loss=None, examples=None):
+def compile_model(model: Traceable, n_inputs: int, loss: Callable[..., Value] | None = None,
+                  examples: Sequence[Sequence[float]] | np.ndarray | None = None) -> CompiledModel:
     """Trace `model` (and `loss(logits, target)`) into a CompiledModel, or raise CompileError."""
     return CompiledModel(model, n_inputs, loss, examples)

@@ -21,10 +21,10 @@ import math
 import numbers
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 
@@ -69,11 +69,11 @@ MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state limit
 # (_REQUIRED: no default). Keyed by the names in OPTIMIZERS and SCHEDULES;
 # tests check that the two agree.
 _REQUIRED = object()
-OPTIMIZER_OPTIONS = {
+OPTIMIZER_OPTIONS: dict[str, dict[str, Any]] = {
     "sgd": {"momentum": 0.9, "nesterov": False},
     "adam": {"betas": [0.9, 0.999], "eps": 1e-8},
 }
-SCHEDULE_OPTIONS = {
+SCHEDULE_OPTIONS: dict[str, dict[str, Any]] = {
     "constant": {},
     "step": {"step_size": _REQUIRED, "gamma": 0.1},
     "exponential": {"gamma": 0.95},
@@ -260,7 +260,7 @@ def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _fail(key, expected, value)
-    if value < minimum or (maximum is not None and value > maximum):
+    if int(value) < minimum or (maximum is not None and int(value) > maximum):
         raise _fail(key, expected, value)
     return int(value)
 
@@ -668,7 +668,7 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(_one_line(f"{source}: {what}{where}")) from None
     except RecursionError:
         raise ConfigError(f"{source}: malformed YAML: nested too deeply") from None
-    except Exception as e:  # PyYAML's scalar constructors raise plain ValueError etc. (`!!float x`)
+    except Exception as e:  # noqa: BLE001 - PyYAML's scalar constructors raise plain ValueError etc. (`!!float x`)
         detail = _one_line(f"{type(e).__name__}: {e}")
         detail = detail if len(detail) <= 120 else detail[:117] + "..."
         raise ConfigError(f"{source}: malformed YAML: {detail}") from None
@@ -829,7 +829,7 @@ def _data_path_from(mapping: Mapping, base: Path) -> Mapping:
         return mapping
     beside = base / path
     if beside.exists():
-        return {**mapping, "dataset": {**dataset, "path": str(beside.resolve())}}
+        return {**mapping, "dataset": {**dataset, "path": str(beside.resolve())}}  # type: ignore[dict-item]  # a Mapping (path is set)
     return mapping
 
 

@@ -15,10 +15,11 @@ import csv
 import math
 import random
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -367,14 +368,16 @@ def _read_csv(path, target):
                 raise DataError(f"{where}: column {column!r} at line {line} is not finite: {cell!r}")
             values.append(x)
         features.append(values)
-    return np.array(features, dtype=np.float64), np.array(_label_values(labels)), None, [h for h in header if h != target]
+    feature_names = [h for h in header if h != target]
+    return np.array(features, dtype=np.float64), np.array(_label_values(labels)), None, feature_names
 
 
 # ----- split, standardise, batch ----------------------------------------------
 
 
 def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: bool = True,
-          size_key: str = "dataset.test_size", count_key: str = "dataset.n_samples") -> tuple:
+          size_key: str = "dataset.test_size",
+          count_key: str = "dataset.n_samples") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`(X_train, X_test, y_train, y_test)`, stratified by class unless told not to.
 
     Checked first: scikit-learn needs every class to have two members and
@@ -413,7 +416,7 @@ def split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, stratify: b
 
 
 def split_validation(X: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool = True,
-                     name: str = "training.validation_split") -> tuple:
+                     name: str = "training.validation_split") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """`(X_train, y_train, X_val, y_val)`: a seeded draw of `fraction` of the rows held out for validation.
 
     Stratified by class for classification, so a data set sorted by class
@@ -442,9 +445,10 @@ class Standardizer:
     finite even where x - mean itself would overflow.
     """
 
-    def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None):
-        self.mean_ = None if mean is None else np.asarray(mean, dtype=np.float64)
-        self.scale_ = None if scale is None else np.asarray(scale, dtype=np.float64)
+    def __init__(self, mean: Iterable[float] | None = None, scale: Iterable[float] | None = None) -> None:
+        # float64 arrays once fitted (or given); None before. Any: every method but fit reads them fitted.
+        self.mean_: Any = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale_: Any = None if scale is None else np.asarray(scale, dtype=np.float64)
 
     def fit(self, X: np.ndarray) -> "Standardizer":
         """Learn each column's mean and standard deviation (ddof 0) from `X` (2-d, or 1-d: one column)."""
@@ -522,20 +526,21 @@ class PreparedData:
     class_names: list | None  # original label of class i, a plain str/int/float; None for regression
     feature_count: int  # n_features, the model's input size
     scaler: Standardizer | None  # fitted on X_train; None when standardize is off
-    X_val: np.ndarray | None = None  # the validation split (empty when not validating)
-    y_val: np.ndarray | None = None
+    # The validation split (empty when not validating): None is accepted, and __post_init__ makes it empty.
+    X_val: np.ndarray = None  # type: ignore[assignment]  # made an array after init
+    y_val: np.ndarray = None  # type: ignore[assignment]  # made an array after init
     task: str = "classification"
     target_scaler: Standardizer | None = None  # regression: fitted on y_train; None when off
     feature_names: list | None = None  # column names (csv and bundled sets), else None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.X_val is None:
             self.X_val, self.y_val = self.X_train[:0], self.y_train[:0]
 
     @property
     def n_classes(self) -> int:
         """k, the number of classes (classification only)."""
-        return len(self.class_names)
+        return len(self.class_names)  # type: ignore[arg-type]  # set for classification
 
     @property
     def n_outputs(self) -> int:
@@ -585,4 +590,3 @@ def _scaled(scaler, A, what):
             "split's range); the data, not the learning rate, is the problem"
         )
     return Z
-

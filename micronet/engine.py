@@ -17,9 +17,11 @@ import gc
 import math
 import numbers
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from functools import reduce
 from itertools import count
 from operator import add, attrgetter, mul
+from typing import Any, TypeGuard
 
 __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 
@@ -28,8 +30,15 @@ class Value:
     """One scalar in a computation graph: its data, its gradient, its origin."""
 
     __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq")
+    data: float
+    grad: float
+    _prev: tuple["Value", ...]
+    _local: tuple[float, ...]
+    _op: str
+    label: str
+    _seq: int
 
-    def __init__(self, data, label=""):
+    def __init__(self, data: float, label: str = "") -> None:
         if type(data) is not float and not _is_number(data):
             raise TypeError(
                 f"Value data must be a real number (int or float), got {type(data).__name__}: {data!r}"
@@ -42,27 +51,29 @@ class Value:
         self.label = label
         self._seq = next(_creation)  # creation order: children are always older than parents
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         name = f", label={self.label!r}" if self.label else ""
         return f"Value(data={self.data!r}, grad={self.grad!r}{name})"
 
     # ----- arithmetic -------------------------------------------------------
 
-    def __add__(self, other):
+    def __add__(self, other: "Value | float") -> "Value":
         if type(other) is not Value:  # the common case first: one call less per op
-            other = _as_value(other)
-            if other is NotImplemented:
+            value = _as_value(other)
+            if value is None:
                 return NotImplemented
+            other = value
         return make_node(self.data + other.data, (self, other), (1.0, 1.0), "+")
 
-    def __mul__(self, other):
+    def __mul__(self, other: "Value | float") -> "Value":
         if type(other) is not Value:
-            other = _as_value(other)
-            if other is NotImplemented:
+            value = _as_value(other)
+            if value is None:
                 return NotImplemented
+            other = value
         return make_node(self.data * other.data, (self, other), (other.data, self.data), "*")
 
-    def __pow__(self, other):
+    def __pow__(self, other: "Value | float") -> "Value":
         if isinstance(other, Value):
             return _power(self, other, differentiate_exponent=True)
         if _is_number(other):
@@ -71,50 +82,50 @@ class Value:
             return _power(self, Value(other), differentiate_exponent=False)
         return NotImplemented
 
-    def __rpow__(self, other):  # number ** Value
+    def __rpow__(self, other: float) -> "Value":  # number ** Value
         base = _as_value(other)
-        if base is NotImplemented:
+        if base is None:
             return NotImplemented
         return _power(base, self, differentiate_exponent=True)
 
-    def __neg__(self):  # -x = x * -1
+    def __neg__(self) -> "Value":  # -x = x * -1
         return self * -1.0
 
-    def __sub__(self, other):  # x - y = x + (-y)
-        other = _as_value(other)
-        if other is NotImplemented:
+    def __sub__(self, other: "Value | float") -> "Value":  # x - y = x + (-y)
+        value = _as_value(other)
+        if value is None:
             return NotImplemented
-        return self + (-other)
+        return self + (-value)
 
-    def __rsub__(self, other):  # y - x = y + (-x)
+    def __rsub__(self, other: float) -> "Value":  # y - x = y + (-x)
         return -self + other
 
-    def __truediv__(self, other):
+    def __truediv__(self, other: "Value | float") -> "Value":
         # Its own op rather than x * y**-1: the quotient is rounded once, as
         # Python's x / y, and y**-1 would overflow for |y| < 1e-308 although
         # x / y is finite. The y-slope -x/y^2 is taken as -(x/y)/y (as PyTorch
         # does), so y*y never overflows or underflows on the way.
-        other = _as_value(other)
-        if other is NotImplemented:
+        value = _as_value(other)
+        if value is None:
             return NotImplemented
-        x, y = self.data, other.data
+        x, y = self.data, value.data
         if y == 0.0:
             raise ZeroDivisionError(f"division by zero: {x!r} / {y!r}")
         q = x / y
-        return make_node(q, (self, other), (1.0 / y, -q / y), "/")  # d/dx = 1/y, d/dy = -x/y^2
+        return make_node(q, (self, value), (1.0 / y, -q / y), "/")  # d/dx = 1/y, d/dy = -x/y^2
 
-    def __rtruediv__(self, other):  # number / Value
-        other = _as_value(other)
-        if other is NotImplemented:
+    def __rtruediv__(self, other: float) -> "Value":  # number / Value
+        value = _as_value(other)
+        if value is None:
             return NotImplemented
-        return other / self
+        return value / self
 
     __radd__ = __add__
     __rmul__ = __mul__
 
     # ----- elementwise functions --------------------------------------------
 
-    def exp(self):
+    def exp(self) -> "Value":
         try:
             e = math.exp(self.data)
         except OverflowError:
@@ -123,21 +134,21 @@ class Value:
             ) from None
         return make_node(e, (self,), (e,), "exp")  # d/dx e^x = e^x
 
-    def log(self):
+    def log(self) -> "Value":
         x = self.data
         if not x > 0.0:  # also catches NaN
             raise ValueError(f"log is defined for positive numbers only, got x={x!r}")
         return make_node(math.log(x), (self,), (1.0 / x,), "log")
 
-    def tanh(self):
+    def tanh(self) -> "Value":
         t = math.tanh(self.data)
         return make_node(t, (self,), (1.0 - t * t,), "tanh")  # d tanh = 1 - tanh^2
 
-    def sigmoid(self):
+    def sigmoid(self) -> "Value":
         s = _sigmoid(self.data)
         return make_node(s, (self,), (s * (1.0 - s),), "sigmoid")  # s' = s(1-s)
 
-    def relu(self):
+    def relu(self) -> "Value":
         x = self.data
         if x <= 0.0:  # the slope at 0 is 0, as in PyTorch
             return make_node(0.0, (self,), (0.0,), "relu")
@@ -145,18 +156,18 @@ class Value:
         # gives it, so a diverging run is seen as NaN rather than hidden as 0.
         return make_node(x, (self,), (1.0,), "relu")
 
-    def __abs__(self):
+    def __abs__(self) -> "Value":
         x = self.data
         slope = 1.0 if x > 0.0 else -1.0 if x < 0.0 else 0.0  # sign(x); 0 at 0 (and NaN) as PyTorch
         return make_node(abs(x), (self,), (slope,), "abs")
 
     abs = __abs__
 
-    def sin(self):
+    def sin(self) -> "Value":
         x = self.data
         return make_node(math.sin(x), (self,), (math.cos(x),), "sin")
 
-    def cos(self):
+    def cos(self) -> "Value":
         x = self.data
         return make_node(math.cos(x), (self,), (-math.sin(x),), "cos")
 
@@ -166,40 +177,43 @@ class Value:
     # Equality and hashing stay by identity, because graphs keep Values in
     # sets and dicts: compare v.data == w.data for equal numbers.
 
-    def __float__(self):
+    def __float__(self) -> float:
         return self.data
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return self.data != 0.0  # NaN is true, as bool(float("nan"))
 
-    def __lt__(self, other):
-        other = _data_of(other)
-        return NotImplemented if other is NotImplemented else self.data < other
+    def __lt__(self, other: "Value | float") -> bool:
+        number = _data_of(other)
+        return NotImplemented if number is None else self.data < number
 
-    def __le__(self, other):
-        other = _data_of(other)
-        return NotImplemented if other is NotImplemented else self.data <= other
+    def __le__(self, other: "Value | float") -> bool:
+        number = _data_of(other)
+        return NotImplemented if number is None else self.data <= number
 
-    def __gt__(self, other):
-        other = _data_of(other)
-        return NotImplemented if other is NotImplemented else self.data > other
+    def __gt__(self, other: "Value | float") -> bool:
+        number = _data_of(other)
+        return NotImplemented if number is None else self.data > number
 
-    def __ge__(self, other):
-        other = _data_of(other)
-        return NotImplemented if other is NotImplemented else self.data >= other
+    def __ge__(self, other: "Value | float") -> bool:
+        number = _data_of(other)
+        return NotImplemented if number is None else self.data >= number
 
     __eq__ = object.__eq__  # identity (defining __lt__ and friends does not change that)
     __hash__ = object.__hash__
 
-    def __deepcopy__(self, memo):
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Value":
         """Copy the graph below this value without recursion (a 10^6-deep chain copies).
 
         Nodes already copied (in `memo`) are reused, so copying a model and
         a graph built on it in one `deepcopy` keeps them connected.
         """
+        copied: Value
         if id(self) in memo:
-            return memo[id(self)]
-        nodes, stack = {}, [self]
+            copied = memo[id(self)]
+            return copied
+        nodes: dict[int, Value] = {}
+        stack = [self]
         while stack:  # every node below self not yet copied
             node = stack.pop()
             if id(node) not in nodes and id(node) not in memo:
@@ -209,11 +223,12 @@ class Value:
             copy = make_node(node.data, tuple(memo[id(c)] for c in node._prev), node._local, node._op)
             copy.grad, copy.label = node.grad, node.label
             memo[id(node)] = copy
-        return memo[id(self)]
+        copied = memo[id(self)]
+        return copied
 
     # ----- backpropagation --------------------------------------------------
 
-    def backward(self):
+    def backward(self) -> None:
         """Fill in d(self)/d(node) for every node this value depends on.
 
         As in PyTorch, leaves accumulate across calls (call `zero_grad` between
@@ -236,18 +251,18 @@ class Value:
                 gc.enable()
 
     # Jupyter shows a Value as its graph; the drawing lives in micronet.graph.
-    def _repr_svg_(self):
+    def _repr_svg_(self) -> str | None:
         from micronet.graph import repr_svg
 
         return repr_svg(self)
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str | None:
         from micronet.graph import repr_html
 
         return repr_html(self)
 
 
-def _topological_order(root):
+def _topological_order(root: Value) -> list[Value]:
     """Interior nodes below `root` (and root), oldest first, their grads zeroed.
 
     A node is always created after its children, so creation order is a
@@ -280,14 +295,14 @@ _creation_order = attrgetter("_seq")
 _new_object = object.__new__
 
 
-def make_node(data, children, local_grads, op):
+def make_node(data: float, children: tuple[Value, ...], local_grads: tuple[float, ...], op: str) -> Value:
     """Create the output node of an op: the extension point for new ops.
 
     `local_grads[i]` is d(output)/d(children[i]) at this point; backward
     multiplies it by the output's gradient and adds it into the child.
     Skips `Value.__init__`'s type check: `data` must already be a float.
     """
-    node = _new_object(Value)  # bypassing __init__ makes every op ~15% cheaper
+    node: Value = _new_object(Value)  # bypassing __init__ makes every op ~15% cheaper
     node.data = data
     node.grad = 0.0
     node._prev = children
@@ -298,12 +313,17 @@ def make_node(data, children, local_grads, op):
     return node
 
 
-def dot(weights, inputs, bias=None):
+def dot(weights: Sequence[Value], inputs: Iterable[Value | float], bias: Value | None = None) -> Value:
     """sum_i weights[i] * inputs[i] (+ bias) as a single node; see `dots`."""
     return dots([weights], inputs, None if bias is None else [bias])[0]
 
 
-def dots(weight_rows, inputs, biases=None, activation=None):
+def dots(
+    weight_rows: Sequence[Sequence[Value]],
+    inputs: Iterable[Value | float],
+    biases: Sequence[Value | None] | None = None,
+    activation: str | None = None,
+) -> list[Value]:
     """One node per row: activation(sum_i row[i] * inputs[i] + bias), all reading the same inputs.
 
     A neuron's pre-activation as one node with 2n+1 children instead of a
@@ -322,9 +342,9 @@ def dots(weight_rows, inputs, biases=None, activation=None):
     save one node, which measured slower. (Inside `unfused()`, relu is a
     node of its own too.)
     """
-    inputs = tuple(x if type(x) is Value else _input_value(x) for x in inputs)
-    x_data = tuple([x.data for x in inputs])
-    n = len(inputs)
+    leaves = tuple(x if type(x) is Value else _input_value(x) for x in inputs)
+    x_data = tuple([x.data for x in leaves])
+    n = len(leaves)
     if biases is None:
         biases = [None] * len(weight_rows)
     if activation == "linear":
@@ -332,7 +352,7 @@ def dots(weight_rows, inputs, biases=None, activation=None):
     if activation not in (None, "relu", "tanh", "sigmoid"):
         raise ValueError(f"dots activation must be relu, tanh, sigmoid, linear or None, got {activation!r}")
     fuse = activation == "relu" and _fusing.on
-    nodes = []
+    nodes: list[Value] = []
     for weights, bias in zip(weight_rows, biases):
         if len(weights) != n:
             raise ValueError(f"dot needs as many weights as inputs, got {len(weights)} and {n}")
@@ -345,9 +365,9 @@ def dots(weight_rows, inputs, biases=None, activation=None):
             continue
         # d/dw_i = x_i and d/dx_i = w_i: each product's other factor.
         if bias is None:
-            children, local_grads = (*weights, *inputs), (*x_data, *w_data)
+            children, local_grads = (*weights, *leaves), (*x_data, *w_data)
         else:
-            children, local_grads = (*weights, *inputs, bias), (*x_data, *w_data, 1.0)
+            children, local_grads = (*weights, *leaves, bias), (*x_data, *w_data, 1.0)
         node = make_node(total, children, local_grads, "relu(dot)" if fuse else "dot")
         nodes.append(node if fuse or activation is None else getattr(node, activation)())
     return nodes
@@ -361,7 +381,7 @@ _fusing = _Fusing()
 
 
 @contextlib.contextmanager
-def unfused():
+def unfused() -> Iterator[None]:
     """Within this block (in this thread), `dots` makes the activation a node of its own.
 
     The compiled executor traces models this way: a fused relu drops its
@@ -375,14 +395,14 @@ def unfused():
         _fusing.on = previous
 
 
-def _input_value(x):
+def _input_value(x: object) -> Value:
     value = _as_value(x)
-    if value is NotImplemented:
+    if value is None:
         raise TypeError(f"dot inputs must be Values or real numbers, got {type(x).__name__}: {x!r}")
     return value
 
 
-def log_softmax_at(values, k):
+def log_softmax_at(values: Iterable[Value], k: int) -> Value:
     """log(exp(x_k) / sum_j exp(x_j)) as a single node, stable for inputs of any size.
 
     A fused primitive: computed as (x_k - m) - log(sum_j exp(x_j - m)) with m
@@ -390,48 +410,48 @@ def log_softmax_at(values, k):
     even for logits like [1000, 0, -1000]. Its children are every x_j, then
     x_k again; the local derivatives are -softmax(x)_j, then 1.
     """
-    values = tuple(values)
-    if not 0 <= k < len(values):
-        raise IndexError(f"log_softmax_at index {k} is out of range for {len(values)} values")
-    data = [v.data for v in values]
+    nodes = tuple(values)
+    if not 0 <= k < len(nodes):
+        raise IndexError(f"log_softmax_at index {k} is out of range for {len(nodes)} values")
+    data = [v.data for v in nodes]
     shift = max(data)
     exps = [math.exp(x - shift) for x in data]
     total = reduce(add, exps, 0.0)
     out = (data[k] - shift) - math.log(total)
-    return make_node(out, (*values, values[k]), (*[-e / total for e in exps], 1.0), "log_softmax")
+    return make_node(out, (*nodes, nodes[k]), (*[-e / total for e in exps], 1.0), "log_softmax")
 
 
-def _sigmoid(x):
+def _sigmoid(x: float) -> float:
     if x >= 0.0:  # two branches: exp never sees a large positive argument
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
 
 
-def _is_number(x):
+def _is_number(x: object) -> TypeGuard[float]:
     t = type(x)  # float and int first: the abstract-class check is ten times slower
     return t is float or t is int or (isinstance(x, numbers.Real) and t is not bool)
 
 
-def _data_of(x):
-    """The number a comparison reads: .data of a Value, a real number itself, else NotImplemented."""
+def _data_of(x: object) -> float | None:
+    """The number a comparison reads: .data of a Value, a real number itself, else None."""
     if isinstance(x, Value):
         return x.data
     if _is_number(x):
         return x
-    return NotImplemented
+    return None
 
 
-def _as_value(x):
-    """A Value stays itself; a number becomes a constant leaf; else NotImplemented."""
+def _as_value(x: object) -> Value | None:
+    """A Value stays itself; a number becomes a constant leaf; else None."""
     if isinstance(x, Value):
         return x
     if _is_number(x):
         return Value(x)
-    return NotImplemented
+    return None
 
 
-def _power(base, exponent, differentiate_exponent):
+def _power(base: Value, exponent: Value, differentiate_exponent: bool) -> Value:
     """base ** exponent with PyTorch's derivatives and clear domain errors."""
     b, e = base.data, exponent.data
     if b == 0.0 and e < 0.0:

@@ -25,8 +25,12 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "append_text",
@@ -54,7 +58,7 @@ def _temporary(path: Path) -> tuple[Path, int]:
     return tmp, os.open(tmp, _NEW_FILE, 0o666)  # 0o666 less the umask: the usual permissions
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace `path` with `data`: a fresh temporary file beside it, synced, then renamed over it."""
     path = Path(path)
     tmp, fd = _temporary(path)
@@ -69,7 +73,7 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Replace `path` with `text` in UTF-8 (see `write_bytes_atomic`)."""
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -90,12 +94,12 @@ def json_text(data: Any) -> str:
     return json.dumps(finite_or_null(data), indent=1, allow_nan=False) + "\n"
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     """Replace `path` with `data` as strict JSON (non-finite floats written as null)."""
     write_text_atomic(path, json_text(data))
 
 
-def write_figure(fig, path: str | os.PathLike, **savefig_options) -> None:
+def write_figure(fig: Figure, path: str | os.PathLike[str], **savefig_options: Any) -> None:
     """Save a matplotlib figure to `path` atomically; the format follows the suffix (png by default)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format=Path(path).suffix[1:].lower() or "png", **savefig_options)
@@ -103,7 +107,7 @@ def write_figure(fig, path: str | os.PathLike, **savefig_options) -> None:
 
 
 @contextlib.contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """For writers that need a file name (an animation writer, an external program).
 
     Yields the path of a fresh empty temporary file beside `path`; when the
@@ -126,7 +130,7 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def append_text(path: str | os.PathLike, text: str, sync: bool = True) -> None:
+def append_text(path: str | os.PathLike[str], text: str, sync: bool = True) -> None:
     """Append `text` to the existing regular file `path` (and sync it, unless told not to); a symlink is refused.
 
     For metrics.csv, which is too long-lived to rewrite each epoch. The
@@ -155,12 +159,12 @@ _KINDS = {
 }
 
 
-def _not_regular(path, mode: int) -> ValueError:
+def _not_regular(path: str | os.PathLike[str], mode: int) -> ValueError:
     kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
     return ValueError(f"{os.fspath(path)!r} is {kind}, not a regular file")
 
 
-def regular_file_size(path: str | os.PathLike) -> int:
+def regular_file_size(path: str | os.PathLike[str]) -> int:
     """The size of the regular file `path` (links followed); ValueError for anything else, without opening it."""
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
@@ -168,7 +172,7 @@ def regular_file_size(path: str | os.PathLike) -> int:
     return info.st_size
 
 
-def read_regular_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+def read_regular_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     """The bytes of the regular file `path`, checked before anything is read.
 
     Raises ValueError when `path` is not a regular file (a directory, a
@@ -192,7 +196,7 @@ def read_regular_bytes(path: str | os.PathLike, limit: int | None = None) -> byt
     return data
 
 
-def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[str]:
     """Delete the temporary files that writers killed mid-write (SIGKILL, power loss) left in `directory`.
 
     Only names this module creates are touched. Call it only while no
@@ -200,7 +204,7 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:
     Returns the names removed.
     """
     removed = []
-    for entry in os.scandir(directory):
+    for entry in os.scandir(os.fspath(directory)):
         if _TEMPORARY.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
             os.unlink(entry.path)
             removed.append(entry.name)

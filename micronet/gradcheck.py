@@ -10,6 +10,7 @@ perturbation is always a few ulps above rounding noise and never crosses zero.
 """
 
 import math
+from collections.abc import Callable, Sequence
 
 from micronet.engine import Value
 
@@ -22,7 +23,9 @@ class GradcheckError(AssertionError):
     """Autograd and the numerical gradient disagree."""
 
 
-def numerical_grad(f, xs, h=1e-6, method="central", relative=False):
+def numerical_grad(
+    f: Callable[..., float], xs: Sequence[float], h: float = 1e-6, method: str = "central", relative: bool = False
+) -> list[float]:
     """Partial derivatives of `f(*xs) -> float` at `xs` by finite differences.
 
     With `relative`, coordinate i is stepped by h * |x_i| (h where x_i is 0).
@@ -32,7 +35,7 @@ def numerical_grad(f, xs, h=1e-6, method="central", relative=False):
     if not h > 0.0:
         raise ValueError(f"h must be > 0, got {h!r}")
     xs = [float(x) for x in xs]
-    f_at_x = float(f(*xs)) if method == "forward" else None
+    f_at_x = float(f(*xs)) if method == "forward" else math.nan  # only "forward" reads it
     grads = []
     for i, x in enumerate(xs):
         step = h * abs(x) if relative and x != 0.0 else h
@@ -47,7 +50,15 @@ def numerical_grad(f, xs, h=1e-6, method="central", relative=False):
     return grads
 
 
-def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, relative=False):
+def gradcheck(
+    f: Callable[..., Value],
+    xs: Sequence[float],
+    h: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    relative: bool = False,
+) -> bool:
     """True when autograd's gradient of `f(*Values) -> Value` matches central differences.
 
     Coordinate i passes when |autograd_i - numeric_i| <= atol + rtol * |numeric_i|.
@@ -62,7 +73,7 @@ def gradcheck(f, xs, h=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, relativ
     analytic = [leaf.grad for leaf in leaves]
     numeric = numerical_grad(lambda *args: f(*map(Value, args)).data, xs, h, relative=relative)
 
-    def excess(i):  # how far coordinate i is beyond its tolerance; NaN is worst
+    def excess(i: int) -> float:  # how far coordinate i is beyond its tolerance; NaN is worst
         if analytic[i] == numeric[i]:  # also equal infinities, whose difference is NaN
             return -math.inf
         over = abs(analytic[i] - numeric[i]) - (atol + rtol * abs(numeric[i]))

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from operator import attrgetter
 from pathlib import Path
+from typing import NoReturn
 
 from micronet.engine import Value, dots
 
@@ -95,7 +96,7 @@ def to_dot(value: Value, rankdir: str = "LR") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(value: Value, path: str | os.PathLike, rankdir: str = "LR") -> Path:
+def render(value: Value, path: str | os.PathLike[str], rankdir: str = "LR") -> Path:
     """Write the graph below `value` to `path`, in the format its suffix names.
 
     .svg, .png and .pdf run Graphviz's `dot`; .dot writes the DOT text and
@@ -124,7 +125,7 @@ def render(value: Value, path: str | os.PathLike, rankdir: str = "LR") -> Path:
             with open(tmp, "x", encoding="utf-8") as f:
                 f.write(text)
         else:
-            command = [program, f"-T{fmt}", "-o", str(tmp)]
+            command = [str(program), f"-T{fmt}", "-o", str(tmp)]  # program is set when fmt is
             done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True)
             if done.returncode != 0:
                 stderr = done.stderr.decode("utf-8", "replace").strip() or "(no message)"
@@ -142,7 +143,7 @@ SVG_LIMIT = 150  # values drawn as a graph in a notebook; dot's layout of more i
 TABLE_ROWS = 30  # values listed when there is no drawing: the ones nearest the output
 
 
-def _nearest(root, limit):
+def _nearest(root: Value, limit: int) -> tuple[list[Value], bool]:
     """Up to `limit` values below `root`, nearest first (breadth first); and whether that is all of them.
 
     Bounded, so displaying the last value of a million-node graph costs
@@ -168,13 +169,14 @@ def repr_svg(value: Value) -> str | None:
         _, complete = _nearest(value, SVG_LIMIT)
         if not complete or shutil.which("dot") is None:
             return None
-        return _svg(to_dot(value))
+        svg: str | None = _svg(to_dot(value))  # lru_cache hides the type
+        return svg
     except Exception:  # noqa: BLE001 - display must not fail
         return None
 
 
 @functools.lru_cache(maxsize=8)  # Jupyter asks for HTML, then SVG, of the same graph: run dot once
-def _svg(dot_text):
+def _svg(dot_text: str) -> str | None:
     program = shutil.which("dot")
     if program is None:
         return None
@@ -243,20 +245,20 @@ def lecture_neuron(fused: bool = False) -> Value:
     return o
 
 
-def _number(x):
+def _number(x: float) -> str:
     """Four decimals where that reads well, scientific notation where it would hide digits."""
     if x == 0.0 or 1e-4 <= abs(x) < 1e6:
         return f"{x:.4f}"
     return f"{x:.4e}"  # also nan and inf
 
 
-def _quote_escape(text):
+def _quote_escape(text: object) -> str:
     """Text for a double-quoted DOT string: backslash and quote escaped, newlines as \\n."""
     text = str(text).replace("\\", "\\\\").replace('"', '\\"')
     return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
 
 
-def _record_escape(text):
+def _record_escape(text: object) -> str:
     """Text for one field of a record label, where { } | < > are structure."""
     text = _quote_escape(text)
     for ch in "{}|<>":
@@ -265,7 +267,7 @@ def _record_escape(text):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, as the other CLIs do
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the other CLIs do
         raise ValueError(f"{message} (see --help)")
 
 

@@ -19,18 +19,27 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from micronet.data import PreparedData, Standardizer, batches, split_validation
 from micronet.losses import get_loss
 from micronet.nn import MLP, Module
 from micronet.optim import OPTIMIZERS, SCHEDULES
+
+if TYPE_CHECKING:  # annotations only: the loop takes a validated config as a value
+    from matplotlib.axes import Axes
+
+    from micronet.compile import CompiledModel
+    from micronet.config import RunConfig
 
 __all__ = [
     "Diverged",
@@ -50,7 +59,7 @@ __all__ = [
 class Diverged(ArithmeticError):
     """Training produced a non-finite loss, gradient or parameter."""
 
-    def __init__(self, epoch: int, cause: str, hint: str = "try a smaller optimizer.lr"):
+    def __init__(self, epoch: int, cause: str, hint: str = "try a smaller optimizer.lr") -> None:
         super().__init__(f"training diverged at epoch {epoch} ({cause}); {hint}")
         self.epoch, self.cause = epoch, cause
 
@@ -63,7 +72,7 @@ class EagerExecutor:
 
     name = "eager"
 
-    def __init__(self, model: Callable, loss: Callable, should_stop: Callable[[], bool] | None = None):
+    def __init__(self, model: Callable, loss: Callable, should_stop: Callable[[], bool] | None = None) -> None:
         self.model = model
         self.loss = loss
         # Polled before every sample: a stop request ends even a batch that runs for
@@ -97,7 +106,8 @@ class EagerExecutor:
         return np.array([[v.data for v in self.model(x)] for x in self._rows(X)]).reshape(len(X), -1)
 
 
-def make_executor(model: Module, loss: Callable, backend: str, n_features: int, warn: Callable | None = None):
+def make_executor(model: Module, loss: Callable, backend: str, n_features: int,
+                  warn: Callable | None = None) -> EagerExecutor | CompiledModel:
     """The compiled executor when asked for and possible, else eager (saying why through `warn`)."""
     if backend != "eager":
         from micronet.compile import CompileError, compile_model
@@ -165,7 +175,7 @@ class EarlyStopping:
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
-                 restore_best: bool = True, mode: str = "auto"):
+                 restore_best: bool = True, mode: str = "auto") -> None:
         if not isinstance(monitor, str) or not monitor:
             raise TypeError(f"EarlyStopping monitor must be a metric name like 'val_loss', got {monitor!r}")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
@@ -223,7 +233,7 @@ class EarlyStopping:
             raise ValueError("the early-stopping best weights must be an object of parameters")
         self.best, self.best_epoch, self.wait, self.best_weights = best, best_epoch, wait or 0, weights
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, min_delta={self.min_delta}, "
             f"restore_best={self.restore_best}, mode={self.mode!r})"
@@ -249,7 +259,7 @@ class History:
     early stopping); `stopped_early` says whether patience ran out.
     """
 
-    def __init__(self, rows: list[dict], best_epoch: int | None = None, stopped_early: bool = False):
+    def __init__(self, rows: list[dict], best_epoch: int | None = None, stopped_early: bool = False) -> None:
         self.rows = [dict(row) for row in rows]
         self.epoch = [row["epoch"] for row in rows]
         self.history: dict[str, list] = {}
@@ -267,13 +277,13 @@ class History:
         stop = f", stopped early (best epoch {self.best_epoch})" if self.stopped_early else ""
         return f"History({len(self)} epochs{': ' + last if last else ''}{stop})"
 
-    def to_csv(self, path) -> None:
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
         """One row per epoch, the columns of metrics.csv, written atomically."""
         from micronet.checkpoint import write_text_atomic
 
         write_text_atomic(path, rows_to_csv(self.rows))
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Axes:
         """Loss (and accuracy or R²) per epoch; returns the matplotlib Axes."""
         from micronet import plot
 
@@ -302,7 +312,7 @@ class Plan:
     step_schedule: bool = False  # advance the lr schedule per optimizer step (else per epoch)
 
     @classmethod
-    def from_config(cls, config) -> "Plan":
+    def from_config(cls, config: RunConfig) -> Plan:
         """The plan of a validated `RunConfig`."""
         training = config.training
         return cls(
@@ -365,9 +375,11 @@ class TrainState:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"the checkpoint's epoch must be an int >= 0, got {epoch!r}")
         if (stopping is None) != (self.stopper is None):
-            raise ValueError("the checkpoint's early-stopping state does not match the config's training.early_stopping")
+            raise ValueError(
+                "the checkpoint's early-stopping state does not match the config's training.early_stopping"
+            )
         if self.stopper is not None:
-            self.stopper.load_state_dict(stopping)
+            self.stopper.load_state_dict(stopping)  # type: ignore[arg-type]  # both or neither, checked above
         self.epoch, self.stopped_early = epoch, stopped is True
 
 
@@ -381,7 +393,7 @@ def _rng_from_json(data):
     return (version, tuple(internal), gauss)
 
 
-def sub_rng(seed, purpose: str) -> random.Random:
+def sub_rng(seed: int, purpose: str) -> random.Random:
     """An independent stream per purpose, all from the one run seed (str seeds hash stably)."""
     return random.Random(f"micronet:{seed}:{purpose}")
 
@@ -395,7 +407,7 @@ def _fill_run_length(params: dict, run_length: int) -> dict:
     return {k: (run_length if k in ("T_max", "total_iters") and v is None else v) for k, v in params.items()}
 
 
-def new_state(config, data: PreparedData, model: Module | None = None) -> TrainState:
+def new_state(config: RunConfig, data: PreparedData, model: Module | None = None) -> TrainState:
     """A fresh optimizer, schedule and early-stopping tracker for `config` and the data's shape.
 
     The model is `model`, or else a new MLP with the config's layers and
@@ -419,7 +431,7 @@ def new_state(config, data: PreparedData, model: Module | None = None) -> TrainS
     return TrainState(model, optimizer, schedule, sub_rng(config.seed, "shuffle"), stopper=stopper)
 
 
-def config_loss(config) -> Callable:
+def config_loss(config: RunConfig) -> Callable:
     """The per-sample loss function a config asks for."""
     return get_loss(config.loss.name, config.task, **config.loss.params())
 
@@ -454,7 +466,7 @@ def run_epochs(
     plan: Plan,
     data: PreparedData,
     state: TrainState,
-    executor,
+    executor: EagerExecutor | CompiledModel,
     *,
     on_epoch: Callable | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -477,7 +489,8 @@ def run_epochs(
     callbacks = list(callbacks)
     stepper = _stepper(executor, state.optimizer)
     splits = [("train", data.X_train, data.y_train)]
-    splits += [(name, X, y) for name, X, y in (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test)) if len(y)]
+    held_out = (("val", data.X_val, data.y_val), ("test", data.X_test, data.y_test))
+    splits += [(name, X, y) for name, X, y in held_out if len(y)]
     n = len(data.y_train)
     first = plan.epochs + 1 if state.stopped_early else state.epoch + 1  # a stopped run is over
     try:
@@ -494,7 +507,7 @@ def run_epochs(
             with _as_divergence(epoch):
                 if not plan.step_schedule:
                     state.schedule.step()
-                row = {"epoch": epoch}
+                row: dict[str, Any] = {"epoch": epoch}
                 for name, X, y in splits:
                     metrics = _evaluate(executor, data.task, X, y, data.target_scaler)
                     if not math.isfinite(metrics["loss"]):
@@ -554,11 +567,11 @@ def _has_widgets() -> bool:
 class ProgressBar:
     """A tqdm bar over epochs (tqdm.auto: a widget in Jupyter, text at a terminal)."""
 
-    def __init__(self, total: int, initial: int = 0, notebook: bool = True):
+    def __init__(self, total: int, initial: int = 0, notebook: bool = True) -> None:
         if notebook and _has_widgets():
             from tqdm.auto import tqdm
         else:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[assignment]  # the plain bar, where tqdm.auto picks a widget
         self.bar = tqdm(total=total, initial=initial, unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
@@ -581,8 +594,8 @@ _OPTIMIZER_OPTIONS = ("lr", "momentum", "nesterov", "betas", "eps", "weight_deca
 
 def fit(
     model: Module,
-    X,
-    y,
+    X: ArrayLike,
+    y: ArrayLike,
     *,
     epochs: int = 100,
     batch_size: int | str = 32,
@@ -598,7 +611,7 @@ def fit(
     backend: str = "compiled",
     progress: bool | None = None,
     seed: int = 0,
-    **optimizer_options,
+    **optimizer_options: Any,
 ) -> History:
     """Train `model` on (X, y) in one call and return its `History`, as Keras's `model.fit` does.
 
@@ -679,7 +692,7 @@ def _callable_loss(loss):
     return loss
 
 
-def _check_xy(x_name, y_name, X, y, task):
+def _check_xy(x_name, y_name, X, y, task) -> tuple[np.ndarray, np.ndarray]:
     """X as a finite 2-d float array and y as class indices or finite numbers, same length."""
     try:
         X = np.asarray(X, dtype=np.float64)
@@ -695,7 +708,8 @@ def _check_xy(x_name, y_name, X, y, task):
     if task == "classification":
         if y.ndim != 1:
             raise ValueError(f"{y_name} must be 1-d class indices for classification, got shape {y.shape}")
-        if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
+        whole_floats = y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))
+        if y.dtype.kind not in "iu" and not whole_floats:
             raise ValueError(f"{y_name} must hold integer class indices 0..k-1, got dtype {y.dtype}")
         y = y.astype(np.int64)
         if y.min() < 0:
@@ -715,7 +729,8 @@ def _check_xy(x_name, y_name, X, y, task):
 def _unpack_validation(validation_data, task, n_features, y):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValueError("validation_data must be a pair (X_val, y_val)")
-    X_val, y_val = _check_xy("validation_data[0]", "validation_data[1]", *validation_data, task)
+    X_given, y_given = validation_data
+    X_val, y_val = _check_xy("validation_data[0]", "validation_data[1]", X_given, y_given, task)
     if X_val.shape[1] != n_features:
         raise ValueError(f"validation_data[0] must have {n_features} features like X, got {X_val.shape[1]}")
     if task == "regression" and y_val.shape[1:] != y.shape[1:]:
@@ -764,7 +779,9 @@ def _optimizer(model, optimizer, options):
         raise TypeError(f"fit() got unexpected keyword argument(s) {', '.join(unknown)}")
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optimizer instance, got {optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optimizer instance, got {optimizer!r}"
+            )
         if optimizer == "sgd":
             options = {"lr": 0.1, **options}
         return OPTIMIZERS[optimizer](model.parameters(), **options)

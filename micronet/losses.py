@@ -11,8 +11,13 @@ means.
 import inspect
 import math
 import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeGuard, cast
 
 from micronet.engine import Value, log_softmax_at
+
+# A regression target: one number (one output) or one per output.
+Target = float | Value | Sequence[float | Value]
 
 __all__ = [
     "softmax",
@@ -36,44 +41,44 @@ __all__ = [
 # ----- classification ----------------------------------------------------------
 
 
-def log_softmax(logits):
+def log_softmax(logits: Sequence[Value]) -> list[Value]:
     """log p_k = x_k - log(sum_j exp(x_j)), each a max-shifted fused node."""
     return [log_softmax_at(logits, k) for k in range(len(logits))]
 
 
-def softmax(logits):
+def softmax(logits: Sequence[Value]) -> list[Value]:
     """p_k = exp(log p_k); every exponent is <= 0, so nothing overflows."""
     return [x.exp() for x in log_softmax(logits)]
 
 
-def cross_entropy(logits, target):
+def cross_entropy(logits: Sequence[Value], target: int) -> Value:
     """-log softmax(x)[t] = log(sum_j exp(x_j)) - x_t, for one example with class index t."""
     _check_target(target, len(logits))
     return -log_softmax_at(logits, target)
 
 
-def hinge_loss(score, label):
+def hinge_loss(score: Value, label: int) -> Value:
     """max(0, 1 - y * s) for one score s and a label y in {-1, +1} (micrograd's max-margin loss)."""
     if isinstance(label, bool) or label not in (-1, 1):
         raise ValueError(f"hinge_loss label must be -1 or +1, got {label!r}")
     return (1 - label * score).relu()
 
 
-def multiclass_hinge_loss(logits, target, margin=1.0):
+def multiclass_hinge_loss(logits: Sequence[Value], target: int, margin: float = 1.0) -> Value:
     """(1/K) * sum_{k != t} max(0, margin - x_t + x_k), PyTorch's multi_margin_loss."""
     _check_target(target, len(logits))
     correct = logits[target]
     terms = [(margin - correct + x).relu() for k, x in enumerate(logits) if k != target]
-    return sum(terms) * (1.0 / len(logits))
+    return cast(Value, sum(terms)) * (1.0 / len(logits))  # a sum of Values is a Value (K >= 2)
 
 
-def one_hot_mse_loss(logits, target):
+def one_hot_mse_loss(logits: Sequence[Value], target: int) -> Value:
     """Mean squared error between the logits and the one-hot vector of class t."""
     _check_target(target, len(logits))
     return mse_loss(logits, [1.0 if k == target else 0.0 for k in range(len(logits))])
 
 
-def _check_target(target, n_classes):
+def _check_target(target: int, n_classes: int) -> None:
     if isinstance(target, bool) or not isinstance(target, int) and not hasattr(target, "__index__"):
         raise TypeError(f"target must be an integer class index, got {type(target).__name__}: {target!r}")
     if not 0 <= target < n_classes:
@@ -84,19 +89,19 @@ def _check_target(target, n_classes):
 # As PyTorch's functional losses with reduction="mean" on a sample's k outputs.
 
 
-def mse_loss(outputs, targets):
+def mse_loss(outputs: Iterable[Value], targets: Target) -> Value:
     """(1/k) * sum_i (o_i - t_i)^2, the mean squared error."""
     diffs = _differences("mse_loss", outputs, targets)
-    return sum(d * d for d in diffs) * (1.0 / len(diffs))
+    return _mean([d * d for d in diffs])
 
 
-def l1_loss(outputs, targets):
+def l1_loss(outputs: Iterable[Value], targets: Target) -> Value:
     """(1/k) * sum_i |o_i - t_i|, the mean absolute error (slope 0 where o_i == t_i, as PyTorch)."""
     diffs = _differences("l1_loss", outputs, targets)
-    return sum(abs(d) for d in diffs) * (1.0 / len(diffs))
+    return _mean([abs(d) for d in diffs])
 
 
-def huber_loss(outputs, targets, delta=1.0):
+def huber_loss(outputs: Iterable[Value], targets: Target, delta: float = 1.0) -> Value:
     """(1/k) * sum_i h(o_i - t_i): h(d) = d^2/2 for |d| < delta, else delta * (|d| - delta/2).
 
     PyTorch's huber_loss: quadratic near 0, linear (slope +-delta) in the
@@ -106,31 +111,39 @@ def huber_loss(outputs, targets, delta=1.0):
     delta = _check_delta(delta)
     diffs = _differences("huber_loss", outputs, targets)
     terms = [d * d * 0.5 if abs(d.data) < delta else (abs(d) - 0.5 * delta) * delta for d in diffs]
-    return sum(terms) * (1.0 / len(diffs))
+    return _mean(terms)
 
 
-def _differences(name, outputs, targets):
+def _mean(terms: list[Value]) -> Value:
+    """(1/k) * the sum of the k terms, summed left to right as Python's sum does."""
+    return cast(Value, sum(terms)) * (1.0 / len(terms))  # a sum of Values is a Value
+
+
+def _differences(name: str, outputs: Iterable[Value], targets: Target) -> list[Value]:
     """o_i - t_i for each output, with the target given as a number (one output) or k numbers."""
     outputs = list(outputs)
     if not outputs:
         raise ValueError(f"{name} needs at least one output")
-    if isinstance(targets, Value) or _is_real(targets):
-        targets = [targets]
-    elif isinstance(targets, (str, bytes)) or not hasattr(targets, "__len__"):
-        raise TypeError(f"{name} targets must be a number or a sequence of numbers, got {type(targets).__name__}: {targets!r}")
-    if len(targets) != len(outputs):
-        raise ValueError(f"{name} needs as many targets as outputs, got {len(targets)} and {len(outputs)}")
-    for t in targets:
+    checked: Any = targets  # whatever the caller gave: checked here, at run time
+    if isinstance(checked, Value) or _is_real(checked):
+        checked = [checked]
+    elif isinstance(checked, (str, bytes)) or not hasattr(checked, "__len__"):
+        raise TypeError(
+            f"{name} targets must be a number or a sequence of numbers, got {type(checked).__name__}: {checked!r}"
+        )
+    if len(checked) != len(outputs):
+        raise ValueError(f"{name} needs as many targets as outputs, got {len(checked)} and {len(outputs)}")
+    for t in checked:
         if not (isinstance(t, Value) or _is_real(t)):
             raise TypeError(f"{name} targets must be real numbers, got {type(t).__name__}: {t!r}")
-    return [o - t for o, t in zip(outputs, targets)]
+    return [o - t for o, t in zip(outputs, checked)]
 
 
-def _is_real(x):
+def _is_real(x: object) -> TypeGuard[float]:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _check_delta(delta):
+def _check_delta(delta: object) -> float:
     if not _is_real(delta) or not 0.0 < delta < math.inf:
         raise ValueError(f"huber delta must be a finite number > 0, got {delta!r}")
     return float(delta)
@@ -139,13 +152,13 @@ def _check_delta(delta):
 # ----- registries -------------------------------------------------------------------
 
 # Classification losses by config name: loss(logits, class_index) -> Value.
-CLASSIFICATION_LOSSES = {
+CLASSIFICATION_LOSSES: dict[str, Callable[..., Value]] = {
     "cross_entropy": cross_entropy,
     "hinge": multiclass_hinge_loss,
     "mse": one_hot_mse_loss,
 }
 # Regression losses by config name: loss(outputs, float or k floats) -> Value.
-REGRESSION_LOSSES = {
+REGRESSION_LOSSES: dict[str, Callable[..., Value]] = {
     "mse": mse_loss,
     "l1": l1_loss,
     "huber": huber_loss,
@@ -162,27 +175,29 @@ class Loss:
     and `options` and run its vectorised twin instead of tracing the graph.
     """
 
-    def __init__(self, name: str, task: str, function, options: dict):
+    def __init__(self, name: str, task: str, function: Callable[..., Value], options: Mapping[str, Any]) -> None:
         self.name = name
         self.task = task
         self.function = function
         self.options = dict(options)
 
-    def __call__(self, outputs, target):
+    def __call__(self, outputs: Sequence[Value], target: Any) -> Value:
         return self.function(outputs, target, **self.options)
 
-    def __eq__(self, other):
-        return isinstance(other, Loss) and (self.name, self.task, self.options) == (other.name, other.task, other.options)
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Loss):
+            return False
+        return (self.name, self.task, self.options) == (other.name, other.task, other.options)
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.name, self.task, tuple(sorted(self.options.items()))))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
         return f"get_loss({self.name!r}, task={self.task!r}{options})"
 
 
-def get_loss(name: str, task: str = "classification", **options) -> Loss:
+def get_loss(name: str, task: str = "classification", **options: Any) -> Loss:
     """The per-sample loss `name` of `task` with `options` bound (e.g. huber's delta).
 
     Unknown tasks, names and options raise ValueError listing the choices;

@@ -8,18 +8,20 @@ parameter order: layer by layer, neuron by neuron, weights then bias.
 
 import math
 import random
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from micronet.engine import Value, dots
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS"]
 
 
-def _linear(x):
+def _linear(x: Value) -> Value:
     return x
 
 
 # Activations by name: a function Value -> Value.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
     "relu": Value.relu,
     "tanh": Value.tanh,
     "sigmoid": Value.sigmoid,
@@ -30,7 +32,11 @@ ACTIVATIONS = {
 class Module:
     """Base class: parameters, gradients and plain-data state of a model."""
 
-    def named_parameters(self):
+    if TYPE_CHECKING:  # every model defines it: a list of numbers or Values in, a list of Values out
+
+        def __call__(self, x: Sequence[Value | float]) -> list[Value]: ...
+
+    def named_parameters(self) -> list[tuple[str, Value]]:
         """(dotted name, Value) pairs in the fixed order, each Value once."""
         seen = set()
         pairs = []
@@ -42,9 +48,9 @@ class Module:
                     pairs.append((item_name, value))
         return pairs
 
-    def parameters(self):
+    def parameters(self) -> list[Value]:
         """All parameters as one flat list of Values, in the fixed order (named_parameters' order)."""
-        values = []
+        values: list[Value] = []
         for _, entry in self._entries(""):  # without the per-Value names: called every step
             if isinstance(entry, list):
                 values.extend(entry)
@@ -52,18 +58,19 @@ class Module:
                 values.append(entry)
         return list(dict.fromkeys(values))  # each Value once (Values hash by identity), first place kept
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to 0 (leaves accumulate over backward calls)."""
         for p in self.parameters():
             p.grad = 0.0
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, float | list[float]]:
         """Parameters as plain JSON-ready data: name -> float or list of floats."""
         return {
             name: [v.data for v in entry] if isinstance(entry, list) else entry.data
             for name, entry in self._entries("")
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Copy parameter values from `state`; validate all of it before changing anything."""
         if not isinstance(state, dict):
             raise TypeError(f"state_dict must be a dict, got {type(state).__name__}")
@@ -73,8 +80,10 @@ class Module:
                 raise KeyError(f"state_dict is missing {name!r}")
         for name in state:
             if name not in entries:
-                raise KeyError(f"state_dict has unexpected entry {name!r} (expected names like {next(iter(entries))!r})")
-        updates = []
+                raise KeyError(
+                    f"state_dict has unexpected entry {name!r} (expected names like {next(iter(entries))!r})"
+                )
+        updates: list[tuple[Value, float]] = []
         for name, entry in entries.items():
             given = state[name]
             if isinstance(entry, list):
@@ -87,12 +96,12 @@ class Module:
         for value, data in updates:
             value.data = data
 
-    def _entries(self, prefix):
+    def _entries(self, prefix: str) -> Iterator[tuple[str, Value | list[Value]]]:
         """(name, Value or list of Values) for every parameter tensor, in attribute order."""
         for name, attribute in vars(self).items():
             yield from _entries_of(prefix + name, attribute)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         """The class, each part that holds parameters (one per line, as PyTorch prints), and the count."""
         parts = list(self._parts())
         if not parts:
@@ -100,7 +109,7 @@ class Module:
         lines = [f"  ({name}): {text.replace(chr(10), chr(10) + '  ')}" for name, text, _ in parts]
         return "\n".join([f"{type(self).__name__}(", *lines, f"  parameters={len(self.parameters())}", ")"])
 
-    def _repr_html_(self):
+    def _repr_html_(self) -> str:
         """Jupyter: a table of the parts that hold parameters, with their counts."""
         import html
 
@@ -116,13 +125,13 @@ class Module:
             f"<th>parameters</th></tr></thead><tbody>{rows}</tbody></table>"
         )
 
-    def _parts(self):
+    def _parts(self) -> Iterator[tuple[str, str, int]]:
         """(name, description, parameter count) for each attribute that holds parameters, in order."""
         for name, attribute in vars(self).items():
             yield from _parts_of(name, attribute)
 
 
-def _entries_of(name, obj):
+def _entries_of(name: str, obj: object) -> Iterator[tuple[str, Value | list[Value]]]:
     if isinstance(obj, Value):
         yield name, obj
     elif isinstance(obj, Module):
@@ -135,7 +144,7 @@ def _entries_of(name, obj):
                 yield from _entries_of(f"{name}.{i}", item)
 
 
-def _parts_of(name, obj):
+def _parts_of(name: str, obj: object) -> Iterator[tuple[str, str, int]]:
     if isinstance(obj, Module):
         count = len(obj.parameters())
         if count:
@@ -149,24 +158,24 @@ def _parts_of(name, obj):
             yield from _parts_of(f"{name}.{i}", item)
 
 
-def _one_line(text):
+def _one_line(text: str) -> str:
     """A repr in one line: a custom module's multi-line one becomes its class name."""
     return text if "\n" not in text else text.split("(", 1)[0]
 
 
-def _finite(name, x):
+def _finite(name: str, x: object) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise ValueError(f"state_dict[{name!r}] must be a number, got {type(x).__name__}: {x!r}")
     try:
-        x = float(x)
+        number = float(x)
     except OverflowError:  # an int beyond the float range
-        x = math.inf
-    if not math.isfinite(x):
-        raise ValueError(f"state_dict[{name!r}] must be finite, got {x!r}")
-    return x
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueError(f"state_dict[{name!r}] must be finite, got {number!r}")
+    return number
 
 
-def _rng(seed):
+def _rng(seed: int | random.Random | None) -> random.Random:
     """A private random.Random: an int seeds it, an instance is shared, None is fresh."""
     if isinstance(seed, random.Random):
         return seed
@@ -175,7 +184,7 @@ def _rng(seed):
     raise TypeError(f"seed must be an int, a random.Random or None, got {type(seed).__name__}: {seed!r}")
 
 
-def _check_activation(activation):
+def _check_activation(activation: str) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
 
@@ -189,7 +198,8 @@ class Neuron(Module):
     The bias starts at 0.
     """
 
-    def __init__(self, nin, activation="relu", seed=None, fan_out=1):
+    def __init__(self, nin: int, activation: str = "relu", seed: int | random.Random | None = None,
+                 fan_out: int = 1) -> None:
         _check_activation(activation)
         if isinstance(nin, bool) or not isinstance(nin, int) or nin < 1:
             raise ValueError(f"nin must be an int >= 1, got {nin!r}")
@@ -199,63 +209,68 @@ class Neuron(Module):
         self.b = Value(0.0)
         self.activation = activation
 
-    def __call__(self, x):
+    def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.w), x)
         return dots([self.w], x, [self.b], activation=self.activation)  # the activation fused into the dot node
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Neuron({len(self.w)}, activation={self.activation!r})"
 
 
 class Layer(Module):
     """nout neurons that all read the same nin inputs."""
 
-    def __init__(self, nin, nout, activation="relu", seed=None):
+    def __init__(self, nin: int, nout: int, activation: str = "relu", seed: int | random.Random | None = None) -> None:
         if isinstance(nout, bool) or not isinstance(nout, int) or nout < 1:
             raise ValueError(f"nout must be an int >= 1, got {nout!r}")
         rng = _rng(seed)
         self.neurons = [Neuron(nin, activation, rng, fan_out=nout) for _ in range(nout)]
         self.activation = activation
 
-    def __call__(self, x):
+    def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.neurons[0].w), x)
         neurons = self.neurons
         return dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"
 
 
 class MLP(Module):
     """A stack of Layers: `activation` on every hidden layer, a linear last layer (logits)."""
 
-    def __init__(self, nin, nouts, activation="relu", seed=None):
+    def __init__(self, nin: int, nouts: Iterable[int], activation: str = "relu",
+                 seed: int | random.Random | None = None) -> None:
         _check_activation(activation)
-        nouts = list(nouts)
-        if not nouts:
+        widths = list(nouts)
+        if not widths:
             raise ValueError("nouts must list at least one layer size, got []")
         rng = _rng(seed)
-        sizes = [nin, *nouts]
+        sizes = [nin, *widths]
         self.layers = [
-            Layer(sizes[i], sizes[i + 1], activation if i < len(nouts) - 1 else "linear", rng)
-            for i in range(len(nouts))
+            Layer(sizes[i], sizes[i + 1], activation if i < len(widths) - 1 else "linear", rng)
+            for i in range(len(widths))
         ]
         self.activation = activation
 
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
+    def __call__(self, x: Sequence[Value | float]) -> list[Value]:
+        out = self.layers[0](x)
+        for layer in self.layers[1:]:
+            out = layer(out)
+        return out
 
-    def __repr__(self):
-        sizes = " -> ".join(str(s) for s in [len(self.layers[0].neurons[0].w)] + [len(l.neurons) for l in self.layers])
+    def __repr__(self) -> str:
+        widths = [len(self.layers[0].neurons[0].w)] + [len(layer.neurons) for layer in self.layers]
+        sizes = " -> ".join(str(s) for s in widths)
         return f"MLP({sizes}, activation={self.activation!r}, parameters={len(self.parameters())})"
 
 
-def _check_length(module, expected, x):
+def _check_length(module: Module, expected: int, x: Sequence[Value | float]) -> None:
     try:
         n = len(x)
     except TypeError:
-        raise TypeError(f"{type(module).__name__} expects a sequence of {expected} numbers or Values, got {type(x).__name__}") from None
+        raise TypeError(
+            f"{type(module).__name__} expects a sequence of {expected} numbers or Values, got {type(x).__name__}"
+        ) from None
     if n != expected:
         raise ValueError(f"{type(module).__name__} expects {expected} inputs, got {n}")

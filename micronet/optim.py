@@ -20,10 +20,18 @@ bit for bit the scalar optimizer's. NumPy is imported only by the twins, so
 `import micronet` stays free of third-party packages.
 """
 
+from __future__ import annotations  # the twins' NumPy types are named, not imported, at run time
+
 import math
 import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from micronet.engine import Value
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = [
     "SGD",
@@ -39,6 +47,7 @@ __all__ = [
     "SGDArrays",
     "AdamArrays",
     "ARRAY_TWINS",
+    "ArrayTwin",
     "array_twin",
 ]
 
@@ -46,7 +55,7 @@ __all__ = [
 # ----- argument checks ------------------------------------------------------
 
 
-def _number(name, value, ok, expected):
+def _number(name: str, value: object, ok: Callable[[float], bool], expected: str) -> float:
     """`value` as a float if it is a real number that satisfies `ok`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
@@ -59,19 +68,19 @@ def _number(name, value, ok, expected):
     return x
 
 
-def _positive(name, value):
+def _positive(name: str, value: object) -> float:
     return _number(name, value, lambda x: 0.0 < x < math.inf, "> 0 and finite")
 
 
-def _non_negative(name, value):
+def _non_negative(name: str, value: object) -> float:
     return _number(name, value, lambda x: 0.0 <= x < math.inf, ">= 0 and finite")
 
 
-def _fraction(name, value):
+def _fraction(name: str, value: object) -> float:
     return _number(name, value, lambda x: 0.0 <= x < 1.0, "in [0, 1)")
 
 
-def _integer(name, value, minimum):
+def _integer(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
     if value < minimum:
@@ -79,13 +88,13 @@ def _integer(name, value, minimum):
     return int(value)
 
 
-def _flag(name, value):
+def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
     return value
 
 
-def _check_params(params):
+def _check_params(params: Iterable[Value]) -> list[Value]:
     """The parameters as a list, in the given order; each Value exactly once."""
     if isinstance(params, Value) or not hasattr(params, "__iter__"):
         raise TypeError(
@@ -95,7 +104,7 @@ def _check_params(params):
     params = list(params)
     if not params:
         raise ValueError("params must contain at least one Value, got an empty list")
-    seen = {}
+    seen: dict[int, int] = {}
     for i, p in enumerate(params):
         if not isinstance(p, Value):
             raise TypeError(f"params[{i}] must be a Value, got {type(p).__name__}: {p!r}")
@@ -105,7 +114,7 @@ def _check_params(params):
     return params
 
 
-def _check_keys(sd, expected):
+def _check_keys(sd: object, expected: Iterable[str]) -> None:
     if not isinstance(sd, dict):
         raise TypeError(f"state_dict must be a dict, got {type(sd).__name__}")
     missing = sorted(set(expected) - set(sd))
@@ -116,12 +125,12 @@ def _check_keys(sd, expected):
         raise ValueError(f"state_dict has unknown keys {unknown}; expected {sorted(expected)}")
 
 
-def _check_kind(sd, key, kind):
+def _check_kind(sd: Mapping[str, Any], key: str, kind: str) -> None:
     if sd[key] != kind:
         raise ValueError(f"state_dict[{key!r}] is {sd[key]!r}, but this is a {kind!r} {key}")
 
 
-def _float_list(name, values, length):
+def _float_list(name: str, values: object, length: int) -> list[float]:
     """A list of `length` floats (JSON's lists of numbers), checked entry by entry."""
     if not isinstance(values, (list, tuple)):
         raise TypeError(f"{name} must be a list of floats, got {type(values).__name__}")
@@ -138,27 +147,43 @@ class _Optimizer:
 
     name = ""
 
-    def __init__(self, params, lr):
+    def __init__(self, params: Iterable[Value], lr: float) -> None:
         self.params = _check_params(params)
         self.lr = _positive("lr", lr)
         self.step_count = 0  # number of step() calls so far
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """The learning rate of the next step; a schedule or the user may set it."""
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         # >= 0 rather than > 0: a schedule may anneal all the way to zero.
         self._lr = _non_negative("lr", value)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Reset every parameter's gradient: backward() accumulates into leaves."""
         for p in self.params:
             p.grad = 0.0
 
-    def __repr__(self):
+    # What each optimizer defines (see SGD and Adam).
+    def step(self) -> None:
+        """Update every parameter from its current `.grad`."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as plain JSON-serialisable data."""
+        raise NotImplementedError
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore `state_dict()` output; on any error the optimizer is unchanged."""
+        raise NotImplementedError
+
+    def _hyper_repr(self) -> str:
+        return f"lr={self.lr!r}"
+
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self.params)} params, {self._hyper_repr()})"
 
 
@@ -179,22 +204,23 @@ class SGD(_Optimizer):
 
     name = "sgd"
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = _fraction("momentum", momentum)
         self.nesterov = _flag("nesterov", nesterov)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         if self.nesterov and self.momentum == 0.0:
             raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
-        self.momentum_buffer = None  # one float per parameter after the first step
+        self.momentum_buffer: list[float] | None = None  # one float per parameter after the first step
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter from its current `.grad`."""
         lr, momentum, wd = self.lr, self.momentum, self.weight_decay
         first = self.momentum_buffer is None
         if momentum != 0.0 and first:
             self.momentum_buffer = [0.0] * len(self.params)
-        buf = self.momentum_buffer
+        buf = self.momentum_buffer or []  # [] without momentum: never indexed
         for i, p in enumerate(self.params):
             g = p.grad
             if wd != 0.0:
@@ -205,7 +231,7 @@ class SGD(_Optimizer):
             p.data = p.data - lr * g
         self.step_count += 1
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain JSON-serialisable data."""
         buf = self.momentum_buffer
         return {
@@ -218,7 +244,7 @@ class SGD(_Optimizer):
             "momentum_buffer": None if buf is None else list(buf),
         }
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore `state_dict()` output; on any error the optimizer is unchanged."""
         _check_keys(sd, self.state_dict())
         _check_kind(sd, "optimizer", self.name)
@@ -237,7 +263,7 @@ class SGD(_Optimizer):
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
         self.weight_decay, self.step_count, self.momentum_buffer = weight_decay, step, buf
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> str:
         return (
             f"lr={self.lr!r}, momentum={self.momentum!r}, "
             f"nesterov={self.nesterov!r}, weight_decay={self.weight_decay!r}"
@@ -260,7 +286,8 @@ class Adam(_Optimizer):
 
     name = "adam"
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         super().__init__(params, lr)
         self.betas = _check_betas("betas", betas)
         self.eps = _positive("eps", eps)
@@ -268,7 +295,7 @@ class Adam(_Optimizer):
         self.exp_avg = [0.0] * len(self.params)  # m: running mean of g
         self.exp_avg_sq = [0.0] * len(self.params)  # v: running mean of g*g
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter from its current `.grad`."""
         beta1, beta2 = self.betas
         eps, wd = self.eps, self.weight_decay
@@ -286,7 +313,7 @@ class Adam(_Optimizer):
             denom = math.sqrt(v[i]) / bias_correction2_sqrt + eps
             p.data = p.data - step_size * m[i] / denom
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain JSON-serialisable data."""
         return {
             "optimizer": self.name,
@@ -299,7 +326,7 @@ class Adam(_Optimizer):
             "exp_avg_sq": list(self.exp_avg_sq),
         }
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore `state_dict()` output; on any error the optimizer is unchanged."""
         _check_keys(sd, self.state_dict())
         _check_kind(sd, "optimizer", self.name)
@@ -314,17 +341,17 @@ class Adam(_Optimizer):
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.step_count, self.exp_avg, self.exp_avg_sq = step, exp_avg, exp_avg_sq
 
-    def _hyper_repr(self):
+    def _hyper_repr(self) -> str:
         return f"lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, weight_decay={self.weight_decay!r}"
 
 
-def _check_betas(name, betas):
+def _check_betas(name: str, betas: object) -> tuple[float, float]:
     if isinstance(betas, (str, bytes)) or not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
     return (_fraction(f"{name}[0]", betas[0]), _fraction(f"{name}[1]", betas[1]))
 
 
-def _lerp(start, end, weight):
+def _lerp(start: float, end: float, weight: float) -> float:
     """start + weight * (end - start), rounded the way torch.lerp rounds it.
 
     torch switches formula at weight 0.5 so the result is exact at weight 1;
@@ -348,7 +375,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam}
 class SGDArrays:
     """SGD.step on flat arrays: the same expressions, element by element, in the same order."""
 
-    def __init__(self, optimizer: SGD):
+    def __init__(self, optimizer: SGD) -> None:
         self.optimizer = optimizer
         self.load()
 
@@ -356,7 +383,7 @@ class SGDArrays:
         import numpy as np
 
         buf = self.optimizer.momentum_buffer
-        self.momentum_buffer = None if buf is None else np.array(buf, dtype=float)
+        self.momentum_buffer: NDArray[np.float64] | None = None if buf is None else np.array(buf, dtype=float)
         self.step_count = self.optimizer.step_count
 
     def store(self) -> None:
@@ -364,7 +391,7 @@ class SGDArrays:
         self.optimizer.momentum_buffer = None if buf is None else buf.tolist()
         self.optimizer.step_count = self.step_count
 
-    def step(self, p, grad) -> None:
+    def step(self, p: NDArray[np.float64], grad: NDArray[np.float64]) -> None:
         """Update the float64 array p in place from the array grad (left unchanged)."""
         opt = self.optimizer
         lr, momentum, wd = opt.lr, opt.momentum, opt.weight_decay
@@ -384,15 +411,15 @@ class SGDArrays:
 class AdamArrays:
     """Adam.step on flat arrays: the same expressions, element by element, in the same order."""
 
-    def __init__(self, optimizer: Adam):
+    def __init__(self, optimizer: Adam) -> None:
         self.optimizer = optimizer
         self.load()
 
     def load(self) -> None:
         import numpy as np
 
-        self.exp_avg = np.array(self.optimizer.exp_avg, dtype=float)
-        self.exp_avg_sq = np.array(self.optimizer.exp_avg_sq, dtype=float)
+        self.exp_avg: NDArray[np.float64] = np.array(self.optimizer.exp_avg, dtype=float)
+        self.exp_avg_sq: NDArray[np.float64] = np.array(self.optimizer.exp_avg_sq, dtype=float)
         self.step_count = self.optimizer.step_count
 
     def store(self) -> None:
@@ -400,7 +427,7 @@ class AdamArrays:
         self.optimizer.exp_avg_sq = self.exp_avg_sq.tolist()
         self.optimizer.step_count = self.step_count
 
-    def step(self, p, grad) -> None:
+    def step(self, p: NDArray[np.float64], grad: NDArray[np.float64]) -> None:
         """Update the float64 array p in place from the array grad (left unchanged)."""
         import numpy as np
 
@@ -424,10 +451,24 @@ class AdamArrays:
         p -= step_size * m / denom
 
 
-ARRAY_TWINS = {SGD: SGDArrays, Adam: AdamArrays}  # optimizer class -> its twin on arrays
+class ArrayTwin(Protocol):
+    """What compiled training calls on an optimizer's twin (SGDArrays and AdamArrays are two)."""
+
+    def load(self) -> None:
+        """Read the scalar optimizer's state into arrays."""
+
+    def store(self) -> None:
+        """Write the arrays' state back into the scalar optimizer."""
+
+    def step(self, p: NDArray[np.float64], grad: NDArray[np.float64]) -> None:
+        """Update the flat parameters p in place from grad."""
 
 
-def array_twin(optimizer):
+# optimizer class -> its twin on arrays
+ARRAY_TWINS: dict[type[_Optimizer], Callable[[Any], ArrayTwin]] = {SGD: SGDArrays, Adam: AdamArrays}
+
+
+def array_twin(optimizer: _Optimizer) -> ArrayTwin:
     """The optimizer's twin on arrays, or TypeError for a class without one (a subclass
     too: it may step differently)."""
     twin = ARRAY_TWINS.get(type(optimizer))
@@ -452,9 +493,9 @@ class _Schedule:
     """
 
     name = ""
-    _param_names = ()
+    _param_names: tuple[str, ...] = ()
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: _Optimizer) -> None:
         if not isinstance(getattr(optimizer, "lr", None), float):
             raise TypeError(
                 f"a schedule needs an optimizer with a float lr, got {type(optimizer).__name__}"
@@ -464,25 +505,28 @@ class _Schedule:
         self.t = 0
         optimizer.lr = self.lr_at(0)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         """The learning rate after `t` calls of `step()`, in closed form."""
         t = _integer("t", t, 0)
         return self._lr_at(t)
 
-    def step(self):
+    def _lr_at(self, t: int) -> float:  # each schedule's closed form
+        raise NotImplementedError
+
+    def step(self) -> None:
         """Advance one step (or epoch) and set the optimizer's lr."""
         self.t += 1
         self.optimizer.lr = self.lr_at(self.t)
 
-    def params(self):
+    def params(self) -> dict[str, Any]:
         """The schedule's own parameters, by keyword name."""
         return {name: getattr(self, name) for name in self._param_names}
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """t and base_lr (plus the schedule's name and parameters, for checking)."""
         return {"schedule": self.name, "t": self.t, "base_lr": self.base_lr, "params": self.params()}
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore t and base_lr and set the optimizer's lr to `lr_at(t)`.
 
         The saved parameters must equal this schedule's: resuming with a
@@ -499,7 +543,7 @@ class _Schedule:
         self.t, self.base_lr = t, base_lr
         self.optimizer.lr = self.lr_at(t)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         params = "".join(f", {k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}(t={self.t}, base_lr={self.base_lr!r}{params})"
 
@@ -509,7 +553,7 @@ class ConstantSchedule(_Schedule):
 
     name = "constant"
 
-    def _lr_at(self, t):
+    def _lr_at(self, t: int) -> float:
         return self.base_lr
 
 
@@ -519,12 +563,12 @@ class StepSchedule(_Schedule):
     name = "step"
     _param_names = ("step_size", "gamma")
 
-    def __init__(self, optimizer, *, step_size, gamma=0.1):
+    def __init__(self, optimizer: _Optimizer, *, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _integer("step_size", step_size, 1)
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
-    def _lr_at(self, t):
+    def _lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma ** (t // self.step_size)
 
 
@@ -534,11 +578,11 @@ class ExponentialSchedule(_Schedule):
     name = "exponential"
     _param_names = ("gamma",)
 
-    def __init__(self, optimizer, *, gamma):
+    def __init__(self, optimizer: _Optimizer, *, gamma: float) -> None:
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
-    def _lr_at(self, t):
+    def _lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma**t
 
 
@@ -553,12 +597,12 @@ class CosineSchedule(_Schedule):
     name = "cosine"
     _param_names = ("T_max", "eta_min")
 
-    def __init__(self, optimizer, *, T_max, eta_min=0.0):
+    def __init__(self, optimizer: _Optimizer, *, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _integer("T_max", T_max, 1)
         self.eta_min = _non_negative("eta_min", eta_min)
         super().__init__(optimizer)
 
-    def _lr_at(self, t):
+    def _lr_at(self, t: int) -> float:
         cosine = 1.0 + math.cos(math.pi * t / self.T_max)
         return self.eta_min + (self.base_lr - self.eta_min) * cosine / 2.0
 
@@ -573,13 +617,14 @@ class LinearSchedule(_Schedule):
     name = "linear"
     _param_names = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer, *, start_factor=1.0, end_factor=0.1, total_iters=100):
+    def __init__(self, optimizer: _Optimizer, *, start_factor: float = 1.0, end_factor: float = 0.1,
+                 total_iters: int = 100) -> None:
         self.start_factor = _number("start_factor", start_factor, lambda x: 0.0 < x <= 1.0, "in (0, 1]")
         self.end_factor = _number("end_factor", end_factor, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
         self.total_iters = _integer("total_iters", total_iters, 1)
         super().__init__(optimizer)
 
-    def _lr_at(self, t):
+    def _lr_at(self, t: int) -> float:
         slope = self.end_factor - self.start_factor
         return self.base_lr * (self.start_factor + slope * min(t, self.total_iters) / self.total_iters)
 
@@ -593,12 +638,13 @@ class InverseScalingSchedule(_Schedule):
     name = "invscaling"
     _param_names = ("power_t",)
 
-    def __init__(self, optimizer, *, power_t=0.5):
+    def __init__(self, optimizer: _Optimizer, *, power_t: float = 0.5) -> None:
         self.power_t = _non_negative("power_t", power_t)
         super().__init__(optimizer)
 
-    def _lr_at(self, t):
-        return self.base_lr / (t + 1) ** self.power_t
+    def _lr_at(self, t: int) -> float:
+        decay: float = (t + 1) ** self.power_t  # typeshed calls a float power Any (it may be complex)
+        return self.base_lr / decay
 
 
 SCHEDULES = {

@@ -12,10 +12,13 @@ layout: the layout solver measured at about 0.2 s per run for the two moons
 plots, more than everything else together.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -23,8 +26,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from numpy.typing import ArrayLike
 
 from micronet.files import write_figure
+
+if TYPE_CHECKING:  # annotations only: nn and loop are imported when a model is drawn
+    from matplotlib.axes import Axes
+
+    from micronet.loop import History
+    from micronet.nn import Module
 
 __all__ = [
     "class_colors",
@@ -73,13 +83,13 @@ def _new_figure(figsize, standalone=False, **options) -> Figure:
     return fig
 
 
-def _new_axes(width, height, left=0.8, right=0.25, bottom=0.6, top=0.45, standalone=False):
+def _new_axes(width, height, left=0.8, right=0.25, bottom=0.6, top=0.45, standalone=False) -> Axes:
     """One Axes inside margins given in inches, on a new width x height inch figure."""
     fig = _new_figure((width, height), standalone)
     return fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
 
 
-def _array(name, values, ndim=None):
+def _array(name, values, ndim=None) -> np.ndarray:
     try:
         array = np.asarray(values)
     except ValueError as e:
@@ -126,19 +136,19 @@ def _class_index(name, y, classes, n_classes):
 
 
 def decision_boundary(
-    model,
-    X,
-    y,
+    model: Module | Callable[[np.ndarray], np.ndarray],
+    X: ArrayLike,
+    y: ArrayLike,
     *,
-    X_test=None,
-    y_test=None,
-    ax=None,
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    ax: Axes | None = None,
     resolution: int = 200,
     class_names: Sequence | None = None,
     standardized: bool = False,
     title: str | None = None,
     feature_names: Sequence[str] | None = None,
-):
+) -> Axes:
     """Predicted class regions over the plane of two features, shaded by confidence, with the data on top.
 
     `model` is a micronet Module (softmax of its outputs), anything with
@@ -192,7 +202,7 @@ def decision_boundary(
     rgb = np.round(255 * rgb).astype(np.uint8)  # bytes draw faster than floats (no normalising pass)
 
     own_figure = ax is None
-    if own_figure:
+    if ax is None:
         ax = _new_axes(7.5, 5.0)
     ax.imshow(rgb.reshape(resolution, resolution, 3), origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
               aspect="auto", interpolation="bilinear")
@@ -217,7 +227,7 @@ def decision_boundary(
     legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                        fontsize="small", frameon=False)
     if own_figure:  # make room on the right for the legend, measured rather than solved for
-        fig = ax.figure
+        fig: Any = ax.figure  # the Agg figure _new_axes made
         width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
         left, right = 0.8, width + 0.45
         fig_width = fig.get_figwidth()
@@ -253,7 +263,7 @@ def _curves(history):
     return epochs, columns
 
 
-def history(history, ax=None, *, metric: str | None = None):
+def history(history: History | Sequence[Mapping], ax: Axes | None = None, *, metric: str | None = None) -> Axes:
     """Training curves per epoch on one Axes: a colour per split (train, validation, test).
 
     `history` is a list of metrics.csv rows (train_loss, test_loss, ...), a
@@ -304,8 +314,9 @@ def _split_keys(columns, metric):
 # ----- confusion matrix -----------------------------------------------------------------
 
 
-def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = None, ax=None,
-                     display_labels: Sequence | None = None, title: str | None = None):
+def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, *, labels: Sequence | None = None,
+                     normalize: str | None = None, ax: Axes | None = None, display_labels: Sequence | None = None,
+                     title: str | None = None) -> Axes:
     """Counts (or fractions, with `normalize` "true", "pred" or "all") of true class against predicted class.
 
     Drawn by scikit-learn's ConfusionMatrixDisplay (`labels` and `normalize`
@@ -320,7 +331,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
     if normalize not in (None, "true", "pred", "all"):
         raise ValueError(f"normalize must be None, 'true', 'pred' or 'all', got {normalize!r}")
     if labels is None:
-        labels = np.unique(np.concatenate([y_true, y_pred]))
+        labels = np.unique(np.concatenate([y_true, y_pred]))  # type: ignore[assignment]  # an array of labels
     matrix = count(y_true, y_pred, labels=labels, normalize=normalize)
     n = len(matrix)
     if ax is None:
@@ -335,7 +346,7 @@ def confusion_matrix(y_true, y_pred, *, labels=None, normalize: str | None = Non
     return ax
 
 
-def _confusion_axes(n_classes, standalone=False):
+def _confusion_axes(n_classes, standalone=False) -> Axes:
     """Constrained layout here (off the moons path): it fits long class names and the colorbar."""
     size = max(4.0, 0.5 * n_classes + 2)
     return _new_figure((size + 1, size), standalone, layout="constrained").add_subplot()
@@ -360,7 +371,7 @@ def _values_function(model) -> Callable:
                     f"to values; got {type(model).__name__}")
 
 
-def r2_score(y_true, y_pred) -> float:
+def r2_score(y_true: np.ndarray | Sequence, y_pred: np.ndarray | Sequence) -> float:
     """1 - SS_res / SS_tot, averaged over output columns (scikit-learn's default); 0 for a constant target."""
     y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
@@ -370,7 +381,9 @@ def r2_score(y_true, y_pred) -> float:
     return float(scores.mean())
 
 
-def regression_fit(model, X, y, ax=None, true_function: Callable | None = None, *, title: str | None = None):
+def regression_fit(model: Module | Callable[[np.ndarray], np.ndarray], X: ArrayLike, y: ArrayLike,
+                   ax: Axes | None = None, true_function: Callable | None = None, *,
+                   title: str | None = None) -> Axes:
     """A 1-D regression: the data points, the learned curve over a dense grid, and the true curve if known.
 
     `model` is a micronet Module (its raw output), anything with `predict`,
@@ -405,7 +418,8 @@ def regression_fit(model, X, y, ax=None, true_function: Callable | None = None, 
     return ax
 
 
-def predicted_vs_true(y_true, y_pred, ax=None, *, title: str | None = None):
+def predicted_vs_true(y_true: ArrayLike, y_pred: ArrayLike, ax: Axes | None = None, *,
+                      title: str | None = None) -> Axes:
     """Predicted against true values with the identity line (perfect predictions), R² in the title."""
     y_true = _array("y_true", y_true).astype(np.float64)
     y_pred = _array("y_pred", y_pred).astype(np.float64)
@@ -432,14 +446,14 @@ def predicted_vs_true(y_true, y_pred, ax=None, *, title: str | None = None):
 # ----- files --------------------------------------------------------------------------------
 
 
-def save_figure(ax_or_fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
+def save_figure(ax_or_fig: Axes | Figure, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
     """Write the figure holding `ax_or_fig` to `path` (format from the suffix) atomically.
 
     The image goes to a new temporary file beside `path`, which then replaces
     it: readers see the old file or the new one, and a symlink at `path` is
     replaced, never written through.
     """
-    fig = ax_or_fig
+    fig: Any = ax_or_fig
     for _ in range(8):  # an Axes (or SubFigure) up to the Figure that holds it
         if isinstance(fig, Figure):
             break
@@ -456,7 +470,7 @@ def save_figure(ax_or_fig, path: str | os.PathLike, *, dpi: int = DPI) -> Path:
     return path
 
 
-def plot_history(history_rows, path) -> Path:
+def plot_history(history_rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
     """loss.png: loss per epoch beside accuracy (or R² for regression runs), from metrics.csv rows."""
     _, columns = _curves(history_rows)
     second = next((m for m in ("accuracy", "r2") if f"train_{m}" in columns or m in columns), None)
@@ -470,15 +484,18 @@ def plot_history(history_rows, path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, path, class_names=None,
-                           resolution=200, standardized=False) -> Path:
+def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X_train: np.ndarray,
+                           y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, path: str | os.PathLike,
+                           class_names: Sequence | None = None, resolution: int = 200,
+                           standardized: bool = False) -> Path:
     """decision_boundary.png: `decision_boundary` for a probability function, with both splits."""
     ax = decision_boundary(predict_proba, X_train, y_train, X_test=X_test, y_test=y_test, class_names=class_names,
                            resolution=resolution, standardized=standardized, ax=_new_axes(7.5, 5.0, standalone=True))
     return save_figure(ax, path)
 
 
-def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None) -> Path:
+def plot_confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int, path: str | os.PathLike,
+                          class_names: Sequence | None = None) -> Path:
     """confusion_matrix.png: counts on the test split for classes 0..n_classes-1."""
     names = None if class_names is None else [str(n) for n in class_names]
     ax = confusion_matrix(y_true, y_pred, labels=list(range(n_classes)), display_labels=names,
@@ -486,12 +503,14 @@ def plot_confusion_matrix(y_true, y_pred, n_classes, path, class_names=None) -> 
     return save_figure(ax, path)
 
 
-def plot_predictions(y_true, y_pred, path) -> Path:
+def plot_predictions(y_true: ArrayLike, y_pred: ArrayLike, path: str | os.PathLike) -> Path:
     """predictions.png: `predicted_vs_true` on the test split."""
-    return save_figure(predicted_vs_true(y_true, y_pred, _new_axes(5.0, 5.0, standalone=True), title="Test split"), path)
+    ax = predicted_vs_true(y_true, y_pred, _new_axes(5.0, 5.0, standalone=True), title="Test split")
+    return save_figure(ax, path)
 
 
-def plot_fit(predict, X, y, path, true_function=None) -> Path:
+def plot_fit(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray, path: str | os.PathLike,
+             true_function: Callable | None = None) -> Path:
     """fit.png: `regression_fit` of a 1-input model over its training data."""
     ax = regression_fit(predict, X, y, _new_axes(6.0, 4.5, standalone=True), true_function, title="Training split")
     return save_figure(ax, path)

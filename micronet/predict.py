@@ -26,26 +26,32 @@ import os
 import sys
 import types
 import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint, write_text_atomic
 from micronet.compile import CompileError, compile_model
 from micronet.nn import MLP, Layer, Module, Neuron
+
+if TYPE_CHECKING:  # annotations only: config is imported when a run is predicted from
+    from micronet.config import RunConfig
 
 __all__ = ["Predictor", "load", "predict", "predict_proba", "main"]
 
 TASKS = ("classification", "regression")
 
 # model -> ((n_features, parameter ids), CompiledModel or None for eager); traced once per model and width
-_executors = weakref.WeakKeyDictionary()
+_executors: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
 
 
 # ----- bare modules ------------------------------------------------------------------
 
 
-def predict(model: Module, X, *, task: str = "classification") -> np.ndarray:
+def predict(model: Module, X: ArrayLike, *, task: str = "classification") -> np.ndarray:
     """Class indices (argmax of the outputs) for every row of `X`; raw outputs for task="regression".
 
     A one-output classifier is read as a score: class 1 where it is > 0 (the
@@ -62,7 +68,7 @@ def predict(model: Module, X, *, task: str = "classification") -> np.ndarray:
     return out.argmax(axis=1)
 
 
-def predict_proba(model: Module, X) -> np.ndarray:
+def predict_proba(model: Module, X: ArrayLike) -> np.ndarray:
     """Class probabilities, (n, k): the softmax of the outputs (a sigmoid pair for one output)."""
     out = model_outputs(model, X)
     if out.shape[1] == 1:
@@ -70,7 +76,7 @@ def predict_proba(model: Module, X) -> np.ndarray:
     return softmax(out)
 
 
-def model_outputs(model: Module, X) -> np.ndarray:
+def model_outputs(model: Module, X: ArrayLike) -> np.ndarray:
     """The model's raw outputs (logits) for every row of `X`, as an (n, k) float array.
 
     The model is traced once per input width and the batch program reused
@@ -124,7 +130,7 @@ def _input_width(model):
     return None
 
 
-def check_X(X, n_features: int | None = None, name: str = "X") -> np.ndarray:
+def check_X(X: ArrayLike, n_features: int | None = None, name: str = "X") -> np.ndarray:
     """`X` as a 2-D finite float64 array, or a ValueError saying what is wrong with it."""
     try:
         array = np.asarray(X)
@@ -182,14 +188,14 @@ class Predictor:
         model: Module,
         *,
         task: str = "classification",
-        classes=None,
-        mean=None,
-        scale=None,
-        target_mean=None,
-        target_scale=None,
-        feature_names=None,
-        config=None,
-    ):
+        classes: Sequence | None = None,
+        mean: Sequence[float] | None = None,
+        scale: Sequence[float] | None = None,
+        target_mean: Sequence[float] | None = None,
+        target_scale: Sequence[float] | None = None,
+        feature_names: Sequence[str] | None = None,
+        config: "RunConfig | None" = None,
+    ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         self.model = model
@@ -205,20 +211,20 @@ class Predictor:
         self.n_features_in_ = next((w for w in widths if w is not None), None)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: Checkpoint, config=None) -> "Predictor":
+    def from_checkpoint(cls, checkpoint: Checkpoint, config: "RunConfig | None" = None) -> "Predictor":
         """The Predictor for a loaded checkpoint (and the run's config, if any)."""
         c = checkpoint
         return cls(c.model, task=c.task, classes=c.classes, mean=c.mean, scale=c.scale, target_mean=c.target_mean,
                    target_scale=c.target_scale, feature_names=c.feature_names, config=config)
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """The model's raw outputs for raw features `X`: logits, or scaled regression values."""
         X = check_X(X, self.n_features_in_)
         if self._mean is not None:
-            X = (X - self._mean) / self._scale
+            X = (X - self._mean) / self._scale  # type: ignore[operator]  # mean and scale come together
         return model_outputs(self.model, X)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Labels from `classes_` (classification) or values in the target's units (regression)."""
         out = self.decision_function(X)
         if self.task == "regression":
@@ -229,7 +235,7 @@ class Predictor:
         return index if self.classes_ is None else self.classes_[index]
 
     @property
-    def predict_proba(self):
+    def predict_proba(self) -> Callable[[ArrayLike], np.ndarray]:
         """Class probabilities, (n, k) in the order of `classes_`; absent for regression (as in scikit-learn)."""
         if self.task != "classification":
             raise AttributeError(
@@ -241,7 +247,7 @@ class Predictor:
         out = self.decision_function(X)
         return _sigmoid_pair(out[:, 0]) if out.shape[1] == 1 else softmax(out)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         what = f"classes={self.classes_.tolist()}" if self.classes_ is not None else f"task={self.task!r}"
         return f"Predictor({self.model!r}, {what})"
 

@@ -10,6 +10,8 @@ run directory holds an exclusive lock on its `.lock` file for the whole run,
 so two trainers can never write one directory.
 """
 
+from __future__ import annotations
+
 import csv
 import errno
 import fcntl
@@ -19,13 +21,23 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
-from micronet.config import _show, config_to_dict, config_yaml
+from micronet.config import RunConfig, _show, config_to_dict, config_yaml
+
+if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
+    from micronet.animate import TrainingRecorder
+    from micronet.compile import CompiledModel
+    from micronet.data import PreparedData
+    from micronet.loop import EagerExecutor, TrainState
+
+    Executor = EagerExecutor | CompiledModel
 
 __all__ = [
     "LOCK_NAME",
@@ -58,7 +70,7 @@ class UsageError(ValueError):
     """A bad command line: wrong arguments, or an output path that cannot be used."""
 
 
-def new_run_dir(name, out=None):
+def new_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> Path:
     """Create and return the run directory; never reuse a non-empty one.
 
     `out` is used as given; without it, runs/<name>-<YYYYmmdd-HHMMSS>, with
@@ -98,7 +110,7 @@ class RunLock:
     when the process ends, however it ends.
     """
 
-    def __init__(self, run_dir, fd):
+    def __init__(self, run_dir: str | os.PathLike[str], fd: int | None) -> None:
         self.dir, self.fd = Path(run_dir), fd
 
     def release(self) -> None:
@@ -107,10 +119,10 @@ class RunLock:
             os.close(self.fd)  # closing the only descriptor releases the flock
             self.fd = None
 
-    def __enter__(self):
+    def __enter__(self) -> RunLock:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -124,7 +136,7 @@ def _holder(fd):
         time.sleep(0.01)
 
 
-def lock_run_dir(run_dir, create=True, record=True) -> RunLock:
+def lock_run_dir(run_dir: str | os.PathLike[str], create: bool = True, record: bool = True) -> RunLock:
     """Lock `run_dir` for this process, or raise UsageError naming the process that has it.
 
     `create=False` only locks an existing lock file (FileNotFoundError if
@@ -160,11 +172,11 @@ def lock_run_dir(run_dir, create=True, record=True) -> RunLock:
 
 def _record(lock: RunLock) -> None:
     """Write this process's PID into the lock file, for anyone refused the lock to name."""
-    os.ftruncate(lock.fd, 0)
-    os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)
+    os.ftruncate(lock.fd, 0)  # type: ignore[arg-type]  # a lock just taken holds its descriptor
+    os.pwrite(lock.fd, f"{os.getpid()}\n".encode(), 0)  # type: ignore[arg-type]  # as above
 
 
-def start_run_dir(name, out=None) -> tuple[Path, RunLock]:
+def start_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> tuple[Path, RunLock]:
     """A new run directory, created and locked: (path, lock).
 
     Like `new_run_dir`, it never reuses a directory that holds anything;
@@ -201,7 +213,7 @@ def _only_lock(path):
         return False
 
 
-def fingerprint(config) -> dict:
+def fingerprint(config: RunConfig) -> dict:
     """What a checkpoint records of the run it belongs to: the resolved config, and a CSV's digest.
 
     On resume, config.yaml (and the data file) must still say the same, or
@@ -230,7 +242,7 @@ def _flat(tree, prefix=""):
     return flat
 
 
-def check_fingerprint(recorded, config, run_dir) -> None:
+def check_fingerprint(recorded: object, config: RunConfig, run_dir: str | os.PathLike[str]) -> None:
     """Raise ValueError naming the first setting in which `config` differs from the checkpoint's record."""
     checkpoint, config_file = Path(run_dir) / "model.json", Path(run_dir) / "config.yaml"
     if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
@@ -254,37 +266,38 @@ def check_fingerprint(recorded, config, run_dir) -> None:
 class RunWriter:
     """Writes a run directory as training goes: each file readable at any moment."""
 
-    def __init__(self, run_dir, config, data, resumed=False):
+    def __init__(self, run_dir: str | os.PathLike[str], config: RunConfig, data: PreparedData,
+                 resumed: bool = False) -> None:
         self.dir = Path(run_dir)
         self.config = config
         self.data = data
-        self.columns = RunWriter.columns(config, data)
-        self.last_good = None
-        self.recorder = None  # training.gif's recorder, once start_animation is called
-        self.saved_epoch = None  # the epoch of the last checkpoint this writer wrote
-        self.pending = None  # (epoch, weights, training state) of a finished epoch not yet on disk
+        self.column_names = RunWriter.columns(config, data)
+        self.last_good: dict | None = None
+        self.recorder: TrainingRecorder | None = None  # training.gif's recorder, once start_animation is called
+        self.saved_epoch: int | None = None  # the epoch of the last checkpoint this writer wrote
+        self.pending: tuple | None = None  # (epoch, weights, training state) of a finished epoch not yet on disk
         self.written_at = time.monotonic()  # when the last checkpoint was written
-        self.model = None  # the model checkpoints describe (set by the first save_checkpoint)
+        self.model: Any = None  # the model checkpoints describe (set by the first save_checkpoint)
         self.fingerprint = fingerprint(config)
         if not resumed:
             files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
-            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns]))
+            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names]))
 
     @staticmethod
-    def columns(config, data):
+    def columns(config: RunConfig, data: PreparedData) -> list[str]:
         """The metrics.csv header of a run of `config` on `data`."""
         return metric_columns(config.task, len(data.y_val) > 0)
 
-    def restart_metrics(self, history):
+    def restart_metrics(self, history: list[dict]) -> None:
         """On resume: metrics.csv holds exactly the checkpoint's epochs (a crash may have left one more row).
 
         Rewritten atomically, so a metrics.csv that was a symlink becomes a
         file of this run's own before any row is appended.
         """
-        rows = [[_csv_number(row[c]) for c in self.columns] for row in history]
-        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.columns, *rows]))
+        rows = [[_csv_number(row[c]) for c in self.column_names] for row in history]
+        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names, *rows]))
 
-    def on_epoch(self, state, row):
+    def on_epoch(self, state: TrainState, row: dict) -> None:
         """After each finished epoch: its metrics row, and a checkpoint when one is due.
 
         The row is appended at once (unsynced); the epoch's state is kept in
@@ -294,7 +307,7 @@ class RunWriter:
         resume replays the epochs past the checkpoint, which gives the same
         numbers (training is deterministic).
         """
-        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.columns]]),
+        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.column_names]]),
                           sync=False)
         self.model = state.model
         self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
@@ -302,14 +315,14 @@ class RunWriter:
         if time.monotonic() - self.written_at >= self.config.training.checkpoint_seconds:
             self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         """Write the last finished epoch's checkpoint if it is not on disk yet."""
         if self.pending is not None:
             (epoch, parameters, training), self.pending = self.pending, None  # a failed write is not retried
             self._write(parameters, training)
             self.saved_epoch = epoch
 
-    def save_checkpoint(self, state):
+    def save_checkpoint(self, state: TrainState) -> None:
         """Write the checkpoint of `state` as it is now (the start of a run, or its final weights)."""
         self.model = state.model
         self.last_good = state.model.state_dict()
@@ -325,14 +338,15 @@ class RunWriter:
             task=self.data.task,
             classes=self.data.class_names,
             **({} if scaler is None else scaler.to_dict()),  # mean and scale, as plain lists
-            **({} if target is None else {"target_mean": target.mean_.tolist(), "target_scale": target.scale_.tolist()}),
+            **({} if target is None else {"target_mean": target.mean_.tolist(),
+                                          "target_scale": target.scale_.tolist()}),
             feature_names=self.data.feature_names,
             training={**training, "fingerprint": self.fingerprint},
             parameters=parameters,
         )
         self.written_at = time.monotonic()
 
-    def summary(self, state, status, error=None):
+    def summary(self, state: TrainState, status: str, error: str | None = None) -> dict:
         """summary.json: the status and the scores of the model as saved.
 
         With early stopping's restore_best, that model is the best epoch's,
@@ -344,7 +358,7 @@ class RunWriter:
             "status": status,
             **({"error": error} if error else {}),
             "epochs": state.epoch,
-            **{c: shown.get(c) for c in self.columns if c not in ("epoch", "lr", "seconds")},
+            **{c: shown.get(c) for c in self.column_names if c not in ("epoch", "lr", "seconds")},
             "best_epoch": best,
             "stopped_early": state.stopped_early,
             "seconds": sum(row["seconds"] for row in state.history),
@@ -353,14 +367,15 @@ class RunWriter:
         write_json_atomic(self.dir / "summary.json", summary)
         return summary
 
-    def plot_names(self):
+    def plot_names(self) -> list[str]:
         """The plots this run draws, once it has an epoch."""
         data = self.data
         if data.task == "regression":
-            return ["loss.png", "predictions.png", *(["fit.png"] if data.feature_count == 1 and data.n_outputs == 1 else [])]
+            one_curve = data.feature_count == 1 and data.n_outputs == 1
+            return ["loss.png", "predictions.png", *(["fit.png"] if one_curve else [])]
         return ["loss.png", "decision_boundary.png" if data.feature_count == 2 else "confusion_matrix.png"]
 
-    def plots(self, state, executor, should_stop=None):
+    def plots(self, state: TrainState, executor: Executor, should_stop: Callable[[], bool] | None = None) -> None:
         """The run's pictures: loss.png, then decision_boundary.png or confusion_matrix.png
         (classification), or predictions.png and, for one input, fit.png (regression).
         `should_stop()` is polled between them, and a stop leaves the rest undrawn."""
@@ -424,7 +439,7 @@ class RunWriter:
 
     # ----- training.gif ------------------------------------------------------------
 
-    def start_animation(self, executor, history):
+    def start_animation(self, executor: Executor, history: list[dict]) -> None:
         """Record training.gif's frames from now on; `history` holds the epochs already trained.
 
         Classification shows the standardised plane the model sees (as
@@ -437,7 +452,8 @@ class RunWriter:
             predict, original_targets, raw_features = self._in_original_units(executor)
             self.recorder = recorder_for(
                 "regression", raw_features(data.X_train), original_targets(data.y_train), epochs,
-                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test), true_function=self._true_curve(),
+                X_test=raw_features(data.X_test), y_test=original_targets(data.y_test),
+                true_function=self._true_curve(),
             )
         else:
             def predict(G):
@@ -448,16 +464,17 @@ class RunWriter:
                 X_test=data.X_test, y_test=data.y_test, class_names=data.class_names,
             )
         self._predict = predict
-        self.recorder.add_rows(history)
-        if not history and self.recorder.kind != "curves":
-            self.recorder.snapshot(0, predict)  # the GIF opens with the untrained model
+        recorder = self.recorder
+        recorder.add_rows(history)
+        if not history and recorder.kind != "curves":
+            recorder.snapshot(0, predict)  # the GIF opens with the untrained model
 
-    def record(self, state, row):
+    def record(self, state: TrainState, row: dict) -> None:
         """The epoch's metrics (and, on planned epochs, a snapshot of the model) for training.gif."""
         if self.recorder is not None:
             self.recorder.on_epoch(row["epoch"], row, self._predict)
 
-    def render_animation(self):
+    def render_animation(self) -> None:
         """training.gif, when the run records one and has frames."""
         if self.recorder is not None and self.recorder.rows:
             self.recorder.render(self.dir / "training.gif", predict=self._predict)
@@ -479,7 +496,7 @@ def _csv_lines(rows):
     return text.getvalue()
 
 
-def read_history(path, epochs, columns=METRIC_COLUMNS):
+def read_history(path: str | os.PathLike[str], epochs: int, columns: list[str] = METRIC_COLUMNS) -> list[dict]:
     """The first `epochs` rows of metrics.csv; rows beyond them (written after the checkpoint) are dropped."""
     try:
         reader = csv.reader(io.StringIO(files.read_regular_bytes(path).decode("utf-8"), newline=""))
@@ -489,7 +506,7 @@ def read_history(path, epochs, columns=METRIC_COLUMNS):
         raise ValueError(f"cannot read {path}: {e}") from None
     if header != columns:
         raise ValueError(f"{path} does not start with the header {','.join(columns)}")
-    history = []
+    history: list[dict] = []
     for line, row in enumerate(rows[:epochs], start=2):
         try:
             values = dict(zip(columns, row, strict=True))

@@ -11,9 +11,14 @@ loss has not improved by `tol` for `n_iter_no_change` epochs; with it, a
 and the best epoch's weights are kept.
 """
 
+from __future__ import annotations
+
 import copy
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
@@ -28,6 +33,11 @@ __all__ = ["MicronetClassifier", "MicronetRegressor"]
 
 _FITTED = ("classes_", "model_", "loss_curve_", "n_iter_", "best_loss_", "validation_scores_",
            "best_validation_score_", "target_scaler_", "n_outputs_")
+
+
+def _validated(estimator: BaseEstimator, X: ArrayLike, y: ArrayLike, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's validate_data for (X, y), with the types it returns (scikit-learn has no annotations)."""
+    return validate_data(estimator, X, y, **options)
 
 
 class _NoImprovement:
@@ -70,24 +80,24 @@ class _MicronetEstimator(BaseEstimator):
 
     def __init__(
         self,
-        hidden=(16, 16),
-        activation="relu",
-        loss=None,
-        optimizer="sgd",
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=0.0,
-        epochs=100,
-        batch_size=32,
-        shuffle=True,
-        backend="compiled",
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
-        tol=1e-4,
-        module=None,
-        random_state=None,
-    ):
+        hidden: Sequence[int] = (16, 16),
+        activation: str = "relu",
+        loss: str | None = None,
+        optimizer: str = "sgd",
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        epochs: int = 100,
+        batch_size: int | str = 32,
+        shuffle: bool = True,
+        backend: str = "compiled",
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        module: Callable[[int, int], Module] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
         self.hidden = hidden
         self.activation = activation
         self.loss = loss
@@ -272,19 +282,19 @@ class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
 
     _task = "classification"
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MicronetClassifier:
         """Train from scratch for up to `epochs` epochs; returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = _validated(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(f"MicronetClassifier needs at least 2 classes in y, got {len(classes)} class: {classes!r}")
         return self._fit(X, np.searchsorted(classes, y).astype(np.int64), classes)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MicronetClassifier:
         """One more epoch on (X, y); the first call needs `classes` unless y holds them all."""
         first = not hasattr(self, "model_")
-        X, y = validate_data(self, X, y, dtype=np.float64, reset=first)
+        X, y = _validated(self, X, y, dtype=np.float64, reset=first)
         if first:
             check_classification_targets(y)
         known = np.unique(y if classes is None else classes) if first else self.classes_
@@ -310,18 +320,18 @@ class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
         self.best_loss_ = self.validation_scores_ = self.best_validation_score_ = None
         self.n_outputs_ = len(classes)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Outputs, one column per class; for two classes, one score (> 0 means classes_[1])."""
         logits = self._outputs(X)
         return logits[:, 1] - logits[:, 0] if logits.shape[1] == 2 else logits
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Softmax of the outputs: rows sum to 1, columns follow `classes_`."""
         logits = self._outputs(X)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The label in `classes_` with the largest output."""
         outputs = self._outputs(X)
         return self.classes_[np.argmax(outputs, axis=1)]
@@ -343,29 +353,31 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
 
     _task = "regression"
 
-    def __init__(self, hidden=(16, 16), activation="relu", loss=None, optimizer="adam", lr=0.01, momentum=0.9,
-                 weight_decay=0.0, epochs=100, batch_size=32, shuffle=True, backend="compiled",
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, module=None,
-                 standardize_target=True, random_state=None):
+    def __init__(self, hidden: Sequence[int] = (16, 16), activation: str = "relu", loss: str | None = None,
+                 optimizer: str = "adam", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+                 epochs: int = 100, batch_size: int | str = 32, shuffle: bool = True, backend: str = "compiled",
+                 early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
+                 tol: float = 1e-4, module: Callable[[int, int], Module] | None = None,
+                 standardize_target: bool = True, random_state: int | np.random.RandomState | None = None) -> None:
         super().__init__(hidden, activation, loss, optimizer, lr, momentum, weight_decay, epochs, batch_size,
                          shuffle, backend, early_stopping, validation_fraction, n_iter_no_change, tol, module,
                          random_state)
         self.standardize_target = standardize_target
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True  # a 2-d y trains one output per column
         return tags
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> MicronetRegressor:
         """Train from scratch for up to `epochs` epochs; returns self."""
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
+        X, y = _validated(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True)
         return self._fit(X, y)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> MicronetRegressor:
         """One more epoch on (X, y); the first call also fits the target scaling."""
         first = not hasattr(self, "model_")
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=first)
+        X, y = _validated(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, reset=first)
         if first:
             config = self._config(1)
             scaler = self._target_scaler(y)
@@ -389,7 +401,7 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
             raise ValueError(f"standardize_target must be True or False, got {self.standardize_target!r}")
         return Standardizer().fit(y) if self.standardize_target else None
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predictions in the targets' original units: 1-d for a 1-d target, else one column per output."""
         outputs = self._outputs(X)
         if self.target_scaler_ is not None:

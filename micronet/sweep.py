@@ -38,17 +38,21 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import joblib
 import yaml
 
-from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.config import ConfigError, load_config
+from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.train import UsageError, new_run_dir, run, run_cli
+
+if TYPE_CHECKING:
+    import distributed
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
@@ -103,7 +107,7 @@ def _parse_items(args):
     """[(key, [value text, ...]), ...] in command-line order."""
     if isinstance(args, str):
         raise UsageError(f"sweep arguments must be a list of KEY=V1,V2,... strings, got the string {args!r}")
-    items = []
+    items: list[tuple[str, list[str]]] = []
     for item in args:
         if not isinstance(item, str) or "=" not in item:
             raise UsageError(f"malformed sweep item {item!r}: expected KEY=V1,V2,... (or KEY=VALUE to fix one)")
@@ -125,7 +129,7 @@ def _parse_items(args):
     return items
 
 
-def parse_sweep_args(args):
+def parse_sweep_args(args: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """(swept keys, one override list per run) for `key=v1,v2,...` items.
 
     An item with one value is a fixed override in every run. The runs are the
@@ -157,7 +161,7 @@ def _run_name(index, width, values):
 
 
 class _Point(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the run's number; tuple.index is never called on a point
     values: dict  # {swept key: value text}
     config: object  # the validated RunConfig
     dir: Path  # its run directory
@@ -343,7 +347,9 @@ def _dask_client(cluster):
         if isinstance(cluster, distributed.Client):
             client = cluster
         elif not isinstance(cluster, str) or not cluster.strip():
-            raise UsageError(f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}")
+            raise UsageError(
+                f"cluster must be local:N, a dask scheduler address or a distributed.Client, got {cluster!r}"
+            )
         else:
             address = cluster
             if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
@@ -355,7 +361,7 @@ def _dask_client(cluster):
         try:
             client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
         except TimeoutError:
-            where = client.scheduler.address
+            where = client.scheduler.address  # type: ignore[union-attr]  # a client has a scheduler
             raise UsageError(f"the dask scheduler at {where} has no workers (waited {CONNECT_TIMEOUT} s)") from None
         yield client
 
@@ -380,7 +386,7 @@ def _local_cluster(spec):
         )  # fmt: skip
 
 
-def dask_setup(worker) -> None:
+def dask_setup(worker: object) -> None:
     """Run by dask in each worker of a `local:N` cluster (its preload): leave Ctrl-C to the sweep.
 
     The workers share the terminal's process group, so Ctrl-C reaches them
@@ -407,7 +413,8 @@ def _probe(client, directory, token):
     try:
         answers = client.run(_probe_worker, str(directory.resolve()), token)
     except Exception as e:  # noqa: BLE001 - most likely micronet is missing on a worker
-        return f"the dask workers cannot run micronet ({' '.join(f'{type(e).__name__}: {e}'.split())}); install it there"
+        reason = " ".join(f"{type(e).__name__}: {e}".split())
+        return f"the dask workers cannot run micronet ({reason}); install it there"
     for worker, (name, problem) in sorted(answers.items()):
         if problem is None and not _holds(directory / name, token):
             problem = "wrote a probe file that cannot be read back here"
@@ -447,7 +454,8 @@ def _run_on_cluster(plan, client):
     """
     from distributed import as_completed
 
-    waiting, running, finished = list(plan.points), {}, as_completed(loop=client.loop)
+    running: dict = {}
+    waiting, finished = list(plan.points), as_completed(loop=client.loop)
     token = secrets.token_hex(8)  # task keys are unique on a shared scheduler, and name the point
 
     def hand_out():
@@ -538,7 +546,7 @@ def run_sweep(
     jobs: int = 1,
     backend: str | None = None,
     progress: bool = False,
-    cluster: "str | distributed.Client | None" = None,  # noqa: F821 - distributed is optional
+    cluster: "str | distributed.Client | None" = None,  # distributed is optional: imported for type checkers only
 ) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 
@@ -586,7 +594,8 @@ def _axis(ax, key, texts):
     return dict(zip(texts, numbers))
 
 
-def plot_sweep(rows, keys, path, title=None):
+def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.PathLike[str],
+               title: str | None = None) -> None:
     """Final test accuracy and test loss against each swept key: one row of two panels per key.
 
     Runs that share the other keys' values form one line. A run that did not
@@ -600,7 +609,7 @@ def plot_sweep(rows, keys, path, title=None):
     for (acc_ax, loss_ax), key in zip(axes, keys):
         texts = list(dict.fromkeys(row[key] for row in rows))
         others = [k for k in keys if k != key]
-        series = {}
+        series: dict = {}
         for row in rows:
             series.setdefault(", ".join(f"{k}={row[k]}" for k in others) or "completed runs", []).append(row)
         for metric, ax in (("test_accuracy", acc_ax), ("test_loss", loss_ax)):
@@ -634,7 +643,7 @@ def _cell(value, digits):
     return f"{float(value):.{digits}f}" if digits else str(value)
 
 
-def format_table(rows, keys):
+def format_table(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
     """A compact text table of the runs: index, swept values, status, final metrics, errors."""
     columns = [("#", "index", 0), *((k, k, 0) for k in keys), ("status", "status", 0)]
     columns += [("train loss", "train_loss", 4), ("test loss", "test_loss", 4), ("test acc", "test_accuracy", 3)]
@@ -720,7 +729,7 @@ def _sweep(args):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `python -m micronet.sweep`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     return run_cli(lambda args: _sweep(_arguments(args)), argv, (UsageError, ConfigError))

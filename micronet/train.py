@@ -20,7 +20,9 @@ if __name__ == "__main__":
 
 import argparse
 import json
+import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +32,36 @@ from micronet.budget import config_problem, data_problem
 from micronet.checkpoint import load_checkpoint
 from micronet.commands import CommandParser, program_name
 from micronet.config import (
-    ConfigError, apply_overrides, config_reference, config_yaml, find_config, load_config, parse_config, shipped_configs,
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    config_reference,
+    config_yaml,
+    find_config,
+    load_config,
+    parse_config,
+    shipped_configs,
 )
-from micronet.data import DataError, prepare_data
+from micronet.data import DataError, PreparedData, prepare_data
 from micronet.loop import (
-    Diverged, EagerExecutor, Plan, ProgressBar, config_loss, make_executor, new_state, run_epochs,
+    Diverged,
+    EagerExecutor,
+    Plan,
+    ProgressBar,
+    TrainState,
+    config_loss,
+    make_executor,
+    new_state,
+    run_epochs,
 )
 from micronet.rundir import (
-    RunWriter, UsageError, check_fingerprint, lock_run_dir, new_run_dir, read_history, start_run_dir,
+    RunWriter,
+    UsageError,
+    check_fingerprint,
+    lock_run_dir,
+    new_run_dir,
+    read_history,
+    start_run_dir,
 )
 
 __all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir"]
@@ -45,7 +69,7 @@ __all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130, 143
 
 
-def load_run_data(config):
+def load_run_data(config: RunConfig) -> PreparedData:
     """The prepared data a config trains on, checked against micronet.budget before a model is built."""
     data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
     problem = data_problem(config, len(data.y_train) + len(data.y_val) + len(data.y_test), data.feature_count,
@@ -84,7 +108,8 @@ def _arguments(argv, prog="micronet-train"):
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a config value: optimizer.lr=0.05")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<name>-<YYYYmmdd-HHMMSS>)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint")
-    parser.add_argument("--animate", action="store_true", help="also write training.gif (same as training.animate=true)")
+    parser.add_argument("--animate", action="store_true",
+                        help="also write training.gif (same as training.animate=true)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--print-config", "--dry-run", action="store_true", dest="print_config",
                         help="print the fully resolved config (defaults and overrides applied, validated) and exit "
@@ -127,7 +152,9 @@ class _StopFlag:
         return EXIT_SIGTERM if self.signal == signal.SIGTERM else EXIT_SIGINT
 
 
-def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False, should_stop=None, warn=None):
+def run(config: RunConfig, run_dir: str | os.PathLike[str], *, data: PreparedData | None = None,
+        state: TrainState | None = None, resumed: bool = False, progress: bool = False,
+        should_stop: Callable[[], bool] | None = None, warn: Callable[[str], object] | None = None) -> dict:
     """Train `config` into the existing directory `run_dir`; return the summary dict.
 
     The library form of the CLI (the sweep runs it once per point): every
@@ -143,7 +170,8 @@ def run(config, run_dir, *, data=None, state=None, resumed=False, progress=False
     state = new_state(config, data) if state is None else state
     on_disk = state.epoch  # the epoch of the checkpoint in run_dir until this run writes one
     writer = RunWriter(run_dir, config, data, resumed=resumed)
-    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count, warn or _note)
+    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count,
+                             warn or _note)
     if isinstance(executor, EagerExecutor):
         executor.should_stop = should_stop
     bar = ProgressBar(config.training.epochs, state.epoch, notebook=False) if progress else None
@@ -382,7 +410,8 @@ def _final_line(summary, task, run_dir):
     parts = []
     for split in ("train", "val", "test"):
         if summary.get(f"{split}_loss") is not None:
-            parts.append(f"{split} loss {summary[f'{split}_loss']:.4f} {scores[0]} {summary[f'{split}_{scores[1]}']:.3f}")
+            loss, score = summary[f"{split}_loss"], summary[f"{split}_{scores[1]}"]
+            parts.append(f"{split} loss {loss:.4f} {scores[0]} {score:.3f}")
     if summary.get("stopped_early"):
         parts.append(f"stopped early at epoch {summary['epochs']}, best epoch {summary['best_epoch']}")
     return " | ".join([*parts, f"{summary['seconds']:.1f}s", str(run_dir)])
@@ -425,7 +454,8 @@ def _one_line(text):
     return " ".join(str(text).split())
 
 
-def run_cli(body, argv, usage_errors):
+def run_cli(body: Callable[[list[str]], int], argv: list[str],
+            usage_errors: type[Exception] | tuple[type[Exception], ...]) -> int:
     """Run a command-line `body(argv)` the way every micronet command ends.
 
     `usage_errors` (and KeyboardInterrupt) become one `error:` line and exit
@@ -447,7 +477,7 @@ def run_cli(body, argv, usage_errors):
     except KeyboardInterrupt:  # Ctrl-C before a command took over the signal
         print("interrupted", file=sys.stderr)
         return EXIT_SIGINT
-    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, no traceback
+    except Exception as e:  # the last line of defence: one line, no traceback
         if debug:
             raise
         what = f"{type(e).__name__}: {_one_line(e)}" if _one_line(e) else type(e).__name__
@@ -455,7 +485,7 @@ def run_cli(body, argv, usage_errors):
         return EXIT_FAILED
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-train` and `python -m micronet.train`; returns the exit status."""
     prog = program_name("train", sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else argv

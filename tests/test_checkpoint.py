@@ -7,9 +7,8 @@ import json
 import os
 import stat
 
-import pytest
-
 import numpy as np
+import pytest
 
 from micronet.checkpoint import (
     FORMAT,

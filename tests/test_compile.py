@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from micronet.compile import CompileError, compile_model
 from micronet.engine import Value, dot
+from micronet.loop import EagerExecutor
 from micronet.losses import LOSSES, cross_entropy, get_loss, huber_loss, l1_loss, mse_loss
 from micronet.nn import MLP, Layer, Module, Neuron
-from micronet.loop import EagerExecutor
 
 
 def assert_close(got, expected, rel=1e-12):

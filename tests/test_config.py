@@ -562,7 +562,6 @@ def test_fuzz_mutated_shipped_configs(mapping):
         assert_config_or_error(lambda: load_config(path))
 
 
-
 # ----- task, loss, validation and early stopping ------------------------------------------
 
 

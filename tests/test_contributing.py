@@ -244,6 +244,19 @@ def test_recipe_passes_its_tests_in_a_copy_that_follows_the_guide(recipe, runs):
         assert re.search(rf"::{name}(\[[^\]]*\])? PASSED", output), f"{name} did not run (check the -k expression)"
 
 
+@pytest.mark.slow  # mypy on the whole package, without a cache: about 15 s
+def test_the_code_the_guide_adds_passes_the_lint_and_type_gates(tmp_path):
+    """What a contributor pastes into micronet/ and experiments/ passes `ruff check` and `mypy`, as CI runs them.
+
+    (The guide's test code is appended to the end of the test files here; a contributor moves its
+    imports to the top, so the copy's tests/ are not linted.)
+    """
+    root = follow_guide(tmp_path / "repo", RECIPES, goldens=False)
+    for command in (["ruff", "check", "micronet", "experiments"], ["mypy", "--cache-dir", str(tmp_path / "cache")]):
+        done = subprocess.run([sys.executable, "-m", *command], cwd=root, capture_output=True, text=True)
+        assert done.returncode == 0, f"`{shlex.join(command)}` fails on the code the guide adds:\n{done.stdout}{done.stderr}"
+
+
 def regenerate_guide_goldens(dest, python):
     """Run the guide's patched golden scripts with `python` (PyTorch) and return {file name: text}."""
     root = follow_guide(dest, RECIPES, goldens=False)

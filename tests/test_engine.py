@@ -5,13 +5,12 @@ import copy
 import gc
 import math
 import random
+import threading
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import threading
 
 from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at, unfused
 from micronet.gradcheck import gradcheck, numerical_grad
@@ -234,7 +233,7 @@ def test_dot_and_log_softmax_derivatives(xs):
     n = len(xs) // 2
     assert_matches_central_difference(lambda *v: dot(v[:n], v[n : 2 * n], v[-1]), *xs)
     for k in range(len(xs)):
-        assert_matches_central_difference(lambda *v: log_softmax_at(v, k), *xs)
+        assert_matches_central_difference(lambda *v: log_softmax_at(v, k), *xs)  # noqa: B023 - called at once
 
 
 def test_dot_with_plain_number_inputs_differentiates_only_the_values():
@@ -404,7 +403,7 @@ def test_equality_and_hash_stay_by_identity_so_values_work_in_sets():
 @pytest.mark.parametrize("other", ["1", None, [1.0], 1j])
 def test_comparison_with_a_non_number_is_pythons_type_error(other):
     with pytest.raises(TypeError, match="not supported between instances"):
-        Value(1.0) < other
+        Value(1.0) < other  # noqa: B015 - the comparison is what raises
 
 
 def test_deepcopy_copies_the_graph_and_keeps_shared_nodes_shared():

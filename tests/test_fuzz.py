@@ -30,8 +30,8 @@ from micronet.config import ConfigError, RunConfig, load_config, parse_config
 from micronet.data import prepare_data
 from micronet.engine import Value, dot, dots, log_softmax_at
 from micronet.gradcheck import gradcheck
-from micronet.nn import MLP
 from micronet.loop import Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.nn import MLP
 from micronet.rundir import RunWriter
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))

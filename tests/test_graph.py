@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from micronet import MLP, Value, make_node, mse_loss
-from micronet import graph
+from micronet import MLP, Value, graph, make_node, mse_loss
 from micronet.graph import GraphvizError, GraphvizNotFoundError, collect_nodes, lecture_neuron, render, to_dot
 
 needs_graphviz = pytest.mark.skipif(shutil.which("dot") is None, reason="the Graphviz 'dot' program is not on PATH")

@@ -220,7 +220,7 @@ def test_huber_delta_must_be_positive_and_finite(delta):
 def test_regression_losses_match_pytorch(case):
     g = REGRESSION_GOLDENS["cases"][case]
     losses = {"mse": mse_loss, "l1": l1_loss}
-    losses.update({f"huber_{d}": (lambda d: lambda o, t: huber_loss(o, t, delta=d))(d) for d in REGRESSION_GOLDENS["deltas"]})
+    losses.update({f"huber_{d}": (lambda d: lambda o, t: huber_loss(o, t, delta=d))(d) for d in REGRESSION_GOLDENS["deltas"]})  # noqa: B023 - d is bound
     for name, loss in losses.items():
         outputs = values(g["outputs"])
         out = loss(outputs, g["targets"])

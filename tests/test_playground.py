@@ -28,13 +28,13 @@ pytest.importorskip("httpx")
 
 with warnings.catch_warnings():  # starlette >= 1.9 prefers httpx2 but still takes httpx, which older ones need
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
+    from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
-from micronet.config import ConfigError  # noqa: E402
-from micronet.playground import cli  # noqa: E402
-from micronet.playground.server import create_app  # noqa: E402
-from micronet.playground.trainer import (  # noqa: E402
+from micronet.config import ConfigError
+from micronet.playground import cli
+from micronet.playground.server import create_app
+from micronet.playground.trainer import (
     GRID,
     THUMB,
     SetupError,

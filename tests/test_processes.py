@@ -128,13 +128,13 @@ def contested(tmp_path_factory):
     }
     results = {}
     for name, pair in pairs.items():
-        wait_for(lambda: any(p.poll() is not None for p in pair), f"one of the two {name} runs to give up", 60)
+        wait_for(lambda: any(p.poll() is not None for p in pair), f"one of the two {name} runs to give up", 60)  # noqa: B023 - called at once
         loser = next(p for p in pair if p.poll() is not None)
         winner = next(p for p in pair if p is not loser)
         results[name] = SimpleNamespace(loser=finish(loser), winner=winner)
     for name, result in results.items():
         run_dir = cwd / ("same" if name == "out" else "stopped")
-        wait_for(lambda: rows(run_dir) >= 2, f"the {name} winner's second epoch")
+        wait_for(lambda: rows(run_dir) >= 2, f"the {name} winner's second epoch")  # noqa: B023 - called at once
         result.still_running = result.winner.poll() is None
         result.winner.send_signal(signal.SIGINT)
         result.winner = finish(result.winner)

@@ -30,7 +30,7 @@ def test_python_examples_run_in_order(tmp_path, monkeypatch):
     assert len(blocks) >= 6
     namespace = {}
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(block, "README.md", "exec"), namespace)  # our own README
     assert namespace["loss"].data < 0.5  # the 10-line loop trained
     assert namespace["c"].grad == 1.0
     assert namespace["history"].stopped_early and namespace["history"].history["val_accuracy"][-1] > 0.9

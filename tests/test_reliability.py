@@ -32,9 +32,9 @@ import yaml
 from micronet.checkpoint import load_checkpoint, load_model, save_model
 from micronet.config import config_to_dict, parse_config
 from micronet.data import DataError, PreparedData, Standardizer, load_dataset, prepare_data
+from micronet.loop import Diverged, EagerExecutor, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.losses import LOSSES
 from micronet.nn import MLP
-from micronet.loop import Diverged, EagerExecutor, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.rundir import LOCK_NAME, RunWriter
 from micronet.train import main, run, run_cli
 

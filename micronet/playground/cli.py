@@ -72,13 +72,13 @@ def _allowed_hosts(host: str) -> list[str] | None:
     return [*LOOPBACK_HOSTS, f"[{bare}]" if address.version == 6 else bare]
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-playground`; returns the exit status."""
     args = _arguments(sys.argv[1:] if argv is None else argv)
     try:
-        import starlette  # noqa: F401
+        import starlette  # noqa: F401 - imported only to see that it is installed
         import uvicorn
-        import websockets  # noqa: F401
+        import websockets  # noqa: F401 - imported only to see that it is installed
     except ImportError:
         print(INSTALL_HINT, file=sys.stderr)
         return 2
@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     try:
         sock = _listen(args.host, args.port)
     except OSError as e:
-        why = "is in use; try --port 0 for a free one" if e.errno == errno.EADDRINUSE else f"cannot be used: {e.strerror}"
+        in_use = e.errno == errno.EADDRINUSE
+        why = "is in use; try --port 0 for a free one" if in_use else f"cannot be used: {e.strerror}"
         print(f"error: {args.host} port {args.port} {why}", file=sys.stderr)
         return 2
     except socket.gaierror as e:

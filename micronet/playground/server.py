@@ -29,13 +29,13 @@ import math
 import numbers
 import re
 import time
+from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Callable, Iterable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from micronet.config import ConfigError
@@ -91,6 +91,8 @@ def _host_name(host: str | None) -> str | None:
 class _CheckHost:
     """Refuse requests whose Host header names another server: a DNS-rebinding page cannot reach us."""
 
+    sessions: Sessions  # set by create_app, for tests and the curious
+
     def __init__(self, app, hosts: Iterable[str] | None):
         self.app = app
         self.hosts = None if hosts is None else {h.lower() for h in hosts}
@@ -103,8 +105,8 @@ class _CheckHost:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                response = PlainTextResponse(f"unexpected Host header; this server answers to {', '.join(sorted(self.hosts))}",
-                                             status_code=400)
+                hosts = ", ".join(sorted(self.hosts))
+                response = PlainTextResponse(f"unexpected Host header; this server answers to {hosts}", status_code=400)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -150,7 +152,7 @@ def _speed(body: object) -> float | None:
     if speed is None:
         return None
     if isinstance(speed, bool) or not isinstance(speed, numbers.Real) or not math.isfinite(speed) \
-            or not 0 < speed <= MAX_SPEED:
+            or not 0 < speed <= MAX_SPEED:  # type: ignore[operator]  # numbers.Real compares with int
         raise _Refused(400, f"speed must be a number of epochs per second in (0, {MAX_SPEED:g}] or null, "
                             f"got {json.dumps(speed)[:40]}")
     return float(speed)
@@ -172,7 +174,7 @@ def create_app(
     idle_seconds: float = IDLE_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     reap_every: float = 15.0,
-) -> Starlette:
+) -> _CheckHost:
     """The playground as an ASGI app. `hosts`: the names a Host header may give (None: any, for a wildcard bind)."""
     sessions = Sessions(max_sessions, idle_seconds, clock)
     static = _static_files()
@@ -181,15 +183,17 @@ def create_app(
         sid = request.path_params["sid"]
         session = sessions.get(sid) if _SESSION_ID.fullmatch(sid) else None
         if session is None:
-            raise _Refused(404, "no such session (it may have been closed to make room for newer ones); reload the page")
+            raise _Refused(404, "no such session (it may have been closed to make room for newer ones); "
+                                "reload the page")
         return session
 
     def guarded(handler, state_changing: bool):
         async def endpoint(request: Request) -> Response:
             try:
                 if state_changing and not _same_origin(request.headers):
+                    host, origin = request.headers.get("host", ""), request.headers.get("origin")
                     raise _Refused(403, "cross-origin request refused: the Origin header must be this server's own "
-                                        f"(http://{request.headers.get('host', '')}), got {request.headers.get('origin')!r}")
+                                        f"(http://{host}), got {origin!r}")
                 return await handler(request)
             except _Refused as e:
                 return _error(e.status, str(e))
@@ -275,7 +279,7 @@ def create_app(
         finally:
             session.viewers -= 1
 
-    routes = [Route(path, page) for path in static]
+    routes: list[BaseRoute] = [Route(path, page) for path in static]
     routes += [
         Route("/api/options", get_options),
         Route("/api/sessions", guarded(create, True), methods=["POST"]),

@@ -13,7 +13,8 @@ import asyncio
 import json
 import secrets
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TypeVar
 
 from micronet.playground.trainer import Trainer, config_setup
 
@@ -24,6 +25,9 @@ IDLE_SECONDS = 600.0  # a session without requests for this long stops training
 DEFAULT_SPEED = 10.0  # epochs per second while playing; None: as fast as the machine goes
 
 
+_T = TypeVar("_T")
+
+
 class Conflict(Exception):
     """A request that cannot apply to the session as it is (a diverged run, nothing to export)."""
 
@@ -31,7 +35,7 @@ class Conflict(Exception):
 class Session:
     """One browser tab's trainer, with play/pause/step/replace as coroutines."""
 
-    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float]):
+    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float]) -> None:
         self.id = sid
         self.trainer = trainer
         self.version = 0  # bumped whenever the trainer is replaced (new setup, reset)
@@ -86,7 +90,7 @@ class Session:
             out["history"] = list(trainer.history)
         return out
 
-    async def between_epochs(self, read: Callable[[Trainer], object]) -> object:
+    async def between_epochs(self, read: Callable[[Trainer], _T]) -> _T:
         """`read(trainer)` while no epoch runs, so that what it reads belongs to one epoch."""
         async with self._lock:
             return read(self.trainer)
@@ -189,7 +193,7 @@ class Sessions:
     """At most `limit` sessions; a new one evicts the one idle longest; idle ones stop training."""
 
     def __init__(self, limit: int = MAX_SESSIONS, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.idle_seconds = idle_seconds
         self.clock = clock

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ DEFAULT_SETUP = {
 }
 
 # The keys a request may set, per section; everything else is fixed below.
-_SETTABLE = {
+_SETTABLE: dict[str, tuple[str, ...] | None] = {
     "seed": None,
     "dataset": ("name", "n_samples", "noise", "cluster_std", "test_size"),
     "model": ("hidden", "activation"),
@@ -74,7 +74,8 @@ def options() -> dict:
     return {
         "datasets": {name: DATASETS[name].task for name in DATASET_NAMES},
         "dataset_defaults": {
-            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]} for name in DATASET_NAMES
+            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]  # a tuple
+            for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
         "losses": {"classification": list(CLASSIFICATION_LOSSES), "regression": list(REGRESSION_LOSSES)},
@@ -92,7 +93,9 @@ def _show(value: Any) -> str:
 def _check_keys(setup: Any) -> dict:
     """The request as a dict of known sections with known keys (sections it omits take the defaults)."""
     if not isinstance(setup, Mapping):
-        raise SetupError(f"the setup must be a JSON object like {{\"dataset\": {{\"name\": \"moons\"}}}}, got {_show(setup)}")
+        raise SetupError(
+            f"the setup must be a JSON object like {{\"dataset\": {{\"name\": \"moons\"}}}}, got {_show(setup)}"
+        )
     for key, value in setup.items():
         if key not in _SETTABLE:
             raise SetupError(f"unknown setting {_show(key)}; the playground sets: {', '.join(_SETTABLE)}")
@@ -114,14 +117,14 @@ def _check_limits(setup: dict) -> None:
     if name not in DATASET_NAMES:
         raise SetupError(f"dataset.name must be one of {', '.join(DATASET_NAMES)} in the playground, got {_show(name)}")
     n = dataset.get("n_samples")
-    if isinstance(n, numbers.Real) and not isinstance(n, bool) and n > MAX_SAMPLES:
+    if isinstance(n, numbers.Real) and not isinstance(n, bool) and n > MAX_SAMPLES:  # type: ignore[operator]  # Real vs int
         raise SetupError(f"dataset.n_samples must be <= {MAX_SAMPLES} in the playground, got {_show(n)}")
     hidden = model.get("hidden")
     if isinstance(hidden, (list, tuple)):
         if len(hidden) > MAX_LAYERS:
             raise SetupError(f"model.hidden must have at most {MAX_LAYERS} layers in the playground, got {len(hidden)}")
         for i, width in enumerate(hidden):
-            if isinstance(width, numbers.Real) and not isinstance(width, bool) and width > MAX_WIDTH:
+            if isinstance(width, numbers.Real) and not isinstance(width, bool) and width > MAX_WIDTH:  # type: ignore[operator]  # Real vs int
                 raise SetupError(f"model.hidden[{i}] must be at most {MAX_WIDTH} in the playground, got {_show(width)}")
 
 
@@ -180,7 +183,7 @@ def _signed_bytes(a: np.ndarray) -> tuple[str, list[float]]:
     return _bytes(128.0 + 127.0 * a / safe), np.round(scale.ravel(), 6).tolist()
 
 
-_ACTIVATE = {
+_ACTIVATE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda z: np.maximum(z, 0.0),
     "tanh": np.tanh,
     "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # never overflows
@@ -195,7 +198,7 @@ class Trainer:
     ended, so drawing never reads a model that is half-way through a step.
     """
 
-    def __init__(self, config: RunConfig, data: PreparedData | None = None):
+    def __init__(self, config: RunConfig, data: PreparedData | None = None) -> None:
         self.config = config
         if data is None:  # the playground's own limits keep far inside micronet.budget's, so no check here
             data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
@@ -292,7 +295,7 @@ class Trainer:
         """
         params = self.params if params is None else params
         outputs, start = [X], 0
-        layers = self.state.model.layers
+        layers = self.state.model.layers  # type: ignore[attr-defined]  # the playground trains MLPs
         for i, layer in enumerate(layers):
             n_in, n_out = len(layer.neurons[0].w), len(layer.neurons)
             block = params[start : start + n_out * (n_in + 1)].reshape(n_out, n_in + 1)
@@ -333,7 +336,7 @@ class Trainer:
             thumbs, scales = _signed_bytes(values[cells].T)
             nodes.append({"thumbs": thumbs, "scale": scales})
         weights, start = [], 0
-        for layer in self.state.model.layers:
+        for layer in self.state.model.layers:  # type: ignore[attr-defined]  # the playground trains MLPs
             n_in, n_out = len(layer.neurons[0].w), len(layer.neurons)
             block = params[start : start + n_out * (n_in + 1)].reshape(n_out, n_in + 1)
             start += block.size
