@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 
 import micronet
 from micronet.compile import compile_model
-from micronet.losses import cross_entropy
 from micronet.loop import EagerExecutor
+from micronet.losses import cross_entropy
 from micronet.nn import Layer, Module
 
 

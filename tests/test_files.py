@@ -5,7 +5,6 @@ import ast
 import io
 import json
 import os
-import signal
 import stat
 from pathlib import Path
 

@@ -17,7 +17,6 @@ from micronet.plot import class_colors, plot_confusion_matrix, plot_decision_bou
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-
 @pytest.fixture(autouse=True)
 def close_pyplot_figures():
     """Once a test imports pyplot, plots without ax= open pyplot figures (as in a notebook): close them."""
