@@ -8,12 +8,14 @@ traceback; then it hands over to the command's `main()`. Stdlib only.
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import signal
 from types import FrameType
 from typing import Any, NoReturn
 
-__all__ = ["CommandParser", "program_name", "starting", "train", "sweep", "predict", "graph", "playground"]
+__all__ = ["CommandParser", "program_name", "version_text", "starting", "train", "sweep", "predict", "graph",
+           "playground"]
 
 
 def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
@@ -40,6 +42,11 @@ def program_name(command: str, argv0: str) -> str:
     if started_as in ("__main__.py", f"{command}.py", "-m", "-c"):
         return f"python -m micronet.{command}"
     return f"micronet-{command}"
+
+
+def version_text(prog: str) -> str:
+    """What `--version` prints: the program and the installed distribution's version."""
+    return f"{prog} (micronet-nn) {importlib.metadata.version('micronet-nn')}"
 
 
 class CommandParser(argparse.ArgumentParser):

@@ -19,7 +19,6 @@ import subprocess
 import sys
 from operator import attrgetter
 from pathlib import Path
-from typing import NoReturn
 
 from micronet.engine import Value, dots
 
@@ -266,18 +265,19 @@ def _record_escape(text: object) -> str:
     return text
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, as the other CLIs do
-        raise ValueError(f"{message} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m micronet.graph`: draw the lecture neuron after backward."""
-    parser = _Parser(
-        prog="python -m micronet.graph",
+    """Entry point of `micronet-graph` and `python -m micronet.graph`: draw the lecture neuron after backward."""
+    from micronet.commands import CommandParser, program_name, version_text
+
+    parser = CommandParser(
+        prog=program_name("graph", sys.argv[0] if sys.argv else ""),
         description="Draw the micrograd lecture's tanh neuron after backward: each value with its data and grad.",
-        epilog=f"Without Graphviz the DOT text is written instead; to see it, {INSTALL_HINT}.",
+        epilog=f"Without Graphviz the DOT text is written instead; to see it, {INSTALL_HINT}.\n\nexamples:\n"
+        "  %(prog)s                       # neuron.svg\n"
+        "  %(prog)s --fused --out n.png   # the weighted sum as one node, as micronet's Neuron builds it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
     parser.add_argument("--out", metavar="PATH",
                         help="output file, .svg/.png/.pdf/.dot (default: neuron.svg, or neuron.dot without Graphviz)")
     parser.add_argument("--rankdir", default="LR", help=f"layout direction: {', '.join(RANKDIRS)} (default: LR)")
@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             render(o, out, args.rankdir)
             print(f"wrote {out}")
     except (ValueError, TypeError, OSError, GraphvizError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{getattr(e, 'usage', '')}error: {e}", file=sys.stderr)  # a usage mistake: the usage line first
         return 2
     return 0
 

@@ -387,22 +387,23 @@ def _cell(label):
     return repr(label) if isinstance(label, float) else label
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every other micronet CLI
-        raise ValueError(f"{message} (see --help)")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m micronet.predict`."""
-    parser = _Parser(
-        prog="python -m micronet.predict",
+    """Entry point of `micronet-predict` and `python -m micronet.predict`."""
+    from micronet.commands import CommandParser, program_name, version_text
+
+    parser = CommandParser(
+        prog=program_name("predict", sys.argv[0] if sys.argv else ""),
         description="Predict with a trained run: one output row per input row of a CSV file.",
-        epilog="The CSV needs a header row. When the run's feature names are known (a run trained on a CSV file), "
-        "those columns are read by name, in any order, and other columns (the label, an id) are ignored; "
-        "otherwise the file must have exactly as many numeric columns as the model has inputs, under any "
-        "names (x0, x1, ...). Output: one row per input row, the prediction and, for classification, "
-        "proba_<label> for each class.",
+        epilog="The CSV needs a header row. When the run's feature names are known (a run trained on a CSV file "
+        "or a bundled data set), those columns are read by name, in any order, and other columns (the label, "
+        "an id) are ignored; otherwise the file must have exactly as many numeric columns as the model has "
+        "inputs, under any names (x0, x1, ...). Output: one row per input row, the prediction and, for "
+        "classification, proba_<label> for each class.\n\nexamples:\n"
+        "  %(prog)s runs/moons-20261130-101500 points.csv\n"
+        "  %(prog)s runs/iris flowers.csv --out predictions.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
     parser.add_argument("run", metavar="RUN_DIR", help="a run directory (or a model.json)")
     parser.add_argument("data", metavar="DATA_CSV", help="the features to predict from, with a header row")
     parser.add_argument("--out", metavar="PATH", help="write the predictions here (default: standard output)")
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             write_text_atomic(out, text)
     except (ValueError, TypeError, OSError) as e:
         message = f"{e.strerror}: {e.filename!r}" if isinstance(e, OSError) and e.strerror else str(e)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"{getattr(e, 'usage', '')}error: {message}", file=sys.stderr)  # a usage mistake: the usage line first
         return 2
     return 0
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import joblib
 import yaml
 
+from micronet.commands import CommandParser, program_name, version_text
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.train import UsageError, new_run_dir, run, run_cli
@@ -293,7 +294,7 @@ def _local_pool(jobs, backend, n_points):
         pool()
     except ValueError as e:
         raise UsageError(
-            f"backend {backend!r} is not available ({e}); to run on a dask cluster use --cluster, see docs/sweep.md"
+            f"backend {backend!r} is not available ({e}); to run on a dask cluster use --cluster"
         ) from None
     return pool
 
@@ -667,26 +668,35 @@ def format_table(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
 # ----- the command line ---------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, then exit 2, like micronet.train
-        raise UsageError(f"{message} (see --help)")
+SWEEP_EXAMPLES = """KEY=V1,V2,... sweeps a key; commas inside [...], {...} or quotes do not split, so
+model.hidden=[16],[32,32] is two values. KEY=VALUE (one value) is fixed for every run.
+With --cluster, the sweep directory must be on storage every worker mounts at the
+same path (checked before training); a point whose worker dies is retried once.
+
+examples:
+  %(prog)s moons optimizer.lr=0.01,0.1,1 --jobs 2
+  %(prog)s moons optimizer.lr=0.01,0.1 'model.hidden=[16],[32,32]' seed=3
+  %(prog)s my.yaml optimizer.lr=0.01,0.1 --cluster local:2
+  %(prog)s moons optimizer.lr=0.01,0.1 --cluster tcp://scheduler:8786 --out /shared/sweeps/lr
+
+Config keys: micronet-train --help-config.
+"""
 
 
-def _arguments(argv):
-    parser = _Parser(
-        prog="python -m micronet.sweep",
+def _arguments(argv, prog="micronet-sweep"):
+    parser = CommandParser(
+        prog=prog,
+        usage_error=UsageError,
         description=(
             "Train one config over the Cartesian product of overrides, in parallel with joblib or on a dask "
             "cluster: one run directory per point, then sweep.csv and sweep.png. Exit status 0 if every run completed, "
             "1 if any failed or diverged, 2 for a bad command line or config (nothing is written)."
         ),
-        epilog=(
-            "KEY=V1,V2,... sweeps a key; commas inside [...], {...} or quotes do not split, so "
-            "model.hidden=[16],[32,32] is two values. KEY=VALUE (one value) is fixed for every run. "
-            "Config keys are described in docs/config.md, sweeps and clusters in docs/sweep.md."
-        ),
+        epilog=SWEEP_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", nargs="?", help="YAML run config, e.g. configs/moons.yaml")
+    parser.add_argument("config", nargs="?", metavar="CONFIG",
+                        help="a YAML file, or the name of a shipped config (moons, iris, sine, ...)")
     parser.add_argument("items", nargs="*", metavar="KEY=V1,V2,...", help="values to sweep: optimizer.lr=0.01,0.1")
     parser.add_argument("--jobs", type=int, metavar="N", help="runs at a time (default 1; -1: one per CPU)")
     parser.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/sweep-<name>-<YYYYmmdd-HHMMSS>)")
@@ -696,10 +706,11 @@ def _arguments(argv):
         help="run on dask instead: tcp://HOST:PORT of a running scheduler, or local:N for N local worker processes",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_intermixed_args(argv)
     if not args.config:
-        raise UsageError("a config file is required: python -m micronet.sweep configs/moons.yaml optimizer.lr=0.1,1")
+        parser.error(f"a config is required: {prog} moons optimizer.lr=0.1,1")
     return args
 
 
@@ -730,9 +741,10 @@ def _sweep(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m micronet.sweep`; returns the exit status."""
+    """Entry point of `micronet-sweep` and `python -m micronet.sweep`; returns the exit status."""
+    prog = program_name("sweep", sys.argv[0] if sys.argv else "")
     argv = sys.argv[1:] if argv is None else argv
-    return run_cli(lambda args: _sweep(_arguments(args)), argv, (UsageError, ConfigError))
+    return run_cli(lambda args: _sweep(_arguments(args, prog)), argv, (UsageError, ConfigError))
 
 
 if __name__ == "__main__":

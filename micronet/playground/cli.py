@@ -19,11 +19,18 @@ __all__ = ["main"]
 INSTALL_HINT = "error: the playground needs its web extra: pip install 'micronet-nn[playground]'"
 
 
-def _arguments(argv):
-    parser = argparse.ArgumentParser(
-        prog="micronet-playground",
+def _arguments(argv, prog):
+    from micronet.commands import CommandParser, version_text
+
+    parser = CommandParser(
+        prog=prog,
         description="Watch micronet train in your browser; export the session as a config for micronet-train.",
+        epilog="examples:\n"
+        "  %(prog)s                        # http://127.0.0.1:8765/, opened in your browser\n"
+        "  %(prog)s --port 0 --no-browser  # any free port; print the URL only",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; anything else is reachable by others)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
@@ -73,8 +80,15 @@ def _allowed_hosts(host: str) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `micronet-playground`; returns the exit status."""
-    args = _arguments(sys.argv[1:] if argv is None else argv)
+    """Entry point of `micronet-playground` and `python -m micronet.playground`; returns the exit status."""
+    from micronet.commands import program_name
+
+    prog = program_name("playground", sys.argv[0] if sys.argv else "")
+    try:
+        args = _arguments(sys.argv[1:] if argv is None else argv, prog)
+    except ValueError as e:  # a usage mistake: argparse's usage line, then one error line
+        print(f"{getattr(e, 'usage', '')}error: {e}", file=sys.stderr)
+        return 2
     try:
         import starlette  # noqa: F401 - imported only to see that it is installed
         import uvicorn
