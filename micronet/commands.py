@@ -8,7 +8,6 @@ traceback; then it hands over to the command's `main()`. Stdlib only.
 
 import argparse
 import importlib
-import importlib.metadata
 import os
 import signal
 from types import FrameType
@@ -46,7 +45,22 @@ def program_name(command: str, argv0: str) -> str:
 
 def version_text(prog: str) -> str:
     """What `--version` prints: the program and the installed distribution's version."""
-    return f"{prog} (micronet-nn) {importlib.metadata.version('micronet-nn')}"
+    from importlib.metadata import version
+
+    return f"{prog} (micronet-nn) {version('micronet-nn')}"
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked for (reading the installed metadata costs ~30 ms)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the program's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: object, values: object,
+                 option_string: str | None = None) -> None:
+        print(version_text(parser.prog))  # to stdout, as argparse's own version action does
+        parser.exit()
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -60,6 +74,10 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, usage_error: type[Exception] = ValueError, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.usage_error = usage_error
+
+    def add_version(self) -> None:
+        """A --version option that prints `version_text` and exits."""
+        self.add_argument("--version", action=_Version)
 
     def error(self, message: str) -> NoReturn:
         error = self.usage_error(message)

@@ -267,7 +267,7 @@ def _record_escape(text: object) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-graph` and `python -m micronet.graph`: draw the lecture neuron after backward."""
-    from micronet.commands import CommandParser, program_name, version_text
+    from micronet.commands import CommandParser, program_name
 
     parser = CommandParser(
         prog=program_name("graph", sys.argv[0] if sys.argv else ""),
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "  %(prog)s --fused --out n.png   # the weighted sum as one node, as micronet's Neuron builds it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
+    parser.add_version()
     parser.add_argument("--out", metavar="PATH",
                         help="output file, .svg/.png/.pdf/.dot (default: neuron.svg, or neuron.dot without Graphviz)")
     parser.add_argument("--rankdir", default="LR", help=f"layout direction: {', '.join(RANKDIRS)} (default: LR)")

@@ -389,7 +389,7 @@ def _cell(label):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `micronet-predict` and `python -m micronet.predict`."""
-    from micronet.commands import CommandParser, program_name, version_text
+    from micronet.commands import CommandParser, program_name
 
     parser = CommandParser(
         prog=program_name("predict", sys.argv[0] if sys.argv else ""),
@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "  %(prog)s runs/iris flowers.csv --out predictions.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
+    parser.add_version()
     parser.add_argument("run", metavar="RUN_DIR", help="a run directory (or a model.json)")
     parser.add_argument("data", metavar="DATA_CSV", help="the features to predict from, with a header row")
     parser.add_argument("--out", metavar="PATH", help="write the predictions here (default: standard output)")

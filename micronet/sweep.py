@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import joblib
 import yaml
 
-from micronet.commands import CommandParser, program_name, version_text
+from micronet.commands import CommandParser, program_name
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
 from micronet.train import UsageError, new_run_dir, run, run_cli
@@ -706,7 +706,7 @@ def _arguments(argv, prog="micronet-sweep"):
         help="run on dask instead: tcp://HOST:PORT of a running scheduler, or local:N for N local worker processes",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
+    parser.add_version()
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_intermixed_args(argv)
     if not args.config:

@@ -30,7 +30,7 @@ import numpy as np
 from micronet import files
 from micronet.budget import config_problem, data_problem
 from micronet.checkpoint import load_checkpoint
-from micronet.commands import CommandParser, program_name, version_text
+from micronet.commands import CommandParser, program_name
 from micronet.config import (
     ConfigError,
     RunConfig,
@@ -117,7 +117,7 @@ def _arguments(argv, prog="micronet-train"):
     parser.add_argument("--list-configs", action="store_true", help="list the shipped configs and exit")
     parser.add_argument("--show-config", metavar="NAME", help="print a shipped config file, comments and all, and exit")
     parser.add_argument("--help-config", action="store_true", help="print the config reference (every key) and exit")
-    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
+    parser.add_version()
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_intermixed_args(argv)  # overrides may come after options
     if args.config is not None and "=" in args.config and not Path(args.config).exists():

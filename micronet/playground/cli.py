@@ -20,7 +20,7 @@ INSTALL_HINT = "error: the playground needs its web extra: pip install 'micronet
 
 
 def _arguments(argv, prog):
-    from micronet.commands import CommandParser, version_text
+    from micronet.commands import CommandParser
 
     parser = CommandParser(
         prog=prog,
@@ -30,7 +30,7 @@ def _arguments(argv, prog):
         "  %(prog)s --port 0 --no-browser  # any free port; print the URL only",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=version_text("%(prog)s"))
+    parser.add_version()
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; anything else is reachable by others)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
