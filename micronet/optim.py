@@ -24,6 +24,7 @@ from __future__ import annotations  # the twins' NumPy types are named, not impo
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,7 +143,7 @@ def _float_list(name: str, values: object, length: int) -> list[float]:
 # ----- optimizers -----------------------------------------------------------
 
 
-class _Optimizer:
+class _Optimizer(ABC):
     """What SGD and Adam share: the parameter list, `lr`, and `zero_grad`."""
 
     name = ""
@@ -168,17 +169,17 @@ class _Optimizer:
             p.grad = 0.0
 
     # What each optimizer defines (see SGD and Adam).
+    @abstractmethod
     def step(self) -> None:
         """Update every parameter from its current `.grad`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as plain JSON-serialisable data."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore `state_dict()` output; on any error the optimizer is unchanged."""
-        raise NotImplementedError
 
     def _hyper_repr(self) -> str:
         return f"lr={self.lr!r}"
@@ -484,7 +485,7 @@ def array_twin(optimizer: _Optimizer) -> ArrayTwin:
 # ----- learning-rate schedules ----------------------------------------------
 
 
-class _Schedule:
+class _Schedule(ABC):
     """Sets `optimizer.lr = lr_at(t)`, t = 0 on construction, +1 per `step()`.
 
     `base_lr` is the optimizer's lr when the schedule is made (as PyTorch's
@@ -510,8 +511,9 @@ class _Schedule:
         t = _integer("t", t, 0)
         return self._lr_at(t)
 
-    def _lr_at(self, t: int) -> float:  # each schedule's closed form
-        raise NotImplementedError
+    @abstractmethod
+    def _lr_at(self, t: int) -> float:
+        """Each schedule's closed form."""
 
     def step(self) -> None:
         """Advance one step (or epoch) and set the optimizer's lr."""
