@@ -358,12 +358,11 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
 
 
 def _section(key: str, value: Any, cls) -> dict:
-    """`value` as a dict with known keys only; None is an empty section, a name a named one."""
+    """`value` as a dict with known keys only; None is an empty section, a short form its mapping."""
     if value is None:
         return {}
     valid = _keys(cls)
-    if isinstance(value, str) and "name" in valid:
-        return {"name": value}
+    value = _expand_short_form(key, value)
     if not isinstance(value, Mapping):
         raise ConfigError(f"{key} must be a mapping, got {type(value).__name__} {_show(value)}")
     prefix = "" if cls is RunConfig else key + "."
@@ -479,11 +478,7 @@ def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfi
     key = "training.early_stopping"
     if raw is None or raw is False:
         return None
-    if raw is True:
-        raw = {}
-    elif isinstance(raw, numbers.Integral):
-        raw = {"patience": raw}
-    elif not isinstance(raw, Mapping):
+    if not isinstance(_expand_short_form(key, raw), Mapping):
         raise _fail(key, "null, true, a patience (int >= 1) or a mapping like {patience: 10}", raw)
     raw = _section(key, raw, EarlyStoppingConfig)
     monitors = MONITORS[task]

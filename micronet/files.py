@@ -18,6 +18,7 @@ byte, and can cap the size.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import math
@@ -87,6 +88,16 @@ def finite_or_null(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [finite_or_null(v) for v in obj]
     return obj
+
+
+def csv_text(columns: list[str], rows: list[dict[str, Any]], header: bool = True) -> str:
+    """Metrics rows as CSV lines in `columns` order: ints as written, floats exactly (by repr)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    if header:
+        writer.writerow(columns)
+    writer.writerows([v if isinstance(v, int) else repr(float(v)) for v in (row[c] for c in columns)] for row in rows)
+    return text.getvalue()
 
 
 def json_text(data: Any) -> str:

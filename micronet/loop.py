@@ -279,24 +279,16 @@ class History:
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
         """One row per epoch, the columns of metrics.csv, written atomically."""
-        from micronet.checkpoint import write_text_atomic
+        from micronet.files import csv_text, write_text_atomic
 
-        write_text_atomic(path, rows_to_csv(self.rows))
+        columns = list(self.rows[0]) if self.rows else ["epoch"]
+        write_text_atomic(path, csv_text(columns, self.rows))
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Loss (and accuracy or R²) per epoch; returns the matplotlib Axes."""
         from micronet import plot
 
         return plot.history(self, ax=ax)
-
-
-def rows_to_csv(rows: list[dict]) -> str:
-    """Metrics rows as CSV text: a header, then one line per row (floats exactly, by repr)."""
-    columns = list(rows[0]) if rows else ["epoch"]
-    lines = [",".join(columns)]
-    for row in rows:
-        lines.append(",".join(str(v) if isinstance(v, int) else repr(float(v)) for v in (row[c] for c in columns)))
-    return "\n".join(lines) + "\n"
 
 
 # ----- the state and the plan -------------------------------------------------

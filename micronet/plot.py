@@ -372,13 +372,11 @@ def _values_function(model) -> Callable:
 
 
 def r2_score(y_true: np.ndarray | Sequence, y_pred: np.ndarray | Sequence) -> float:
-    """1 - SS_res / SS_tot, averaged over output columns (scikit-learn's default); 0 for a constant target."""
+    """scikit-learn's R², averaged over output columns; for a constant target 1 if exact, else 0."""
+    from sklearn.metrics import r2_score
+
     y_true = np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
-    residual = ((y_true - y_pred) ** 2).sum(axis=0)
-    total = ((y_true - y_true.mean(axis=0)) ** 2).sum(axis=0)
-    scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1.0), np.where(residual == 0, 1.0, 0.0))
-    return float(scores.mean())
+    return float(r2_score(y_true, np.asarray(y_pred, dtype=np.float64).reshape(y_true.shape)))
 
 
 def regression_fit(model: Module | Callable[[np.ndarray], np.ndarray], X: ArrayLike, y: ArrayLike,

@@ -281,7 +281,7 @@ class RunWriter:
         self.fingerprint = fingerprint(config)
         if not resumed:
             files.write_text_atomic(self.dir / "config.yaml", config_yaml(config))
-            files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names]))
+            files.write_text_atomic(self.dir / "metrics.csv", files.csv_text(self.column_names, []))
 
     @staticmethod
     def columns(config: RunConfig, data: PreparedData) -> list[str]:
@@ -294,8 +294,7 @@ class RunWriter:
         Rewritten atomically, so a metrics.csv that was a symlink becomes a
         file of this run's own before any row is appended.
         """
-        rows = [[_csv_number(row[c]) for c in self.column_names] for row in history]
-        files.write_text_atomic(self.dir / "metrics.csv", _csv_lines([self.column_names, *rows]))
+        files.write_text_atomic(self.dir / "metrics.csv", files.csv_text(self.column_names, history))
 
     def on_epoch(self, state: TrainState, row: dict) -> None:
         """After each finished epoch: its metrics row, and a checkpoint when one is due.
@@ -307,8 +306,7 @@ class RunWriter:
         resume replays the epochs past the checkpoint, which gives the same
         numbers (training is deterministic).
         """
-        files.append_text(self.dir / "metrics.csv", _csv_lines([[_csv_number(row[c]) for c in self.column_names]]),
-                          sync=False)
+        files.append_text(self.dir / "metrics.csv", files.csv_text(self.column_names, [row], header=False), sync=False)
         self.model = state.model
         self.last_good = state.model.state_dict()  # what plots show if a later epoch diverges
         self.pending = (state.epoch, self.last_good, state.to_dict())
@@ -380,6 +378,7 @@ class RunWriter:
         (classification), or predictions.png and, for one input, fit.png (regression).
         `should_stop()` is polled between them, and a stop leaves the rest undrawn."""
         from micronet import plot
+        from micronet.predict import softmax
 
         data = self.data
         if state.history:
@@ -390,7 +389,7 @@ class RunWriter:
             self._regression_plots(plot, executor, should_stop)
         elif data.feature_count == 2:
             plot.plot_decision_boundary(
-                lambda X: _softmax(executor.logits(X)),
+                lambda X: softmax(executor.logits(X)),
                 data.X_train, data.y_train, data.X_test, data.y_test,
                 self.dir / "decision_boundary.png",
                 class_names=data.class_names,
@@ -446,6 +445,7 @@ class RunWriter:
         decision_boundary.png does); a regression's curve is in original units.
         """
         from micronet.animate import recorder_for
+        from micronet.predict import softmax
 
         data, epochs = self.data, self.config.training.epochs
         if data.task == "regression":
@@ -457,7 +457,7 @@ class RunWriter:
             )
         else:
             def predict(G):
-                return _softmax(executor.logits(G))
+                return softmax(executor.logits(G))
 
             self.recorder = recorder_for(
                 "classification", data.X_train, data.y_train, epochs,
@@ -478,22 +478,6 @@ class RunWriter:
         """training.gif, when the run records one and has frames."""
         if self.recorder is not None and self.recorder.rows:
             self.recorder.render(self.dir / "training.gif", predict=self._predict)
-
-
-def _softmax(logits):
-    with np.errstate(all="ignore"):  # a model on the edge of diverging may give inf logits
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _csv_number(x):
-    return x if isinstance(x, int) else repr(float(x))
-
-
-def _csv_lines(rows):
-    text = io.StringIO(newline="")
-    csv.writer(text).writerows(rows)
-    return text.getvalue()
 
 
 def read_history(path: str | os.PathLike[str], epochs: int, columns: list[str] = METRIC_COLUMNS) -> list[dict]:

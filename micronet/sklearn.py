@@ -28,6 +28,7 @@ from micronet.config import parse_config
 from micronet.data import PreparedData, Standardizer, split_validation
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.nn import Module
+from micronet.predict import softmax
 
 __all__ = ["MicronetClassifier", "MicronetRegressor"]
 
@@ -327,9 +328,7 @@ class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Softmax of the outputs: rows sum to 1, columns follow `classes_`."""
-        logits = self._outputs(X)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return softmax(self._outputs(X))
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The label in `classes_` with the largest output."""

@@ -134,7 +134,7 @@ CODE = code_imports()
 
 def test_the_table_is_read():
     assert {"engine", "nn", "config", "loop", "train", "micronet"} <= set(TABLE)
-    assert TABLE["loop"].micronet_lazy == {"checkpoint", "compile", "plot"}
+    assert TABLE["loop"].micronet_lazy == {"compile", "files", "plot"}
     assert TABLE["data"].third_party_lazy == {"sklearn"}
 
 

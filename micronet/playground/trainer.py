@@ -24,6 +24,7 @@ from micronet.data import DATASETS, PreparedData, prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from micronet.optim import OPTIMIZERS
+from micronet.predict import softmax
 
 __all__ = [
     "DATASET_NAMES",
@@ -324,8 +325,7 @@ class Trainer:
         else:
             cells = np.arange(0, GRID * 2, 4)
         if self.data.task == "classification":
-            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-            probs = shifted / shifted.sum(axis=1, keepdims=True)
+            probs = softmax(logits)
             k = probs.shape[1]
             strength = (probs.max(axis=1) - 1.0 / k) / (1.0 - 1.0 / k)
             output = {"label": _bytes(probs.argmax(axis=1)), "strength": _bytes(255.0 * strength)}
