@@ -41,6 +41,8 @@ __all__ = [
     "config_problem",
     "data_problem",
     "count_parameters",
+    "memory_problem",
+    "parameters_problem",
 ]
 
 MAX_PARAMETERS = 10**7
@@ -124,6 +126,26 @@ def _problem(n_samples: int, n_features: int, n_outputs: int, hidden: list[int])
             "use fewer samples or features, or a smaller model"
         )
     return None
+
+
+def memory_problem(needed: int, what: str) -> str | None:
+    """Why `needed` bytes for `what` (e.g. "reading model.json") exceed the memory budget, or None."""
+    available = available_memory()
+    if available is not None and needed > MEMORY_FRACTION * available:
+        return (f"{what} needs about {_size(needed)} of memory, over {MEMORY_FRACTION:.0%} of the "
+                f"{_size(available)} available")
+    return None
+
+
+def parameters_problem(parameters: int) -> str | None:
+    """Why a model of `parameters` parameters cannot be built within the budgets, or None.
+
+    For models that come from elsewhere than a config (a model.json): the
+    trainer's limits, in words that name no config key.
+    """
+    if parameters > MAX_PARAMETERS:
+        return f"{parameters:,} parameters, over micronet's budget of {MAX_PARAMETERS:,}"
+    return memory_problem(BYTES_PER_PARAMETER * parameters, f"building {parameters:,} parameters")
 
 
 def config_problem(config: RunConfig) -> str | None:

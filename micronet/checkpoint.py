@@ -17,13 +17,15 @@ the target's units). `training` is the trainer's resume state, kept as given.
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from micronet import files
-from micronet.nn import ACTIVATIONS, MLP, Module
+from micronet.budget import MAX_PARAMETERS, memory_problem, parameters_problem
+from micronet.nn import ACTIVATIONS, MLP, Module, mlp_layout
 
 __all__ = [
     "FORMAT",
@@ -35,6 +37,8 @@ __all__ = [
     "load_state",
     "load_model",
     "load_checkpoint",
+    "MAX_CONTENT_BYTES",
+    "MAX_FILE_BYTES",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -285,19 +289,83 @@ def _load_into(model, path):
     return Checkpoint(model=model, **record)
 
 
+# What a model file may hold, from the parameter budget: each parameter, and in the trainer's state up
+# to three more numbers per parameter (Adam's two moments, the best epoch's weights), each at most
+# _BYTES_PER_NUMBER bytes with its comma and indentation, plus a little more (the shuffling RNG, the
+# config). Runs of _SQUEEZED_RUN or more whitespace are read as one space, so padding costs nothing;
+# the file itself may be _MAX_WHITESPACE_RATIO times larger than what is kept.
+_BYTES_PER_NUMBER = 41  # the longest repr of a double (24), a comma, and up to 16 characters of indentation
+_SQUEEZED_RUN = 16
+MAX_CONTENT_BYTES = 4 * MAX_PARAMETERS * _BYTES_PER_NUMBER + 2**20
+_MAX_WHITESPACE_RATIO = 4
+MAX_FILE_BYTES = _MAX_WHITESPACE_RATIO * MAX_CONTENT_BYTES
+_PARSED_BYTES_PER_BYTE = 10  # json.loads: the text as str, and a float object and a list slot per number
+_CHUNK = 2**20
+_SPACES = re.compile(rb"[ \t\n\r]{%d,}" % _SQUEEZED_RUN)
+_STRING_BODY = re.compile(rb'(?:[^"\\]|\\.)*', re.DOTALL)
+
+
 def _read_json(path):
+    """The JSON in `path`, read in chunks with long runs of whitespace between tokens squeezed out as it goes.
+
+    So a file padded with gigabytes of spaces costs one chunk of memory, and
+    what is kept is checked against the size cap and the memory budget
+    before it is parsed.
+    """
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a model file")
     if not path.exists():
         raise ValueError(f"{path} does not exist")
     try:
-        raw = files.read_regular_bytes(path)  # a FIFO or /dev/zero is refused before reading
+        with files.open_regular(path, MAX_FILE_BYTES) as f:  # a FIFO or /dev/zero is refused before reading
+            raw = _squeezed(f, path)
     except ValueError as e:
         raise ValueError(f"{path} is not a valid model file: {e}") from None
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"{path} is not a valid model file: invalid JSON ({e})") from None
+
+
+def _squeezed(f, path):
+    """The file's bytes with each long run of whitespace outside strings as one space; strings kept byte for byte.
+
+    JSON reads the same either way: whitespace between tokens means nothing.
+    """
+    kept, size = [], 0
+    in_string = escaped = False
+    while chunk := f.read(_CHUNK):
+        pos, end, parts = 0, len(chunk), []
+        while pos < end:
+            if in_string and escaped:  # the character after a backslash that ended the previous chunk
+                parts.append(chunk[pos:pos + 1])
+                pos, escaped = pos + 1, False
+            elif in_string:
+                stop = _STRING_BODY.match(chunk, pos).end()  # type: ignore[union-attr]  # matches the empty string
+                if stop >= end:  # the string goes on in the next chunk
+                    parts.append(chunk[pos:])
+                else:  # its closing quote, or a backslash that ends the chunk
+                    parts.append(chunk[pos:stop + 1])
+                    in_string, escaped = chunk[stop] != ord('"'), chunk[stop] != ord('"')
+                pos = stop + 1
+            else:
+                quote = chunk.find(b'"', pos)
+                stop = end if quote < 0 else quote
+                parts.append(_SPACES.sub(b" ", chunk[pos:stop]))
+                if quote >= 0:
+                    parts.append(b'"')
+                    in_string = True
+                pos = stop + 1
+        piece = b"".join(parts)
+        size += len(piece)
+        if size > MAX_CONTENT_BYTES:
+            raise ValueError(f"it holds over {MAX_CONTENT_BYTES:,} bytes of JSON, more than a model within "
+                             f"micronet's budget of {MAX_PARAMETERS:,} parameters can need")
+        problem = memory_problem(_PARSED_BYTES_PER_BYTE * size, f"reading {size:,} bytes of JSON")
+        if problem is not None:
+            raise ValueError(problem)
+        kept.append(piece)
+    return b"".join(kept)
 
 
 def _reject_constant(name):
@@ -326,6 +394,9 @@ def _parse(data, path):
     task = data.get("task", "classification")
     if task not in TASKS:
         fail(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if version == 1 and task != "classification":
+        fail(f"version 1 files hold classifiers only, but this one says task {task!r}; "
+             f"a regression model needs version {VERSION} (its target scaling)")
 
     arch, params = data["architecture"], data["parameters"]
     nin = n_out = None
@@ -344,8 +415,14 @@ def _parse(data, path):
             stored = sum(len(v) if isinstance(v, list) else 1 for v in params.values())
         sizes = [nin, *nouts]
         expected = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(nouts)))
-        if stored != expected:  # checked before building, so a forged size cannot exhaust memory
+        # All checked before the model is built (a Python object per parameter): a forged size
+        # cannot exhaust memory, nor wrong names cost the building of a model that is then refused.
+        too_big = parameters_problem(expected)
+        if too_big is not None:
+            fail(f"the architecture (nin {nin}, {len(nouts)} layers) has {too_big}")
+        if stored != expected:
             fail(f"the architecture has {expected} parameters, the file stores {stored}")
+        _check_layout(params, nin, nouts, fail)
         arch, n_out = {"nin": nin, "nouts": nouts, "activation": activation}, nouts[-1]
     elif not isinstance(params, dict):
         fail(f"parameters must be an object of name -> number or list of numbers, got {type(params).__name__}")
@@ -375,6 +452,24 @@ def _parse(data, path):
         "training": training, "task": task, "target_mean": target_mean, "target_scale": target_scale,
         "feature_names": feature_names, "version": version,
     }
+
+
+def _check_layout(params, nin, nouts, fail):
+    """Every name and size `MLP(nin, nouts)` expects, and no other name."""
+    names = set()
+    for name, size in mlp_layout(nin, nouts):
+        names.add(name)
+        if name not in params:
+            fail(f"parameters do not match the architecture: no entry {name!r}")
+        given = params[name]
+        if size is None and isinstance(given, list):
+            fail(f"parameters do not match the architecture: {name!r} must be a number, got list")
+        if size is not None and (not isinstance(given, list) or len(given) != size):
+            what = f"a list of {len(given)}" if isinstance(given, list) else type(given).__name__
+            fail(f"parameters do not match the architecture: {name!r} must be a list of {size} numbers, got {what}")
+    if len(names) != len(params):
+        extra = next(name for name in params if name not in names)
+        fail(f"parameters do not match the architecture: unexpected entry {extra!r}")
 
 
 def _stored_scaling(pre, name, width, fail):

@@ -28,7 +28,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +37,7 @@ __all__ = [
     "append_text",
     "finite_or_null",
     "json_text",
+    "open_regular",
     "read_regular_bytes",
     "regular_file_size",
     "remove_stale_temporaries",
@@ -183,12 +184,13 @@ def regular_file_size(path: str | os.PathLike[str]) -> int:
     return info.st_size
 
 
-def read_regular_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
-    """The bytes of the regular file `path`, checked before anything is read.
+def open_regular(path: str | os.PathLike[str], limit: int | None = None) -> BinaryIO:
+    """The regular file `path`, open for reading in binary, checked before anything is read.
 
-    Raises ValueError when `path` is not a regular file (a directory, a
-    FIFO, a device such as /dev/zero) or holds more than `limit` bytes;
-    OSError (FileNotFoundError, PermissionError) as open() does.
+    For readers that stream a file rather than hold it. Raises ValueError
+    when `path` is not a regular file (a directory, a FIFO, a device such
+    as /dev/zero) or holds more than `limit` bytes; OSError
+    (FileNotFoundError, PermissionError) as open() does.
     """
     # O_NONBLOCK: opening a FIFO must not wait for a writer to appear.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -198,10 +200,15 @@ def read_regular_bytes(path: str | os.PathLike[str], limit: int | None = None) -
             raise _not_regular(path, info.st_mode)
         if limit is not None and info.st_size > limit:
             raise ValueError(f"{os.fspath(path)!r} is {info.st_size:,} bytes, over the limit of {limit:,}")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read() if limit is None else f.read(limit + 1)
+        return os.fdopen(os.dup(fd), "rb")
     finally:
         os.close(fd)
+
+
+def read_regular_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
+    """The bytes of the regular file `path`, checked before anything is read (see `open_regular`)."""
+    with open_regular(path, limit) as f:
+        data = f.read() if limit is None else f.read(limit + 1)
     if limit is not None and len(data) > limit:  # it grew after the check
         raise ValueError(f"{os.fspath(path)!r} is over the limit of {limit:,} bytes")
     return data

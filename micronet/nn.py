@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from micronet.engine import Value, dots
 
-__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS"]
+__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS", "mlp_layout"]
 
 
 def _linear(x: Value) -> Value:
@@ -263,6 +263,19 @@ class MLP(Module):
         widths = [len(self.layers[0].neurons[0].w)] + [len(layer.neurons) for layer in self.layers]
         sizes = " -> ".join(str(s) for s in widths)
         return f"MLP({sizes}, activation={self.activation!r}, parameters={len(self.parameters())})"
+
+
+def mlp_layout(nin: int, nouts: Sequence[int]) -> Iterator[tuple[str, int | None]]:
+    """The entries of `MLP(nin, nouts).state_dict()`, in order: (name, list length, or None for one number).
+
+    Lets a stored state be checked against an architecture before the
+    model (a Python object per parameter) is built.
+    """
+    sizes = [nin, *nouts]
+    for i in range(len(nouts)):
+        for j in range(sizes[i + 1]):
+            yield f"layers.{i}.neurons.{j}.w", sizes[i]
+            yield f"layers.{i}.neurons.{j}.b", None
 
 
 def _check_length(module: Module, expected: int, x: Sequence[Value | float]) -> None:

@@ -78,9 +78,7 @@ def new_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> Path:
     """
     try:
         if out is not None:
-            path = Path(out)
-            if path.exists() and not path.is_dir():
-                raise UsageError(f"--out {out!r} is an existing file, not a directory")
+            path = _out_path(out)
             if path.is_dir() and any(path.iterdir()):
                 raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
             path.mkdir(parents=True, exist_ok=True)
@@ -187,7 +185,7 @@ def start_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> tuple
         path = new_run_dir(name)  # a fresh name: nobody else can be in it
         lock = lock_run_dir(path)
         return path, lock
-    path = Path(out)
+    path = _out_path(out)
     if path.is_dir() and not _only_lock(path):
         if (path / LOCK_NAME).exists():  # a run in progress there: name it rather than saying "not empty"
             lock_run_dir(path, create=False, record=False).release()
@@ -203,6 +201,30 @@ def start_run_dir(name: str, out: str | os.PathLike[str] | None = None) -> tuple
         raise UsageError(f"--out {out!r} is not empty; choose a new directory (runs are never overwritten)")
     _record(lock)
     return path, lock
+
+
+def _out_path(out):
+    """`--out` as a Path, refused when it cannot be a run directory of its own, before anything is written.
+
+    A symlink is refused (even one to an empty directory): the run would be
+    written wherever it points, and `--resume` would follow it again. A FIFO,
+    a device or any other file is never touched.
+    """
+    if os.fspath(out) == "":
+        raise UsageError("--out '' is an empty path; give a directory name")
+    path = Path(out)
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return path
+    except OSError as e:
+        raise UsageError(f"--out {out!r} cannot be used: {e.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"--out {out!r} is a symbolic link; give the real directory (or a new name) instead")
+    if not stat.S_ISDIR(info.st_mode):
+        kind = "an existing file" if stat.S_ISREG(info.st_mode) else "a special file (FIFO, socket or device)"
+        raise UsageError(f"--out {out!r} is {kind}, not a directory")
+    return path
 
 
 def _only_lock(path):

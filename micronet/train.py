@@ -125,6 +125,8 @@ def _arguments(argv, prog="micronet-train"):
     if args.animate:
         args.overrides.append("training.animate=true")
     informational = args.list_configs or args.show_config is not None or args.help_config
+    if args.out == "":
+        parser.error("--out '' is an empty path; give a directory name, or leave out --out for runs/<name>-<time>")
     if args.resume and (args.config or args.overrides or args.out):
         parser.error("--resume RUN_DIR takes no config, overrides or --out: the run directory has them")
     if not (args.resume or args.config or args.overrides or informational):
@@ -313,24 +315,35 @@ def _description(path):
 def _run(args):
     if args.list_configs or args.show_config is not None or args.help_config or args.print_config:
         return _inform(args)
+    # From here on Ctrl-C only sets a flag. A KeyboardInterrupt raised inside an import (scikit-learn
+    # loads with the data) can be swallowed by the import machinery, or make Python die by SIGINT
+    # after the error line was printed; a flag is read at the points below and never lost.
     stop = _StopFlag()
+    stop.install()
     if args.resume:
         run_dir = Path(args.resume)
         _require_run_dir(run_dir)
         with lock_run_dir(run_dir):
             files.remove_stale_temporaries(run_dir)  # left by a process killed mid-write
             config, state, data = _load_resume(run_dir)
+            if stop():
+                return _interrupted_before_training(stop, "nothing was changed")
             if state.epoch >= config.training.epochs or state.stopped_early:
                 return _finish_completed(config, state, data, run_dir, stop)
-            stop.install()
             return _train(config, state, data, run_dir, stop, resumed=True, progress=_progress(args))
     config = _config(args)
     data = load_run_data(config)
     state = new_state(config, data)
+    if stop():
+        return _interrupted_before_training(stop, "nothing was written")
     run_dir, lock = start_run_dir(config.name, args.out)
     with lock:
-        stop.install()
         return _train(config, state, data, run_dir, stop, resumed=False, progress=_progress(args))
+
+
+def _interrupted_before_training(stop, what):
+    print(f"interrupted while starting; {what}", file=sys.stderr)
+    return stop.exit_status()
 
 
 def _progress(args):
@@ -386,7 +399,6 @@ def _finish_completed(config, state, data, run_dir, stop):
     if _summary_status(run_dir) == "completed" and not missing:
         print(f"run {run_dir} already {done} epochs; nothing to do")
         return 0
-    stop.install()
     status = _train(config, state, data, run_dir, stop, resumed=True, progress=False)
     if status == 0:
         print(f"(run {run_dir} had {done} epochs; its summary and plots are now written)")

@@ -421,7 +421,7 @@ V2_DAMAGE = {
     "feature-names-not-strings": (lambda d: d.update(feature_names=[1, 2, 3]), r"feature_names must be distinct"),
     "classes-duplicated": (lambda d: d.update(classes=[1, 1]), r"classes must be distinct labels"),
     "forged-huge-layer": (
-        lambda d: d["architecture"].update(nouts=[10**12, 2]), r"has 6000000000002 parameters, the file stores 54"),
+        lambda d: d["architecture"].update(nouts=[10**12, 2]), r"has 6,000,000,000,002 parameters, over micronet.s budget of 10,000,000"),
 }
 
 
