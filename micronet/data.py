@@ -25,12 +25,14 @@ import numpy as np
 
 __all__ = [
     "DATASETS",
+    "DECIMAL",
     "DataError",
     "DatasetSpec",
     "PreparedData",
     "Standardizer",
     "batches",
     "load_dataset",
+    "parse_number",
     "prepare_data",
     "split",
     "split_validation",
@@ -263,7 +265,7 @@ def _load(name, filled, seed, task):
 def _regression_targets(name, y_raw):
     """Regression targets as float64, refusing labels that are not numbers."""
     if y_raw.dtype.kind not in "iuf":
-        example = next(v for v in y_raw.ravel().tolist() if _number(str(v)) is None)
+        example = next(v for v in y_raw.ravel().tolist() if parse_number(str(v)) is None)
         where = "dataset.target" if name == "csv" else f"dataset {name!r}"
         raise DataError(f"{where}: a regression target must be numeric, got {_plain(example)!r}")
     y = y_raw.astype(np.float64)
@@ -290,18 +292,20 @@ def _refuse_continuous_labels(target, labels):
 
 
 # ASCII only: `\d` alone also matches other scripts' digits ("١٢", "１２"), which float() reads as 12.
-_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)
+DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)
 _NON_FINITE = re.compile(r"[-+]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
 _INTEGER = re.compile(r"[-+]?\d+", re.ASCII)
 
 
-def _number(text):
+def parse_number(text: str) -> float | None:
     """The cell as a float if it is a plain decimal or scientific number, else None.
+
+    The one rule for numbers in CSV files: the trainer's and micronet-predict's.
 
     Stricter than `float()`, which also takes `5_1` (as 51) and spaces.
     `inf` and `nan` parse, so that the caller can say they are not finite.
     """
-    if _DECIMAL.fullmatch(text) or _NON_FINITE.fullmatch(text):
+    if DECIMAL.fullmatch(text) or _NON_FINITE.fullmatch(text):
         return float(text)
     return None
 
@@ -314,7 +318,7 @@ def _label_values(cells):
     """
     if all(_INTEGER.fullmatch(c) for c in cells):
         return [int(c) for c in cells]
-    numbers = [_number(c) for c in cells]
+    numbers = [parse_number(c) for c in cells]
     if all(x is not None for x in numbers):
         return numbers
     return cells
@@ -356,12 +360,12 @@ def _read_csv(path, target):
             if cell == "":
                 raise DataError(f"{where}: empty value in column {column!r} at line {line}")
             if column == target:
-                x = _number(cell)
+                x = parse_number(cell)
                 if x is not None and not math.isfinite(x):
                     raise DataError(f"{where}: label {cell!r} in column {column!r} at line {line} is not finite")
                 labels.append(cell)
                 continue
-            x = _number(cell)
+            x = parse_number(cell)
             if x is None:
                 raise DataError(f"{where}: column {column!r} at line {line} is not a number: {cell!r}")
             if not math.isfinite(x):

@@ -28,7 +28,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,6 +46,7 @@ __all__ = [
     "write_figure",
     "write_json_atomic",
     "write_text_atomic",
+    "writing_text",
 ]
 
 # .<name>.<pid>.<8 hex digits>.tmp: what `_temporary` creates, and all that
@@ -136,6 +137,23 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fd)
         finally:
             os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def writing_text(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """For text written piece by piece (predictions of a big file): a UTF-8 stream to a fresh temporary
+    file beside `path`, synced and renamed over `path` when the block ends without an error, else removed."""
+    path = Path(path)
+    tmp, fd = _temporary(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -20,21 +20,28 @@ for classification one probability per class, in input order.
 """
 
 import argparse
+import contextlib
 import csv
 import io
+import itertools
+import math
 import os
+import shutil
 import sys
+import tempfile
 import types
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint, write_text_atomic
+from micronet import files
+from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint
 from micronet.compile import CompileError, compile_model
+from micronet.data import DECIMAL, parse_number
 from micronet.nn import MLP, Layer, Module, Neuron
 
 if TYPE_CHECKING:  # annotations only: config is imported when a run is predicted from
@@ -60,7 +67,7 @@ def predict(model: Module, X: ArrayLike, *, task: str = "classification") -> np.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    out = model_outputs(model, X)
+    out = _finite_outputs(model_outputs(model, X))
     if task == "regression":
         return out[:, 0] if out.shape[1] == 1 else out
     if out.shape[1] == 1:
@@ -70,7 +77,7 @@ def predict(model: Module, X: ArrayLike, *, task: str = "classification") -> np.
 
 def predict_proba(model: Module, X: ArrayLike) -> np.ndarray:
     """Class probabilities, (n, k): the softmax of the outputs (a sigmoid pair for one output)."""
-    out = model_outputs(model, X)
+    out = _finite_outputs(model_outputs(model, X))
     if out.shape[1] == 1:
         return _sigmoid_pair(out[:, 0])
     return softmax(out)
@@ -95,6 +102,19 @@ def model_outputs(model: Module, X: ArrayLike) -> np.ndarray:
         out = [out] if not isinstance(out, (list, tuple)) else out
         rows.append([v.data for v in out])
     return np.array(rows, dtype=np.float64)
+
+
+_TOO_LARGE = "the features are too large for this model (its arithmetic leaves the float range)"
+
+
+def _finite_outputs(out):
+    """`out`, or a ValueError naming the first row of X whose outputs are not finite: never a silent NaN."""
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"the model's outputs for row {i} of X are not finite "
+                         f"({', '.join(map(repr, out[i].tolist()))}): {_TOO_LARGE}")
+    return out
 
 
 def _executor(model, X):
@@ -222,17 +242,24 @@ class Predictor:
         X = check_X(X, self.n_features_in_)
         if self._mean is not None:
             X = (X - self._mean) / self._scale  # type: ignore[operator]  # mean and scale come together
-        return model_outputs(self.model, X)
+        return _finite_outputs(model_outputs(self.model, X))
+
+    def _outputs(self, X):
+        """Logits, or regression values in the target's units; not checked for finiteness (callers say where)."""
+        if self._mean is not None:
+            X = (X - self._mean) / self._scale
+        out = model_outputs(self.model, X)
+        if self.task == "regression" and self._target_mean is not None:
+            with np.errstate(over="ignore"):
+                out = out * self._target_scale + self._target_mean
+        return out
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Labels from `classes_` (classification) or values in the target's units (regression)."""
-        out = self.decision_function(X)
+        out = _finite_outputs(self._outputs(check_X(X, self.n_features_in_)))
         if self.task == "regression":
-            if self._target_mean is not None:
-                out = out * self._target_scale + self._target_mean
             return out[:, 0] if out.shape[1] == 1 else out
-        index = (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
-        return index if self.classes_ is None else self.classes_[index]
+        return _labels(self, out)
 
     @property
     def predict_proba(self) -> Callable[[ArrayLike], np.ndarray]:
@@ -250,6 +277,12 @@ class Predictor:
     def __repr__(self) -> str:
         what = f"classes={self.classes_.tolist()}" if self.classes_ is not None else f"task={self.task!r}"
         return f"Predictor({self.model!r}, {what})"
+
+
+def _labels(predictor, out):
+    """The predicted labels for outputs `out`: a one-output classifier reads its output as a score."""
+    index = (out[:, 0] > 0).astype(np.int64) if out.shape[1] == 1 else out.argmax(axis=1)
+    return index if predictor.classes_ is None else predictor.classes_[index]
 
 
 def _label_array(classes):
@@ -300,91 +333,197 @@ def feature_columns(predictor: Predictor) -> list | None:
     if dataset is None or dataset.name != "csv":
         return None
     try:  # the file the run was trained on, if it is still there: its header minus the label
-        with open(dataset.path, newline="", encoding="utf-8-sig") as f:
-            header = next((row for row in csv.reader(f) if row not in ([], [""])), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
+        with _csv_rows(dataset.path) as rows:
+            header = next((row for _, row in rows), None)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
         return None
     if header is None:
         return None
-    names = [c.strip() for c in header if c.strip() != dataset.target]
+    names = [c for c in header if c != dataset.target]
     return names if len(names) == predictor.n_features_in_ else None
 
 
-def read_features(path: str | os.PathLike, columns: list | None, n_features: int | None) -> np.ndarray:
-    """The feature matrix of a CSV file with a header row, checked against the model's columns."""
+CHUNK_ROWS = 16384  # rows parsed, predicted and written at a time: memory stays flat however long the file
+
+
+@contextlib.contextmanager
+def _csv_rows(path):
+    """(line number, stripped cells) of each non-blank row of a regular file; a FIFO or device is refused unread."""
+    with files.open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+        reader = csv.reader(text)
+        yield ((reader.line_num, row) for row in map(_stripped, reader) if row not in ([], [""]))
+
+
+def _stripped(row):
+    return [c.strip() for c in row]
+
+
+def data_line(path: str | os.PathLike, k: int) -> int:
+    """The line of `path` where its data row `k` (0-based, after the header; blank rows skipped) starts.
+
+    Read again from the start: only an error message needs it.
+    """
+    with _csv_rows(path) as rows:
+        return next(itertools.islice(rows, k + 1, None))[0]
+
+
+def feature_chunks(path: str | os.PathLike, columns: list | None,
+                   n_features: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """The feature rows of a CSV file with a header row, CHUNK_ROWS at a time: (index of the first row, X).
+
+    The trainer's rules: a header of distinct names, every feature a plain
+    ASCII decimal number (`5_1`, `0x1A` and other scripts' digits are not),
+    finite. A first row of numbers is a header only when it holds every one
+    of the model's feature names (a run trained on a CSV whose header is
+    `1,2,3`), or, when the names are not known, when it is `0,1,...` as
+    pandas writes for an unnamed array; otherwise it is data, and a header
+    row is asked for. Errors name the line (`data_line`).
+    """
     where = str(path)
+    start = 0
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(line, row) for line, row in enumerate(csv.reader(f), start=1) if row not in ([], [""])]
+        with files.open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
+            reader = csv.reader(text)
+            header = next((row for row in map(_stripped, reader) if row not in ([], [""])), None)
+            if header is None:
+                raise ValueError(f"{where} is empty; expected a header row and data rows")
+            picks = _picks(where, header, columns, n_features)
+            names = [header[i] for i in picks]
+            rows = filter(None, reader)  # empty lines; other blank rows are dropped in _chunk_features
+            while chunk := list(itertools.islice(rows, CHUNK_ROWS)):
+                X = _chunk_features(where, chunk, len(header), picks, names, start)
+                if len(X):
+                    yield start, X
+                start += len(X)
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ValueError(f"cannot read {where}: {e}") from None
-    if not rows:
-        raise ValueError(f"{where} is empty; expected a header row and data rows")
-    header = [c.strip() for c in rows[0][1]]
-    if all(_is_number(c) for c in header):
-        raise ValueError(f"{where}: the first row looks like data; add a header row of column names")
+    if start == 0:
+        raise ValueError(f"{where} has a header but no data rows")
+
+
+def _chunk_features(where, chunk, width, picks, names, start):
+    """The chunk's features as an (n, k) float array, or a ValueError naming the line of the first bad row."""
+    if len(chunk[0]) == width and all(len(row) == width for row in chunk):
+        cells = [row[i] for row in chunk for i in picks]
+        if all(map(DECIMAL.fullmatch, cells)):  # the common case, at C speed
+            X = np.array(cells, dtype=np.float64).reshape(len(chunk), len(picks))
+            if np.isfinite(X).all():  # 1e999 is a plain number, but not a finite one
+                return X
+    # The slow way: cells with spaces around them, blank rows, or an error to report with its line.
+    rows = [row for row in map(_stripped, chunk) if row not in ([], [""])]
+    X = np.empty((len(rows), len(picks)))
+    for r, row in enumerate(rows):
+        if len(row) != width:
+            line = data_line(where, start + r)
+            raise ValueError(f"{where}: line {line} has {len(row)} fields, the header has {width}")
+        for c, (i, name) in enumerate(zip(picks, names)):
+            x = parse_number(row[i])
+            if x is None or not math.isfinite(x):
+                problem = "not a number" if x is None else "not finite"
+                line = data_line(where, start + r)
+                raise ValueError(f"{where}: column {name!r} at line {line} is {problem}: {row[i]!r}")
+            X[r, c] = x
+    return X
+
+
+def _picks(where, header, columns, n_features):
+    """The header's column index of each feature, after checking the header."""
+    if len(set(header)) != len(header):
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        raise ValueError(f"{where} has duplicate column names: {', '.join(dupes)}; each column needs its own name")
+    if all(parse_number(c) is not None for c in header):
+        named = set(columns) <= set(header) if columns is not None else header == [str(i) for i in range(len(header))]
+        if not named:
+            raise ValueError(f"{where}: the first row looks like data; add a header row of column names")
     if columns is not None:
         missing = [c for c in columns if c not in header]
         if missing:
             lacks = ("has none of the model's feature columns" if len(missing) == len(columns) else
                      f"lacks the model's feature column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
             raise ValueError(f"{where} {lacks}; it needs {', '.join(columns)} and has {', '.join(header)}")
-        picks = [header.index(c) for c in columns]
-    elif n_features is not None and len(header) != n_features:
+        return [header.index(c) for c in columns]
+    if n_features is not None and len(header) != n_features:
         raise ValueError(
             f"{where} has {len(header)} column{'s' if len(header) != 1 else ''} ({', '.join(header)}), "
             f"but the model takes {n_features} features; give exactly {n_features} numeric columns, "
             f"e.g. {', '.join(f'x{i}' for i in range(n_features))}"
         )
-    else:
-        picks = list(range(len(header)))
-    names = [header[i] for i in picks]
-    if len(rows) == 1:
-        raise ValueError(f"{where} has a header but no data rows")
-    X = np.empty((len(rows) - 1, len(picks)))
-    for r, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise ValueError(f"{where}: line {line} has {len(row)} fields, the header has {len(header)}")
-        for c, (i, name) in enumerate(zip(picks, names)):
-            cell = row[i].strip()
-            try:
-                X[r, c] = float(cell)
-            except ValueError:
-                raise ValueError(f"{where}: column {name!r} at line {line} is not a number: {cell!r}") from None
-            if not np.isfinite(X[r, c]):
-                raise ValueError(f"{where}: column {name!r} at line {line} is not finite: {cell!r}")
-    return X
+    return list(range(len(header)))
 
 
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def read_features(path: str | os.PathLike, columns: list | None, n_features: int | None) -> np.ndarray:
+    """The whole feature matrix of a CSV file with a header row (see `feature_chunks`)."""
+    return np.vstack([X for _, X in feature_chunks(path, columns, n_features)])
+
+
+def write_predictions(predictor: Predictor, chunks: Iterable[tuple[int, np.ndarray]], out: TextIO,
+                      where: str | os.PathLike | None = None) -> int:
+    """Write a header, then per row the prediction and (classification) each class's probability; return the rows.
+
+    `chunks` are (index of the first row, X), as `feature_chunks` gives
+    them. A row whose outputs are not finite (features too large for the
+    model) raises ValueError naming it (its line of the CSV file `where`),
+    before anything of its chunk is written.
+    """
+    count = 0
+    for start, X in chunks:
+        outputs = predictor._outputs(X)
+        bad = ~np.isfinite(outputs).all(axis=1)
+        if bad.any():
+            k = start + int(np.argmax(bad))
+            row = f"row {k} of X" if where is None else f"{where}: line {data_line(where, k)}"
+            raise ValueError(f"{row} gives a prediction that is not finite "
+                             f"({', '.join(map(repr, outputs[int(np.argmax(bad))].tolist()))}): {_TOO_LARGE}")
+        if predictor.task == "classification":
+            probs = _sigmoid_pair(outputs[:, 0]) if outputs.shape[1] == 1 else softmax(outputs)
+            index = (outputs[:, 0] > 0).astype(np.int64) if outputs.shape[1] == 1 else outputs.argmax(axis=1)
+            labels = predictor.classes_.tolist() if predictor.classes_ is not None else list(range(probs.shape[1]))
+            if count == 0:
+                out.write(_csv_line(["prediction", *(f"proba_{name}" for name in labels)]))
+            shown = [_csv_line([_cell(label)])[:-1] for label in labels]  # each label rendered once
+            columns = [[shown[i] for i in index.tolist()], *(map(repr, column) for column in probs.T.tolist())]
+        else:
+            values = outputs.reshape(len(X), -1)
+            if count == 0:
+                out.write(_csv_line(["prediction"] if values.shape[1] == 1 else
+                                    [f"prediction_{i}" for i in range(values.shape[1])]))
+            columns = [map(repr, column) for column in values.T.tolist()]
+        out.write("\n".join(map(",".join, zip(*columns))) + "\n")
+        count += len(X)
+    return count
+
+
+def _csv_line(cells):
+    text = io.StringIO(newline="")
+    csv.writer(text, lineterminator="\n").writerow(cells)
+    return text.getvalue()
 
 
 def predictions_csv(predictor: Predictor, X: np.ndarray) -> str:
     """CSV text: a header, then per row the prediction and (classification) each class's probability."""
     text = io.StringIO(newline="")
-    writer = csv.writer(text, lineterminator="\n")
-    if predictor.task == "classification":
-        labels = predictor.predict(X)
-        probs = predictor.predict_proba(X)
-        names = predictor.classes_.tolist() if predictor.classes_ is not None else list(range(probs.shape[1]))
-        writer.writerow(["prediction", *(f"proba_{name}" for name in names)])
-        writer.writerows([_cell(label), *map(repr, p)] for label, p in zip(labels.tolist(), probs.tolist()))
-    else:
-        values = predictor.predict(X)
-        values = values.reshape(len(X), -1)
-        header = ["prediction"] if values.shape[1] == 1 else [f"prediction_{i}" for i in range(values.shape[1])]
-        writer.writerow(header)
-        writer.writerows([repr(v) for v in row] for row in values.tolist())
+    write_predictions(predictor, [(0, check_X(X, predictor.n_features_in_))], text)
     return text.getvalue()
 
 
 def _cell(label):
     return repr(label) if isinstance(label, float) else label
+
+
+def _out_path(out):
+    """--out as a Path, checked before anything is loaded; None for standard output."""
+    if out is None:
+        return None
+    path = Path(out)
+    if out == "":
+        raise ValueError("--out '' is an empty path; give a file name, or leave out --out for standard output")
+    if path.is_dir():
+        raise ValueError(f"--out {out!r} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"--out {out!r}: the directory {str(path.parent)!r} does not exist")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"--out {out!r} is not a regular file; give a file name")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,8 +536,11 @@ def main(argv: list[str] | None = None) -> int:
         epilog="The CSV needs a header row. When the run's feature names are known (a run trained on a CSV file "
         "or a bundled data set), those columns are read by name, in any order, and other columns (the label, "
         "an id) are ignored; otherwise the file must have exactly as many numeric columns as the model has "
-        "inputs, under any names (x0, x1, ...). Output: one row per input row, the prediction and, for "
-        "classification, proba_<label> for each class.\n\nexamples:\n"
+        "inputs, under any names (x0, x1, ...). A first row of numbers is a header only when it holds every "
+        "feature name of the run (or, names unknown, reads 0,1,... as pandas writes). Numbers are plain ASCII "
+        "decimals, as the trainer reads them. Output: one row per input row, the prediction and, for "
+        "classification, proba_<label> for each class; nothing is written unless every row is predicted.\n\n"
+        "examples:\n"
         "  %(prog)s runs/moons-20261130-101500 points.csv\n"
         "  %(prog)s runs/iris flowers.csv --out predictions.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -409,23 +551,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", metavar="PATH", help="write the predictions here (default: standard output)")
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+        out = _out_path(args.out)
         predictor = load(args.run)
-        X = read_features(args.data, feature_columns(predictor), predictor.n_features_in_)
-        text = predictions_csv(predictor, X)
-        if args.out is None:
-            sys.stdout.write(text)
-        else:
-            out = Path(args.out)
-            if out.is_dir():
-                raise ValueError(f"--out {args.out!r} is a directory; give a file name")
-            if not out.parent.is_dir():
-                raise ValueError(f"--out {args.out!r}: the directory {str(out.parent)!r} does not exist")
-            write_text_atomic(out, text)
+        chunks = feature_chunks(args.data, feature_columns(predictor), predictor.n_features_in_)
+        if out is not None:
+            with files.writing_text(out) as f:
+                write_predictions(predictor, chunks, f, args.data)
+        else:  # held until every row is predicted: an error leaves standard output empty
+            with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+", newline="") as spool:
+                write_predictions(predictor, chunks, spool, args.data)  # type: ignore[arg-type]  # a text stream
+                spool.seek(0)
+                shutil.copyfileobj(spool, sys.stdout)
     except (ValueError, TypeError, OSError) as e:
         message = f"{e.strerror}: {e.filename!r}" if isinstance(e, OSError) and e.strerror else str(e)
         print(f"{getattr(e, 'usage', '')}error: {message}", file=sys.stderr)  # a usage mistake: the usage line first
         return 2
     return 0
+
+
+_SPOOL_BYTES = 16 * 2**20  # predictions for standard output beyond this wait in a temporary file, not in memory
 
 
 class _CallableModule(types.ModuleType):
