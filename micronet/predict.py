@@ -239,19 +239,22 @@ class Predictor:
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """The model's raw outputs for raw features `X`: logits, or scaled regression values."""
-        X = check_X(X, self.n_features_in_)
-        if self._mean is not None:
-            X = (X - self._mean) / self._scale  # type: ignore[operator]  # mean and scale come together
-        return _finite_outputs(model_outputs(self.model, X))
+        return _finite_outputs(self._outputs(check_X(X, self.n_features_in_), target_units=False))
 
-    def _outputs(self, X):
-        """Logits, or regression values in the target's units; not checked for finiteness (callers say where)."""
+    def _outputs(self, X, target_units=True):
+        """Logits, or regression values (in the target's units); not checked for finiteness (callers say where).
+
+        A row whose standardised features leave the float range gives NaN outputs.
+        """
         if self._mean is not None:
-            X = (X - self._mean) / self._scale
-        out = model_outputs(self.model, X)
-        if self.task == "regression" and self._target_mean is not None:
-            with np.errstate(over="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):
+                X = (X - self._mean) / self._scale
+        lost = ~np.isfinite(X).all(axis=1)
+        out = model_outputs(self.model, np.where(lost[:, None], 0.0, X) if lost.any() else X)
+        if self.task == "regression" and target_units and self._target_mean is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
                 out = out * self._target_scale + self._target_mean
+        out[lost] = np.nan
         return out
 
     def predict(self, X: ArrayLike) -> np.ndarray:

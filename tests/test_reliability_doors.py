@@ -16,6 +16,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from micronet import budget, checkpoint
@@ -266,3 +267,138 @@ def test_out_at_a_special_file_is_refused_and_never_replaced(tmp_path, capsys):
                                           "not a directory\n"
     assert stat.S_ISFIFO(fifo.lstat().st_mode) and stat.S_ISCHR(os.lstat("/dev/null").st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
+# ----- micronet-predict ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moons_run(tmp_path_factory):
+    """A trained moons run (feature names unknown: two columns under any names)."""
+    run_dir = tmp_path_factory.mktemp("predict") / "run"
+    assert train_main(["moons", "training.epochs=2", "--out", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def numeric_header_run(tmp_path_factory):
+    """A run trained on a CSV whose header is `1,2,3` (label column `3`)."""
+    folder = tmp_path_factory.mktemp("numeric")
+    rng = np.random.default_rng(0)
+    rows = [f"{a!r},{b!r},{int(a + b > 0)}" for a, b in rng.standard_normal((40, 2)).tolist()]
+    (folder / "data.csv").write_text("1,2,3\n" + "\n".join(rows) + "\n")
+    assert train_main(["dataset.name=csv", f"dataset.path={folder / 'data.csv'}", "dataset.target='3'",
+                       "training.epochs=1", "--out", str(folder / "run"), "--no-progress"]) == 0
+    return folder
+
+
+def predict_cli(run_dir, csv_path, *more):
+    from micronet.predict import main as predict_main
+
+    return predict_main([str(run_dir), str(csv_path), *more])
+
+
+@pytest.mark.parametrize("cell", ["5_1", "١٢", "１２", "0x1A", "1 000", "+-1", "1e5e3"])
+def test_predict_refuses_a_cell_the_trainer_refuses(tmp_path, moons_run, capsys, cell):
+    (tmp_path / "x.csv").write_text(f"x0,x1\n0.5,1\n0.25,{cell}\n")
+    assert predict_cli(moons_run, tmp_path / "x.csv") == 2
+    out, err = capsys.readouterr()
+    assert err == f"error: {tmp_path / 'x.csv'}: column 'x1' at line 3 is not a number: {cell!r}\n"
+    assert out == ""  # nothing of the good first row either
+
+
+def test_predict_refuses_a_duplicated_feature_column(tmp_path, numeric_header_run, moons_run, capsys):
+    (tmp_path / "x.csv").write_text("x0,x0\n0.5,1\n")
+    assert predict_cli(moons_run, tmp_path / "x.csv") == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'x.csv'} has duplicate column names: x0; each column " \
+                                      "needs its own name\n"
+    (tmp_path / "y.csv").write_text("2,1,1\n0.5,1,7\n")  # named columns: the first '1' was used silently
+    assert predict_cli(numeric_header_run / "run", tmp_path / "y.csv") == 2
+    assert "has duplicate column names: 1" in capsys.readouterr().err
+
+
+def test_predict_reads_regular_files_only_and_at_once(tmp_path, moons_run, capsys, deadline):
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero"), tmp_path):
+        assert predict_cli(moons_run, path) == 2
+        assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_numeric_header_that_names_the_run_s_features_is_a_header(numeric_header_run, capsys):
+    data = numeric_header_run / "data.csv"
+    assert predict_cli(numeric_header_run / "run", data) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "prediction,proba_0,proba_1" and len(out) == 41
+
+
+def test_a_numeric_first_row_is_data_unless_it_names_the_features(tmp_path, numeric_header_run, moons_run, capsys):
+    (tmp_path / "pandas.csv").write_text("0,1\n0.5,1\n-1,0.25\n")  # pandas' header for an unnamed array
+    assert predict_cli(moons_run, tmp_path / "pandas.csv") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    (tmp_path / "data.csv").write_text("0.5,1\n-1,0.25\n")  # no header at all
+    assert predict_cli(moons_run, tmp_path / "data.csv") == 2
+    assert "the first row looks like data; add a header row" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("1,5\n0.5,1\n")  # numbers that are not the run's feature names
+    assert predict_cli(numeric_header_run / "run", tmp_path / "other.csv") == 2
+    assert "the first row looks like data; add a header row" in capsys.readouterr().err
+
+
+def test_a_prediction_that_is_not_finite_is_an_error_naming_the_line(tmp_path, moons_run, capsys):
+    (tmp_path / "x.csv").write_text("x0,x1\n0.5,1\n\n1e308,-1e308\n")
+    assert predict_cli(moons_run, tmp_path / "x.csv", "--out", str(tmp_path / "p.csv")) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"error: {tmp_path / 'x.csv'}: line 4 gives a prediction that is not finite (")
+    assert err.endswith("the features are too large for this model (its arithmetic leaves the float range)\n")
+    assert out == "" and not (tmp_path / "p.csv").exists()
+
+
+def test_the_library_raises_rather_than_return_nan(moons_run):
+    import micronet
+
+    predictor = micronet.load(moons_run)
+    huge = np.array([[0.5, 1.0], [1e308, -1e308]])
+    for method in (predictor.predict, predictor.predict_proba, predictor.decision_function,
+                   lambda X: micronet.predict(predictor.model, X), lambda X: micronet.predict_proba(predictor.model, X)):
+        with pytest.raises(ValueError, match=r"the model's outputs for row 1 of X are not finite \(.*\): the features "
+                                             r"are too large for this model"):
+            method(huge)
+    assert np.isfinite(predictor.predict_proba(huge[:1])).all()
+
+
+def test_predictions_are_streamed_in_chunks_and_equal_the_whole_batch(tmp_path, moons_run, monkeypatch, capsys):
+    from micronet import predict
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1000, 2))
+    lines = ["x1,x0"] + [f" {b!r} ,{a!r}" if i % 7 == 0 else f"{b!r},{a!r}" for i, (a, b) in enumerate(X.tolist())]
+    lines.insert(500, "")  # a blank line mid-file
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(predict, "CHUNK_ROWS", 64)
+    chunks = list(predict.feature_chunks(tmp_path / "x.csv", None, 2))
+    assert [start for start, _ in chunks][:3] == [0, 64, 128] and len(chunks) == 16
+    assert np.array_equal(np.vstack([c for _, c in chunks]), X[:, ::-1])
+    assert predict_cli(moons_run, tmp_path / "x.csv", "--out", str(tmp_path / "p.csv")) == 0
+    whole = predict.predictions_csv(predict.load(moons_run), X[:, ::-1])
+    assert (tmp_path / "p.csv").read_text() == whole
+    (tmp_path / "bad.csv").write_text("\n".join(lines[:900] + ["1,2,3"] + lines[900:]) + "\n")
+    assert predict_cli(moons_run, tmp_path / "bad.csv") == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'bad.csv'}: line 901 has 3 fields, the header has 2\n"
+
+
+@pytest.mark.slow
+def test_predicting_a_big_csv_keeps_memory_flat(tmp_path, moons_run):
+    """200,000 rows: the peak stays near the interpreter's own size, not the file's."""
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "big.csv", "w") as f:
+        f.write("x0,x1\n")
+        np.savetxt(f, rng.standard_normal((200_000, 2)), fmt="%.17g", delimiter=",")
+    # VmHWM, the peak of this process's own memory (ru_maxrss would carry over pytest's from before exec)
+    script = ("import sys\nfrom micronet.predict import main\nstatus = main(sys.argv[1:])\n"
+              "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))\n"
+              "sys.exit(status)\n")
+    small = subprocess.run([sys.executable, "-c", script, str(moons_run), str(tmp_path / "big.csv"), "--out",
+                            str(tmp_path / "p.csv")], capture_output=True, text=True, timeout=300)
+    assert small.returncode == 0, small.stderr
+    assert int(small.stdout) < 100 * 1024  # KB; holding every cell as a string took over 100 MB here
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 200_001
