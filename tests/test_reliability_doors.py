@@ -7,14 +7,17 @@ FIFO, a slow client); the rest goes through the library.
 """
 
 import json
+import logging
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -402,3 +405,203 @@ def test_predicting_a_big_csv_keeps_memory_flat(tmp_path, moons_run):
     assert small.returncode == 0, small.stderr
     assert int(small.stdout) < 100 * 1024  # KB; holding every cell as a string took over 100 MB here
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 200_001
+
+
+# ----- the playground under load ---------------------------------------------------------
+
+PLAYGROUND_SMALL = {"seed": 3, "dataset": {"name": "moons", "n_samples": 120, "noise": 0.1, "test_size": 0.25},
+                    "model": {"hidden": [6], "activation": "relu"}, "loss": "cross_entropy",
+                    "optimizer": {"name": "sgd", "lr": 0.1}, "training": {"batch_size": 16}}
+ORIGIN = {"Origin": "http://testserver"}
+
+
+@pytest.fixture
+def playground():
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    from starlette.testclient import TestClient
+
+    from micronet.playground.server import create_app
+
+    with TestClient(create_app(["testserver"])) as client:
+        yield client
+
+
+def test_exporting_a_session_that_diverged_at_epoch_0_says_to_reset_or_change_the_setup(playground):
+    setup = {**PLAYGROUND_SMALL, "optimizer": {"name": "sgd", "lr": 1e300}}
+    sid = playground.post("/api/sessions", json=setup, headers=ORIGIN).json()["session"]
+    assert playground.post(f"/api/sessions/{sid}/step", headers=ORIGIN).json()["status"] == "diverged"
+    r = playground.get(f"/api/sessions/{sid}/export")
+    assert r.status_code == 409
+    assert r.json()["error"].startswith("nothing to export: the session diverged before finishing an epoch "
+                                        "(training diverged at epoch 1")
+    assert r.json()["error"].endswith("reset it, or change the setup (a smaller learning rate) and train again")
+    assert "play or step" not in r.json()["error"]
+
+
+def test_a_binary_websocket_frame_is_one_log_line(playground, caplog):
+    from starlette.websockets import WebSocketDisconnect
+
+    sid = playground.post("/api/sessions", json=PLAYGROUND_SMALL, headers=ORIGIN).json()["session"]
+    with playground.websocket_connect(f"/api/sessions/{sid}/live", headers=ORIGIN) as ws:
+        assert ws.receive_json()["type"] == "frame"
+        ws.send_bytes(b"drawn")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1003
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in lines] == ["closed a websocket that sent a binary frame; the page sends text"]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert playground.get(f"/api/sessions/{sid}").status_code == 200  # the session lives on
+
+
+def test_server_logs_are_one_line_per_kind_every_ten_seconds():
+    from micronet.playground.server import _RateLimited
+
+    clock = SimpleNamespace(now=0.0)
+    limiter = _RateLimited(lambda: clock.now)
+    records = []
+    for i in range(1000):
+        clock.now = i * 0.05  # 1000 failed accept()s in 50 s, each with its traceback
+        try:
+            raise OSError(24, "Too many open files")
+        except OSError:
+            record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "socket.accept() out of system resource",
+                                       None, sys.exc_info())
+        if limiter.filter(record):
+            records.append(record)
+    assert len(records) == 5  # at 0, 10, 20, 30 and 40 s
+    assert records[0].getMessage() == ("socket.accept() out of system resource: OSError: [Errno 24] Too many open "
+                                       "files")
+    assert records[1].getMessage().endswith("(and 199 more like it)")
+    assert all(r.exc_info is None and r.exc_text is None for r in records)
+
+
+@pytest.fixture
+def guarded_server():
+    """A real uvicorn serving the playground through guarded_protocol (cap 8, 4 s for a request head)."""
+    pytest.importorskip("uvicorn")
+    import threading
+
+    import uvicorn
+
+    from micronet.playground.server import create_app, guarded_protocol
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    config = uvicorn.Config(create_app(), log_level="warning", lifespan="on",
+                            http=guarded_protocol(max_connections=8, header_timeout=4.0))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    for _ in range(500):
+        if server.started:
+            break
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def _page(port, timeout=5.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+        c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+    return data
+
+
+def test_a_connection_that_sends_no_whole_request_head_is_closed(guarded_server):
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+        started = time.monotonic()
+        assert slow.recv(100) == b""  # closed by the server, not by the 10 s timeout here
+        assert 3.5 < time.monotonic() - started < 9.5
+
+
+def test_idle_connections_over_the_cap_make_room_for_a_good_client(guarded_server):
+    idle = []
+    try:
+        for _ in range(20):  # more than the cap of 8, each sending half a request head
+            c = socket.create_connection(("127.0.0.1", guarded_server), timeout=10)
+            c.sendall(b"GET / HTTP/1.1\r\n")
+            idle.append(c)
+        for _ in range(3):
+            assert _page(guarded_server).startswith(b"HTTP/1.1 200 OK")
+        closed = []
+        for c in idle[:12]:  # the 12 oldest were closed to make room (before their 4 s were up)
+            c.settimeout(0.5)
+            try:
+                closed.append(c.recv(10) == b"")
+            except ConnectionResetError:  # closed before the server read what it sent
+                closed.append(True)
+            except TimeoutError:
+                closed.append(False)
+        assert all(closed), closed
+    finally:
+        for c in idle:
+            c.close()
+
+
+SLOW_HEADER_ATTACK = """
+import resource, socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held, good, failed = [], 0, 0
+deadline = time.monotonic() + 20
+for round in range(6):  # bounded: six rounds of opening n idle connections, then asking for the page
+    for _ in range(n):
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=2)
+            c.sendall(b"GET / HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n")
+            held.append(c)
+        except OSError:
+            pass
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(b"GET / HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n")
+            good += c.recv(15).startswith(b"HTTP/1.1 200")
+    except OSError:
+        failed += 1
+    if time.monotonic() > deadline:
+        break
+print(good, failed)
+"""
+
+
+@pytest.mark.slow
+def test_the_page_stays_available_during_a_slow_header_attack_with_a_low_fd_limit(tmp_path):
+    """The server at 256 file descriptors; 6 x 150 idle connections from loopback; the page still answers."""
+    pytest.importorskip("uvicorn")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+         "from micronet.playground.cli import main; sys.exit(main(sys.argv[1:]))", "--port", "0", "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(line.rsplit(":", 1)[1].split("/")[0])
+        attack = subprocess.run([sys.executable, "-c", SLOW_HEADER_ATTACK, str(port), "150"], capture_output=True,
+                                text=True, timeout=120)
+        good, failed = map(int, attack.stdout.split())
+        assert good >= 5 and failed == 0, attack.stdout
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=30)
+    assert len(err.splitlines()) < 20, err  # rate-limited: no flood of "Too many open files"
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_playground_in_one_line():
+    pytest.importorskip("uvicorn")
+    server = subprocess.Popen([sys.executable, "-c", "import sys; from micronet.commands import playground; "
+                               "sys.exit(playground())", "--port", "0", "--no-browser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert server.stdout.readline().startswith("micronet playground: http://127.0.0.1:")
+    time.sleep(0.5)
+    server.send_signal(signal.SIGINT)
+    _, err = server.communicate(timeout=30)
+    assert err == "micronet playground stopped\n"
+    assert server.returncode == 130

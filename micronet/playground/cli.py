@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from threadpoolctl import threadpool_limits  # comes with scikit-learn
 
-    from micronet.playground.server import create_app
+    from micronet.playground.server import create_app, guarded_protocol, quiet_logs
 
     # Sessions train in threads of their own; on these small matrices a multi-threaded BLAS
     # only fights them (and itself) for the cores: frames cost 5x more on 2 cores.
@@ -126,14 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         shown = f"[{shown}]"
     url = f"http://{shown}:{port}/"
     app = create_app(_allowed_hosts(args.host))
+    # h11 with a deadline for request heads and a cap on connections (see guarded_protocol)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto", ws_max_size=4096,
-                            timeout_graceful_shutdown=2)
+                            timeout_graceful_shutdown=2, http=guarded_protocol())
     server = uvicorn.Server(config)
     print(f"micronet playground: {url}  (Ctrl-C to stop)", flush=True)
     if not args.no_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
+        config.load()  # uvicorn configures its loggers here: the rate limit goes on after
+        quiet_logs()
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down: one line, not its traceback
+        print("micronet playground stopped", file=sys.stderr)
+        return 130
     finally:
         sock.close()
     return 0

@@ -25,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import numbers
 import re
+import resource
 import time
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -43,7 +45,9 @@ from micronet.data import DataError
 from micronet.playground.sessions import DEFAULT_SPEED, IDLE_SECONDS, MAX_SESSIONS, Conflict, Session, Sessions
 from micronet.playground.trainer import SetupError, Trainer, options, setup_to_config
 
-__all__ = ["create_app", "LOOPBACK_HOSTS"]
+__all__ = ["create_app", "LOOPBACK_HOSTS", "HEADER_TIMEOUT", "connection_cap", "guarded_protocol", "quiet_logs"]
+
+log = logging.getLogger("micronet.playground")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY = 16 * 1024  # bytes: a setup is a few hundred
@@ -253,6 +257,10 @@ def create_app(
             text, dataset, epoch = await session.between_epochs(
                 lambda t: (t.export_yaml(), t.config.dataset.name, t.epoch))
         except SetupError as e:
+            error = session.trainer.error
+            if error is not None:  # diverged before its first epoch: play and step cannot help
+                raise _Refused(409, f"nothing to export: the session diverged before finishing an epoch ({error}); "
+                                    "reset it, or change the setup (a smaller learning rate) and train again") from None
             raise _Refused(409, str(e)) from None
         name = f"playground-{dataset}-epoch{epoch}.yaml"
         return Response(text, media_type="application/yaml",
@@ -311,6 +319,19 @@ def create_app(
     return app
 
 
+async def _received_text(ws: WebSocket) -> str:
+    """The page's next text message; a binary frame closes the socket (1003) and is logged in one line."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text")
+    if text is None:
+        log.warning("closed a websocket that sent a binary frame; the page sends text")
+        await ws.close(code=1003)
+        raise WebSocketDisconnect(1003)
+    return text
+
+
 async def _stream(ws: WebSocket, session: Session) -> None:
     """Send a frame whenever the session has news and the page has drawn the last one.
 
@@ -321,7 +342,7 @@ async def _stream(ws: WebSocket, session: Session) -> None:
     """
     sent_key, sent_rows = None, 0
     drawn = True
-    receiving = asyncio.ensure_future(ws.receive_text())
+    receiving = asyncio.ensure_future(_received_text(ws))
     try:
         while True:
             changed = session.changed()
@@ -339,6 +360,104 @@ async def _stream(ws: WebSocket, session: Session) -> None:
             if receiving in done:
                 receiving.result()  # raises WebSocketDisconnect when the page has gone
                 drawn = True
-                receiving = asyncio.ensure_future(ws.receive_text())
+                receiving = asyncio.ensure_future(_received_text(ws))
     finally:
         receiving.cancel()
+
+
+# ----- under load: slow clients, too many connections, noisy logs --------------------
+
+HEADER_TIMEOUT = 10.0  # seconds a client has to send a whole request head; uvicorn itself waits forever
+LOG_EVERY = 10.0  # seconds: at most one line per kind of log message in that time
+
+
+def connection_cap() -> int:
+    """Open connections allowed at once: well below the file-descriptor limit, so accept() never runs out."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1000
+    return max(8, min(1000, (soft - 64) // 2))
+
+
+def guarded_protocol(max_connections: int | None = None, header_timeout: float = HEADER_TIMEOUT) -> type:
+    """uvicorn's h11 protocol, with a deadline for the request head and a cap on open connections.
+
+    A connection that has not sent a whole request head within
+    `header_timeout` seconds is closed. When a new connection would pass the
+    cap, the oldest connection that is waiting for a request (a slow or idle
+    client) is closed to make room; only when none is waiting is the new one
+    closed. So idle connections cannot deny the page to a client that sends
+    its request at once.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    cap = connection_cap() if max_connections is None else max_connections
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.opened = self.loop.time()
+            self.deadline = self.loop.call_later(header_timeout, self.head_too_slow)
+            if len(self.connections) > cap:
+                waiting: list = [c for c in self.connections if c is not self and _waiting(c)]
+                oldest = min(waiting, key=lambda c: c.opened, default=self)
+                oldest.transport.close()
+                log.warning("over %d open connections: closed the oldest one still waiting for a request", cap)
+
+        def head_too_slow(self):
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+                log.warning("closed a connection that sent no whole request head in %g s", header_timeout)
+
+        def connection_lost(self, exc):
+            self.deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def _waiting(connection) -> bool:
+    """A guarded HTTP connection with no request in progress: its head not yet sent, or idle after a response."""
+    if not hasattr(connection, "opened") or connection.transport.is_closing():
+        return False
+    cycle = connection.cycle
+    return cycle is None or cycle.response_complete
+
+
+class _RateLimited(logging.Filter):
+    """One line per kind of message, at most once per LOG_EVERY seconds, without tracebacks."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.clock = clock
+        self.last: dict[tuple[str, str], float] = {}
+        self.dropped: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, str(record.msg))
+        now = self.clock()
+        if now - self.last.get(kind, -math.inf) < LOG_EVERY:
+            self.dropped[kind] = self.dropped.get(kind, 0) + 1
+            return False
+        self.last[kind] = now
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            record.args = None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        dropped = self.dropped.pop(kind, 0)
+        if dropped:
+            record.msg, record.args = f"{record.getMessage()} (and {dropped} more like it)", None
+        return True
+
+
+def quiet_logs(clock: Callable[[], float] = time.monotonic) -> logging.Filter:
+    """Rate-limit the server's logs (uvicorn's, asyncio's, the playground's): one line each, not a flood.
+
+    Under a flood of connections asyncio logs a traceback per failed
+    accept(); this keeps a line per kind of message every LOG_EVERY seconds.
+    Returns the filter (installed on each logger).
+    """
+    limiter = _RateLimited(clock)
+    for name in ("uvicorn.error", "asyncio", "micronet.playground"):
+        logging.getLogger(name).addFilter(limiter)
+    return limiter
