@@ -46,6 +46,7 @@ __all__ = [
     "UsageError",
     "RunWriter",
     "check_fingerprint",
+    "check_out",
     "fingerprint",
     "lock_run_dir",
     "metric_columns",
@@ -225,6 +226,17 @@ def _out_path(out):
         kind = "an existing file" if stat.S_ISREG(info.st_mode) else "a special file (FIFO, socket or device)"
         raise UsageError(f"--out {out!r} is {kind}, not a directory")
     return path
+
+
+def check_out(out: str | os.PathLike[str]) -> None:
+    """Raise UsageError now if `--out` could not become a new run directory (checked again when it is made).
+
+    For commands with slow work before the directory is made (a sweep
+    reaching its cluster): a local mistake is reported first.
+    """
+    path = _out_path(out)
+    if path.is_dir() and not _only_lock(path):
+        raise UsageError(f"--out {os.fspath(out)!r} is not empty; choose a new directory (runs are never overwritten)")
 
 
 def _only_lock(path):

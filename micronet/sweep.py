@@ -50,7 +50,7 @@ import yaml
 from micronet.commands import CommandParser, program_name
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
-from micronet.train import UsageError, new_run_dir, run, run_cli
+from micronet.train import UsageError, check_out, new_run_dir, run, run_cli
 
 if TYPE_CHECKING:
     import distributed
@@ -228,6 +228,8 @@ def _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster):
         return
     if jobs != 1 or backend is not None:
         raise UsageError("--jobs and --backend are for local sweeps; a cluster runs one point per worker thread")
+    if out_dir is not None:
+        check_out(out_dir)  # a local mistake first, before the wait for a cluster
     with _dask_client(cluster) as client:
         existed = out_dir is not None and Path(out_dir).exists()
         plan = _make_plan(keys, runs, out_dir)
@@ -355,6 +357,8 @@ def _dask_client(cluster):
             address = cluster
             if cluster == "local" or cluster.startswith("local:"):  # not localhost:8786
                 address = stack.enter_context(_local_cluster(cluster)).scheduler_address
+            else:
+                _check_scheduler(cluster)
             try:
                 client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
             except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address
@@ -365,6 +369,45 @@ def _dask_client(cluster):
             where = client.scheduler.address  # type: ignore[union-attr]  # a client has a scheduler
             raise UsageError(f"the dask scheduler at {where} has no workers (waited {CONNECT_TIMEOUT} s)") from None
         yield client
+
+
+_SCHEMES = ("tcp://",)  # what --cluster can reach; tls needs certificates, ucx and inproc are not for a CLI
+
+
+def _check_scheduler(address):
+    """Refuse, within CONNECT_TIMEOUT, an address that is not a dask scheduler, before dask tries it.
+
+    dask's client waits forever on a server that accepts and never answers
+    (or answers HTTP), and reads an SSH greeting as a frame count of
+    exabytes. A dask scheduler speaks first: its handshake is a small
+    little-endian count of frames, so the first 8 bytes tell.
+    """
+    scheme, sep, rest = address.partition("://")
+    if sep and f"{scheme}://" not in _SCHEMES:
+        raise UsageError(f"no dask scheduler at {address!r}: unknown address scheme {scheme}:// for micronet-sweep, "
+                         "which reaches a scheduler at tcp://HOST:PORT (or starts one with local:N); for TLS or UCX, "
+                         "pass a distributed.Client of your own to run_sweep(cluster=...)")
+    host, _, port = (rest if sep else address).rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        raise UsageError(f"no dask scheduler at {address!r}: not an address; expected tcp://HOST:PORT or local:N")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT) as probe:
+            probe.settimeout(CONNECT_TIMEOUT)
+            first = b""
+            while len(first) < 8:
+                got = probe.recv(8 - len(first))
+                if not got:
+                    break
+                first += got
+    except TimeoutError:
+        raise UsageError(f"no dask scheduler at {address!r}: it accepted the connection but sent nothing in "
+                         f"{CONNECT_TIMEOUT} s (a dask scheduler greets at once)") from None
+    except OSError as e:
+        raise UsageError(f"no dask scheduler at {address!r}: {e.strerror or e}") from None
+    if len(first) < 8 or int.from_bytes(first, "little") > 1000:
+        raise UsageError(f"no dask scheduler at {address!r}: it answered {first[:16]!r}, which is not dask's "
+                         "handshake")
 
 
 def _local_cluster(spec):

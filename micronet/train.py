@@ -58,13 +58,14 @@ from micronet.rundir import (
     RunWriter,
     UsageError,
     check_fingerprint,
+    check_out,
     lock_run_dir,
     new_run_dir,
     read_history,
     start_run_dir,
 )
 
-__all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir"]
+__all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir", "check_out"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130, 143
 

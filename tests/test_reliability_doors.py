@@ -9,6 +9,7 @@ FIFO, a slow client); the rest goes through the library.
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import stat
@@ -605,3 +606,94 @@ def test_ctrl_c_stops_the_playground_in_one_line():
     _, err = server.communicate(timeout=30)
     assert err == "micronet playground stopped\n"
     assert server.returncode == 130
+
+
+# ----- sweeps on a cluster ---------------------------------------------------------------
+
+
+@pytest.fixture
+def not_dask():
+    """Loopback servers that are not dask schedulers: {kind: tcp address}; each serves a bounded number of clients."""
+    import http.server
+    import threading
+
+    servers, threads = {}, []
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts (the kernel does) and never answers
+    servers["silent"] = silent
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threads.append(threading.Thread(target=web.handle_request, daemon=True))
+    greeter = socket.socket()
+    greeter.bind(("127.0.0.1", 0))
+    greeter.listen(8)
+
+    def greet():
+        greeter.settimeout(30)
+        try:
+            conn, _ = greeter.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Debian\r\n")
+            time.sleep(1)
+
+    threads.append(threading.Thread(target=greet, daemon=True))
+    for thread in threads:
+        thread.start()
+    addresses = {"silent": silent.getsockname(), "http.server": web.server_address, "ssh-like": greeter.getsockname()}
+    yield {kind: f"tcp://{host}:{port}" for kind, (host, port) in addresses.items()}
+    silent.close()
+    web.server_close()
+    greeter.close()
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("silent", r"it accepted the connection but sent nothing in 2 s \(a dask scheduler greets at once\)"),
+    ("http.server", r"it accepted the connection but sent nothing in 2 s"),
+    ("ssh-like", r"it answered b'SSH-2.0-', which is not dask's handshake"),
+])
+def test_a_server_that_is_not_a_dask_scheduler_is_one_error_line_in_time(tmp_path, monkeypatch, capsys, not_dask,
+                                                                          kind, message):
+    from micronet import sweep
+
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "CONNECT_TIMEOUT", 2)
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    assert sweep.main(["moons", "seed=0,1", "--cluster", not_dask[kind], "--out", "s"]) == 2
+    assert time.monotonic() - started < 30  # the documented timeout, not a hang
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: no dask scheduler at '{not_dask[kind]}': ")
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("address", ["http://127.0.0.1:1", "tls://127.0.0.1:1", "ucx://127.0.0.1:1", "inproc://x/1/2"])
+def test_other_address_schemes_are_one_line_without_a_client_del_traceback(tmp_path, address):
+    pytest.importorskip("distributed")
+    result = subprocess.run([sys.executable, "-m", "micronet.sweep", "moons", "seed=0,1", "--cluster", address],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    scheme = address.split("://")[0]
+    assert result.stderr == (f"error: no dask scheduler at '{address}': unknown address scheme {scheme}:// for "
+                             "micronet-sweep, which reaches a scheduler at tcp://HOST:PORT (or starts one with "
+                             "local:N); for TLS or UCX, pass a distributed.Client of your own to "
+                             "run_sweep(cluster=...)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_out_is_refused_before_connecting_to_the_cluster(tmp_path, monkeypatch, capsys, not_dask):
+    from micronet import sweep
+
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(sweep, "_check_scheduler", lambda address: pytest.fail("connected first"))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "file").write_text("x")
+    for out, problem in [("full", "is not empty"), ("file", "is an existing file, not a directory"),
+                         ("", "is an empty path")]:
+        assert sweep.main(["moons", "seed=0,1", "--cluster", not_dask["silent"], "--out",
+                           str(tmp_path / out) if out else ""]) == 2
+        assert problem in capsys.readouterr().err
