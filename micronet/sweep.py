@@ -50,7 +50,7 @@ import yaml
 from micronet.commands import CommandParser, program_name
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
-from micronet.train import UsageError, check_out, new_run_dir, run, run_cli
+from micronet.train import UsageError, check_out, new_run_dir, resume, run, run_cli
 
 if TYPE_CHECKING:
     import distributed
@@ -190,9 +190,15 @@ def _check_points(config_path, sweep_args):
     return keys, list(zip(runs, configs))
 
 
-def _make_plan(keys, runs, out_dir):
-    """Create the sweep directory (the last step before training) and name every point's run directory."""
-    sweep_dir = new_run_dir(f"sweep-{runs[0][1].name}", out_dir)  # an unusable path is a UsageError naming it
+def _make_plan(keys, runs, out_dir, continuing=False):
+    """Create the sweep directory (the last step before training) and name every point's run directory.
+
+    `continuing`: the sweep directory `out_dir` exists from an interrupted run of this sweep.
+    """
+    if continuing:
+        sweep_dir = Path(out_dir)
+    else:
+        sweep_dir = new_run_dir(f"sweep-{runs[0][1].name}", out_dir)  # an unusable path is a UsageError naming it
     width = max(3, len(str(len(runs) - 1)))
     points = []
     for index, (overrides, config) in enumerate(runs):
@@ -214,25 +220,27 @@ def _config_error(config_path, keys, overrides, index, error):
 
 
 @contextlib.contextmanager
-def _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster):
+def _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster, continuing=False):
     """Check everything, reach the cluster, and only then create the sweep directory.
 
     Yields (plan, results, client): `results` yields (index, summary) as
     points finish; `client` is the dask client, or None for a local sweep.
     """
     keys, runs = _check_points(config_path, sweep_args)
+    if continuing:
+        _check_continuing(out_dir, keys, runs)
     if cluster is None:
         pool = _local_pool(jobs, backend, len(runs))
-        plan = _make_plan(keys, runs, out_dir)
+        plan = _make_plan(keys, runs, out_dir, continuing)
         yield plan, _run_local(plan, pool), None
         return
     if jobs != 1 or backend is not None:
         raise UsageError("--jobs and --backend are for local sweeps; a cluster runs one point per worker thread")
-    if out_dir is not None:
+    if out_dir is not None and not continuing:
         check_out(out_dir)  # a local mistake first, before the wait for a cluster
     with _dask_client(cluster) as client:
         existed = out_dir is not None and Path(out_dir).exists()
-        plan = _make_plan(keys, runs, out_dir)
+        plan = _make_plan(keys, runs, out_dir, continuing)
         try:
             _check_shared(client, plan.dir)
         except UsageError:
@@ -240,6 +248,25 @@ def _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster):
                 plan.dir.rmdir()  # empty again: the probe files are gone
             raise
         yield plan, _run_on_cluster(plan, client), client
+
+
+def _check_continuing(out_dir, keys, runs):
+    """--resume: the sweep directory exists, and each run directory in it is one of this sweep's points."""
+    if out_dir is None:
+        raise UsageError("--resume continues the sweep in --out DIR; give the sweep directory with --out")
+    sweep_dir = Path(out_dir)
+    if not sweep_dir.is_dir() or sweep_dir.is_symlink():
+        raise UsageError(f"--resume: --out {str(out_dir)!r} is not the directory of an interrupted sweep")
+    points = _make_plan(keys, runs, sweep_dir, continuing=True).points
+    planned = {point.dir.name for point in points}
+    strangers = sorted(entry.name for entry in sweep_dir.iterdir() if entry.is_dir() and entry.name not in planned)
+    if strangers:
+        raise UsageError(f"--resume: {str(out_dir)!r} holds run directories this sweep does not make "
+                         f"({', '.join(strangers[:3])}); give the same config and values as the interrupted sweep")
+    for point in points:
+        if (point.dir / "config.yaml").is_file() and load_config(point.dir / "config.yaml") != point.config:
+            raise UsageError(f"--resume: {str(point.dir / 'config.yaml')!r} is not this sweep's point {point.index}; "
+                             "give the same config and values as the interrupted sweep")
 
 
 # ----- one point ------------------------------------------------------------------
@@ -250,15 +277,19 @@ def _run_point(index, config, run_dir):
 
     At module level so loky and dask can pickle it by reference. It installs
     no signal handlers and draws no progress bar: it may run in a worker. A
-    run directory that already exists is a try whose worker process died: the
-    point starts again from nothing (training is deterministic).
+    run directory that already exists is a try that was interrupted (Ctrl-C,
+    or a worker process that died): with its checkpoint it continues through
+    the trainer's exact resume (a completed one is kept as it is), without
+    one it starts again from nothing. Either way the result is the run that
+    was never stopped.
     """
     run_dir = Path(run_dir)
-    if run_dir.exists():
+    resumable = all((run_dir / name).is_file() for name in ("config.yaml", "metrics.csv", "model.json"))
+    if run_dir.exists() and not resumable:
         shutil.rmtree(run_dir)
-    run_dir.mkdir()
+    run_dir.mkdir(exist_ok=True)
     try:
-        return index, run(config, run_dir)
+        return index, (resume(run_dir) if resumable else run(config, run_dir))
     except Exception as e:  # noqa: BLE001 - any failure is this run's result, not the sweep's
         error = " ".join(f"{type(e).__name__}: {e}".split())
         write_text_atomic(run_dir / "traceback.txt", traceback.format_exc())
@@ -591,6 +622,7 @@ def run_sweep(
     backend: str | None = None,
     progress: bool = False,
     cluster: "str | distributed.Client | None" = None,  # distributed is optional: imported for type checkers only
+    resume: bool = False,
 ) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 
@@ -602,9 +634,11 @@ def run_sweep(
     "local:N" (a LocalCluster of N processes for this call), a scheduler
     address such as "tcp://host:8786", or a `distributed.Client` (left open).
     Raises ConfigError or UsageError before anything is written; a failed run
-    is a row whose status is not completed.
+    is a row whose status is not completed. `resume=True` continues the
+    interrupted sweep in `out_dir` (the same config and values): completed
+    points are kept, interrupted ones resume exactly from their checkpoints.
     """
-    with _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster) as (plan, results, _):
+    with _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster, resume) as (plan, results, _):
         return _execute(plan, results, progress)
 
 
@@ -748,6 +782,9 @@ def _arguments(argv, prog="micronet-sweep"):
         "--cluster", metavar="ADDRESS",
         help="run on dask instead: tcp://HOST:PORT of a running scheduler, or local:N for N local worker processes",
     )  # fmt: skip
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted sweep in --out DIR: finished points are kept, interrupted "
+                             "ones resume from their checkpoints (give the same config and values)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_version()
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -761,7 +798,8 @@ def _sweep(args):
     jobs = 1 if args.jobs is None else args.jobs
     if args.cluster is not None and args.jobs is not None:
         raise UsageError("--jobs is for local sweeps; a cluster runs one point per worker thread")
-    with _prepared(args.config, args.items, args.out, jobs, args.backend, args.cluster) as (plan, results, client):
+    with _prepared(args.config, args.items, args.out, jobs, args.backend, args.cluster,
+                   args.resume) as (plan, results, client):
         if client is not None and "dashboard" in client.scheduler_info()["services"]:
             print(f"dask dashboard: {client.dashboard_link}", flush=True)
         try:
@@ -769,7 +807,7 @@ def _sweep(args):
         except KeyboardInterrupt:
             print(
                 f"interrupted; sweep.csv and the runs are in {plan.dir} "
-                "(continue one with python -m micronet.train --resume RUN_DIR)",
+                f"(continue the sweep: the same command with --resume --out {plan.dir})",
                 file=sys.stderr,
             )
             return EXIT_SIGINT

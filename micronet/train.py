@@ -65,7 +65,7 @@ from micronet.rundir import (
     start_run_dir,
 )
 
-__all__ = ["run", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir", "check_out"]
+__all__ = ["run", "resume", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir", "check_out"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130, 143
 
@@ -235,6 +235,25 @@ def run(config: RunConfig, run_dir: str | os.PathLike[str], *, data: PreparedDat
             if not _stopping(should_stop):
                 raise
     return summary
+
+
+def resume(run_dir: str | os.PathLike[str], *, should_stop: Callable[[], bool] | None = None) -> dict:
+    """Continue the run in `run_dir` from its checkpoint, exactly (the library form of --resume); its summary.
+
+    A run that already completed is left as it is and its summary returned
+    (its summary and plots are written first if a kill cut them short).
+    Damaged or mismatched run files raise ValueError, as --resume reports them.
+    """
+    run_dir = Path(run_dir)
+    _require_run_dir(run_dir)
+    with lock_run_dir(run_dir):
+        files.remove_stale_temporaries(run_dir)
+        config, state, data = _load_resume(run_dir)
+        if (state.epoch >= config.training.epochs or state.stopped_early) and _summary_status(run_dir) == "completed":
+            summary: dict = json.loads(files.read_regular_bytes(run_dir / "summary.json"))
+            if all(_regular(run_dir / name) for name in RunWriter(run_dir, config, data, resumed=True).plot_names()):
+                return summary
+        return run(config, run_dir, data=data, state=state, resumed=True, should_stop=should_stop)
 
 
 def _stopping(should_stop):

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 
 from micronet import budget, checkpoint
 from micronet.checkpoint import load_checkpoint, load_model, save_model
@@ -697,3 +698,63 @@ def test_a_bad_out_is_refused_before_connecting_to_the_cluster(tmp_path, monkeyp
         assert sweep.main(["moons", "seed=0,1", "--cluster", not_dask["silent"], "--out",
                            str(tmp_path / out) if out else ""]) == 2
         assert problem in capsys.readouterr().err
+
+
+def _results(sweep_dir):
+    """{run directory name: (model.json bytes, metrics.csv without its timing column)} of a sweep."""
+    out = {}
+    for run_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        rows = [line.split(",") for line in (run_dir / "metrics.csv").read_text().splitlines()]
+        keep = [i for i, name in enumerate(rows[0]) if name != "seconds"]
+        out[run_dir.name] = ((run_dir / "model.json").read_bytes(), [[row[i] for i in keep] for row in rows])
+    return out
+
+
+def test_an_interrupted_sweep_continues_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Completed points are kept, an interrupted one resumes exactly, unstarted ones run: byte-identical."""
+    from micronet import sweep
+    from micronet.config import load_config
+    from micronet.train import run
+
+    monkeypatch.setattr("micronet.rundir.RunWriter.plots", lambda self, state, executor, should_stop=None: None)
+    monkeypatch.setattr("micronet.rundir.RunWriter.plot_names", lambda self: [])  # no plots: none missing
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    items = ["seed=0,1,2", "optimizer.lr=0.05"]
+    sweep.run_sweep(config, items, out_dir=tmp_path / "whole")
+    sweep.run_sweep(config, items, out_dir=tmp_path / "cut")
+    points = sorted(p for p in (tmp_path / "cut").iterdir() if p.is_dir())
+    kept = (points[0] / "model.json").stat().st_mtime_ns
+    # point 1 interrupted in its second epoch, point 2 stopped before its first checkpoint
+    calls = iter(range(10**6))
+    for point, batches in ((points[1], 9), (points[2], None)):
+        point_config = load_config(point / "config.yaml")
+        for child in point.iterdir():
+            child.unlink()
+        if batches is None:
+            (point / "config.yaml").write_text((tmp_path / "whole" / point.name / "config.yaml").read_text())
+        else:
+            limit = next(calls) + batches
+            assert run(point_config, point, should_stop=lambda limit=limit: next(calls) >= limit)["status"] == \
+                "interrupted"
+    with pytest.raises(Exception, match="not empty"):
+        sweep.run_sweep(config, items, out_dir=tmp_path / "cut")  # without --resume: refused, nothing changed
+    rows = sweep.run_sweep(config, items, out_dir=tmp_path / "cut", resume=True)
+    assert [row["status"] for row in rows] == ["completed"] * 3
+    assert _results(tmp_path / "cut") == _results(tmp_path / "whole")
+    assert (points[0] / "model.json").stat().st_mtime_ns == kept  # the finished point was not trained again
+
+
+def test_resume_refuses_a_sweep_directory_of_another_sweep(tmp_path, monkeypatch, capsys):
+    from micronet import sweep
+
+    monkeypatch.setattr("micronet.rundir.RunWriter.plots", lambda self, state, executor, should_stop=None: None)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    sweep.run_sweep(config, ["seed=0,1"], out_dir=tmp_path / "s")
+    assert sweep.main([str(config), "seed=0,5", "--out", str(tmp_path / "s"), "--resume"]) == 2
+    assert "holds run directories this sweep does not make (001-seed=1)" in capsys.readouterr().err
+    assert sweep.main([str(config), "seed=0,1", "training.epochs=4", "--out", str(tmp_path / "s"), "--resume"]) == 2
+    assert "is not this sweep's point 0" in capsys.readouterr().err
+    assert sweep.main([str(config), "seed=0,1", "--resume"]) == 2
+    assert "--resume continues the sweep in --out DIR" in capsys.readouterr().err

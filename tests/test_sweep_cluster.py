@@ -34,7 +34,7 @@ model: {hidden: [4]}
 training: {epochs: 3, backend: compiled}
 """
 ITEMS = ["seed=0,1", "optimizer.lr=0.05,0.5"]  # four points
-RESUME_HINT = "(continue one with python -m micronet.train --resume RUN_DIR)"
+RESUME_HINT = "(continue the sweep: the same command with --resume --out sweep)"
 SLOW = TINY.replace("epochs: 3", "epochs: 400").replace("n_samples: 60", "n_samples: 200")
 
 
