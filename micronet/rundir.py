@@ -219,7 +219,7 @@ def _out_path(out):
     except FileNotFoundError:
         return path
     except OSError as e:
-        raise UsageError(f"--out {out!r} cannot be used: {e.strerror}") from None
+        raise UsageError(f"--out {out!r} cannot be created: {e.strerror}") from None
     if stat.S_ISLNK(info.st_mode):
         raise UsageError(f"--out {out!r} is a symbolic link; give the real directory (or a new name) instead")
     if not stat.S_ISDIR(info.st_mode):
