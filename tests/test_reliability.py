@@ -1573,7 +1573,7 @@ def test_the_pyyaml_bound_is_one_that_refuses_merge_key_bombs():
 def test_every_test_docs_reliability_md_names_exists():
     """The guarantees page cites tests by file letter and name; a renamed test must not leave it stale."""
     letters = {"R": "test_reliability.py", "P": "test_processes.py", "W": "test_files.py", "B": "test_budget.py",
-               "F": "test_fuzz.py", "C": "test_config.py"}
+               "F": "test_fuzz.py", "C": "test_config.py", "D": "test_reliability_doors.py"}
     text = (PACKAGE.parent / "docs" / "reliability.md").read_text()
     cited = re.findall(r"`([A-Z])::(test_\w+)`", text)
     assert len(cited) > 50
