@@ -434,8 +434,8 @@ def _check_scheduler(address):
     except TimeoutError:
         raise UsageError(f"no dask scheduler at {address!r}: it accepted the connection but sent nothing in "
                          f"{CONNECT_TIMEOUT} s (a dask scheduler greets at once)") from None
-    except OSError as e:
-        raise UsageError(f"no dask scheduler at {address!r}: {e.strerror or e}") from None
+    except OSError:  # nothing listens, or no route: dask's client says so in its own words (and retries)
+        return
     if len(first) < 8 or int.from_bytes(first, "little") > 1000:
         raise UsageError(f"no dask scheduler at {address!r}: it answered {first[:16]!r}, which is not dask's "
                          "handshake")
