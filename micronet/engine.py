@@ -358,6 +358,8 @@ def dots(
         spec = get_activation(activation, "dots activation")
         if spec.identity:
             spec = None
+    if spec is not None:
+        scalar, name, folded_name = spec.scalar, spec.name, f"{spec.name}(dot)"
     fold = spec is not None and _fusing.on
     nodes: list[Value] = []
     for weights, bias in zip(weight_rows, biases):
@@ -368,9 +370,9 @@ def dots(
         if bias is not None:
             total += bias.data
         if spec is not None:
-            out, slope = spec.scalar(total)
+            out, slope = scalar(total)
             if fold and slope == 0.0:  # e.g. an off relu: a constant, and nothing flows back
-                nodes.append(make_node(out, (), (), f"{spec.name}(dot)"))
+                nodes.append(make_node(out, (), (), folded_name))
                 continue
         # d/dw_i = x_i and d/dx_i = w_i: each product's other factor.
         if bias is None:
@@ -380,10 +382,10 @@ def dots(
         if spec is None:
             nodes.append(make_node(total, children, local_grads, "dot"))
         elif fold and slope == 1.0:  # e.g. an on relu: d out/d child is the dot's own local derivative
-            nodes.append(make_node(out, children, local_grads, f"{spec.name}(dot)"))
+            nodes.append(make_node(out, children, local_grads, folded_name))
         else:
             node = make_node(total, children, local_grads, "dot")
-            nodes.append(make_node(out, (node,), (slope,), spec.name))
+            nodes.append(make_node(out, (node,), (slope,), name))
     return nodes
 
 
