@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
+from micronet.activations import ACTIVATIONS
 from micronet.data import DATASETS, TASKS
 from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
-from micronet.nn import ACTIVATIONS
 from micronet.optim import OPTIMIZERS, SCHEDULES
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "shipped_configs",
     "config_yaml",
     "config_reference",
+    "activation_table",
     "parse_config",
     "apply_overrides",
     "config_to_dict",
@@ -60,7 +61,8 @@ class ConfigError(ValueError):
     """A config the trainer cannot run; the message names the key and the fix."""
 
 
-HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "linear")  # a linear hidden layer adds nothing
+# Every registered activation but the identity: a linear hidden layer adds nothing.
+HIDDEN_ACTIVATIONS = tuple(name for name, spec in ACTIVATIONS.items() if not spec.identity)
 BACKENDS = ("compiled", "eager")
 INTERVALS = ("epoch", "step")
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state limit
@@ -767,13 +769,28 @@ def shipped_config_dir() -> Path | None:
     return None
 
 
+_ACTIVATION_TABLE = "<!-- the activation table -->"  # where config_reference puts it in docs/config.md
+
+
 def config_reference() -> str:
-    """The config reference (docs/config.md), shipped with the package so `--help-config` works anywhere."""
+    """The config reference (docs/config.md), shipped with the package so `--help-config` works anywhere.
+
+    The table of activations is filled in from their registry, so it lists exactly what the config accepts.
+    """
     package = Path(__file__).resolve().parent
     for path in (package / "docs" / "config.md", package.parent / "docs" / "config.md"):  # a wheel; a checkout
         if path.is_file():
-            return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8").replace(_ACTIVATION_TABLE, activation_table())
     raise ConfigError("the config reference (docs/config.md) is not installed")
+
+
+def activation_table() -> str:
+    """The choices of model.activation as a Markdown table: name, formula, initial weights."""
+    rows = [
+        f"| `{name}` | {ACTIVATIONS[name].formula} | {'He' if ACTIVATIONS[name].init == 'he' else 'Glorot'} |"
+        for name in HIDDEN_ACTIVATIONS
+    ]
+    return "\n".join(["| activation | f(x) | initial weights |", "| --- | --- | --- |", *rows])
 
 
 def config_yaml(cfg: "RunConfig") -> str:

@@ -23,6 +23,8 @@ from itertools import count
 from operator import add, attrgetter, mul
 from typing import Any, TypeGuard
 
+from micronet.activations import Activation, get_activation
+
 __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 
 
@@ -140,21 +142,25 @@ class Value:
             raise ValueError(f"log is defined for positive numbers only, got x={x!r}")
         return make_node(math.log(x), (self,), (1.0 / x,), "log")
 
+    # The activations' formulas and slopes live in micronet.activations, one
+    # entry each; these three are the classic names for three of them.
+
     def tanh(self) -> "Value":
-        t = math.tanh(self.data)
-        return make_node(t, (self,), (1.0 - t * t,), "tanh")  # d tanh = 1 - tanh^2
+        return self.activate("tanh")
 
     def sigmoid(self) -> "Value":
-        s = _sigmoid(self.data)
-        return make_node(s, (self,), (s * (1.0 - s),), "sigmoid")  # s' = s(1-s)
+        return self.activate("sigmoid")
 
     def relu(self) -> "Value":
-        x = self.data
-        if x <= 0.0:  # the slope at 0 is 0, as in PyTorch
-            return make_node(0.0, (self,), (0.0,), "relu")
-        # x > 0, or NaN: NaN passes through with slope 1, as PyTorch's relu
-        # gives it, so a diverging run is seen as NaN rather than hidden as 0.
-        return make_node(x, (self,), (1.0,), "relu")
+        return self.activate("relu")  # slope 0 at 0 (as PyTorch); NaN passes through with slope 1
+
+    def activate(self, name: str) -> "Value":
+        """The registered activation `name` of this value (see micronet.activations): a node whose op is the name."""
+        spec = get_activation(name)
+        if spec.identity:
+            return self
+        out, slope = spec.scalar(self.data)
+        return make_node(out, (self,), (slope,), spec.name)
 
     def __abs__(self) -> "Value":
         x = self.data
@@ -333,25 +339,28 @@ def dots(
     products are summed by Python's `sum` (left to right; compensated from
     Python 3.12 on), then the bias is added.
 
-    `activation` is "relu", "tanh", "sigmoid", or None (or "linear") for none.
-    relu is fused into the dot node: where the sum is > 0 (or NaN) the node
-    is the dot node itself, as relu's slope there is 1; where it is <= 0 the
-    node is a constant 0 without children, so backward never walks the 2n+1
-    edges of an off neuron. tanh and sigmoid stay nodes of their own:
-    folding their slope into the node means 2n+1 extra multiplications to
-    save one node, which measured slower. (Inside `unfused()`, relu is a
-    node of its own too.)
+    `activation` is the name of a registered activation (micronet.activations),
+    or None. Where its slope at a row's sum is exactly 0 or 1 (a relu off or
+    on, a saturated sigmoid) the activation is folded into the dot node: at
+    slope 1 the node keeps the dot's local derivatives as they are, at slope
+    0 it is a constant without children, so backward never walks the 2n+1
+    edges of an off neuron. At any other slope it is a node of its own:
+    folding a slope in costs 2n+1 multiplications to save one node, which
+    measured slower. (Inside `unfused()`, it is always a node of its own.)
     """
     leaves = tuple(x if type(x) is Value else _input_value(x) for x in inputs)
     x_data = tuple([x.data for x in leaves])
     n = len(leaves)
     if biases is None:
         biases = [None] * len(weight_rows)
-    if activation == "linear":
-        activation = None
-    if activation not in (None, "relu", "tanh", "sigmoid"):
-        raise ValueError(f"dots activation must be relu, tanh, sigmoid, linear or None, got {activation!r}")
-    fuse = activation == "relu" and _fusing.on
+    spec: Activation | None = None
+    if activation is not None:
+        spec = get_activation(activation, "dots activation")
+        if spec.identity:
+            spec = None
+    if spec is not None:
+        scalar, name, folded_name = spec.scalar, spec.name, f"{spec.name}(dot)"
+    fold = spec is not None and _fusing.on
     nodes: list[Value] = []
     for weights, bias in zip(weight_rows, biases):
         if len(weights) != n:
@@ -360,16 +369,23 @@ def dots(
         total = sum(map(mul, w_data, x_data), 0.0)
         if bias is not None:
             total += bias.data
-        if fuse and total <= 0.0:  # an off relu: 0, and nothing flows back
-            nodes.append(make_node(0.0, (), (), "relu(dot)"))
-            continue
+        if spec is not None:
+            out, slope = scalar(total)
+            if fold and slope == 0.0:  # e.g. an off relu: a constant, and nothing flows back
+                nodes.append(make_node(out, (), (), folded_name))
+                continue
         # d/dw_i = x_i and d/dx_i = w_i: each product's other factor.
         if bias is None:
             children, local_grads = (*weights, *leaves), (*x_data, *w_data)
         else:
             children, local_grads = (*weights, *leaves, bias), (*x_data, *w_data, 1.0)
-        node = make_node(total, children, local_grads, "relu(dot)" if fuse else "dot")
-        nodes.append(node if fuse or activation is None else getattr(node, activation)())
+        if spec is None:
+            nodes.append(make_node(total, children, local_grads, "dot"))
+        elif fold and slope == 1.0:  # e.g. an on relu: d out/d child is the dot's own local derivative
+            nodes.append(make_node(out, children, local_grads, folded_name))
+        else:
+            node = make_node(total, children, local_grads, "dot")
+            nodes.append(make_node(out, (node,), (slope,), name))
     return nodes
 
 
@@ -419,13 +435,6 @@ def log_softmax_at(values: Iterable[Value], k: int) -> Value:
     total = reduce(add, exps, 0.0)
     out = (data[k] - shift) - math.log(total)
     return make_node(out, (*nodes, nodes[k]), (*[-e / total for e in exps], 1.0), "log_softmax")
-
-
-def _sigmoid(x: float) -> float:
-    if x >= 0.0:  # two branches: exp never sees a large positive argument
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
 
 
 def _is_number(x: object) -> TypeGuard[float]:

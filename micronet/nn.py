@@ -8,25 +8,13 @@ parameter order: layer by layer, neuron by neuron, weights then bias.
 
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from micronet.activations import ACTIVATIONS, get_activation
 from micronet.engine import Value, dots
 
 __all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS"]
-
-
-def _linear(x: Value) -> Value:
-    return x
-
-
-# Activations by name: a function Value -> Value.
-ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
-    "relu": Value.relu,
-    "tanh": Value.tanh,
-    "sigmoid": Value.sigmoid,
-    "linear": _linear,
-}
 
 
 class Module:
@@ -184,27 +172,22 @@ def _rng(seed: int | random.Random | None) -> random.Random:
     raise TypeError(f"seed must be an int, a random.Random or None, got {type(seed).__name__}: {seed!r}")
 
 
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-
-
 class Neuron(Module):
     """activation(w . x + b), with the dot product as one node.
 
     Weights are drawn uniformly from +-limit so their variance suits the
-    activation: He (limit = sqrt(6 / fan_in)) for relu, Glorot
-    (limit = sqrt(6 / (fan_in + fan_out))) for tanh, sigmoid and linear.
-    The bias starts at 0.
+    activation, as its registry entry says (`init`): He (limit =
+    sqrt(6 / fan_in)) for relu, Glorot (limit = sqrt(6 / (fan_in +
+    fan_out))) for the others. The bias starts at 0.
     """
 
     def __init__(self, nin: int, activation: str = "relu", seed: int | random.Random | None = None,
                  fan_out: int = 1) -> None:
-        _check_activation(activation)
+        spec = get_activation(activation)
         if isinstance(nin, bool) or not isinstance(nin, int) or nin < 1:
             raise ValueError(f"nin must be an int >= 1, got {nin!r}")
         rng = _rng(seed)
-        limit = math.sqrt(6.0 / nin) if activation == "relu" else math.sqrt(6.0 / (nin + fan_out))
+        limit = math.sqrt(6.0 / nin) if spec.init == "he" else math.sqrt(6.0 / (nin + fan_out))
         self.w = [Value(rng.uniform(-limit, limit)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
@@ -241,7 +224,7 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Iterable[int], activation: str = "relu",
                  seed: int | random.Random | None = None) -> None:
-        _check_activation(activation)
+        get_activation(activation)
         widths = list(nouts)
         if not widths:
             raise ValueError("nouts must list at least one layer size, got []")

@@ -263,7 +263,7 @@ class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
     """A neural-net classifier trained by micronet, with scikit-learn's estimator API.
 
     Parameters mirror the run config (docs/config.md): `hidden` widths,
-    `activation` (relu, tanh, sigmoid), `loss` (None: cross_entropy; hinge,
+    `activation` (one of `micronet.config.HIDDEN_ACTIVATIONS`), `loss` (None: cross_entropy; hinge,
     mse), `optimizer` (sgd, adam) with `lr`, `momentum` (sgd only),
     `weight_decay`, and `epochs` (the most epochs to run), `batch_size`
     (int or "full"), `shuffle`, `backend` (compiled, eager). Stopping:

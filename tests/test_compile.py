@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from micronet.compile import CompileError, compile_model
+from micronet.config import HIDDEN_ACTIVATIONS
 from micronet.engine import Value, dot
 from micronet.loop import EagerExecutor
 from micronet.losses import LOSSES, cross_entropy, get_loss, huber_loss, l1_loss, mse_loss
@@ -31,7 +32,7 @@ def grads_after(executor, model, X, y):
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
     n_in=st.integers(1, 4),
     n_out=st.integers(2, 4),
-    activation=st.sampled_from(["relu", "tanh", "sigmoid"]),
+    activation=st.sampled_from(HIDDEN_ACTIVATIONS),  # every registered one
     loss=st.sampled_from(sorted(LOSSES)),
     batch=st.integers(1, 9),
     seed=st.integers(0, 10_000),

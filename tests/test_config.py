@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from micronet.config import (
+    HIDDEN_ACTIVATIONS,
     OPTIMIZER_OPTIONS,
     SCHEDULE_OPTIONS,
     ConfigError,
@@ -336,7 +337,7 @@ BAD_CONFIGS = [
     ({"model": {"hidden": 16}}, r"model.hidden must be a list of ints >= 1 .*got 16"),
     ({"model": {"hidden": [16, 0]}}, r"model.hidden\[1\] must be an int >= 1, got 0"),
     ({"model": {"hidden": [16.0]}}, r"model.hidden\[0\] must be an int >= 1, got 16.0"),
-    ({"model": {"activation": "linear"}}, r"model.activation must be one of relu, tanh, sigmoid; got 'linear'"),
+    ({"model": {"activation": "linear"}}, rf"model.activation must be one of {', '.join(HIDDEN_ACTIVATIONS)}; got 'linear'"),
     ({"model": {"activation": "Relu"}}, r"model.activation must be one of .*; got 'Relu' \(did you mean 'relu'\?\)"),
     ({"loss": "nll"}, r"loss must be one of cross_entropy, hinge, mse; got 'nll'"),
     ({"optimizer": {"name": "rmsprop"}}, r"optimizer.name must be one of sgd, adam; got 'rmsprop'"),

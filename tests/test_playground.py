@@ -31,7 +31,7 @@ with warnings.catch_warnings():  # starlette >= 1.9 prefers httpx2 but still tak
     from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from micronet.config import ConfigError
+from micronet.config import HIDDEN_ACTIVATIONS, ConfigError
 from micronet.playground import cli
 from micronet.playground.server import create_app
 from micronet.playground.trainer import (
@@ -131,7 +131,7 @@ def test_everything_else_is_parse_configs_word(setup, message):
         setup_to_config(setup)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_drawn_outputs_are_the_models_own(activation):
     """The page's numpy forward pass gives the compiled executor's logits."""
     trainer = Trainer(setup_to_config({**SMALL, "model": {"hidden": [5, 4], "activation": activation}}))

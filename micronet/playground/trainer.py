@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import copy
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import yaml
 
+from micronet.activations import ACTIVATIONS
 from micronet.config import HIDDEN_ACTIVATIONS, RunConfig, config_to_dict, parse_config
 from micronet.data import DATASETS, PreparedData, prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
@@ -79,6 +80,7 @@ def options() -> dict:
             for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
+        "activation_formulas": {name: ACTIVATIONS[name].formula for name in HIDDEN_ACTIVATIONS},
         "losses": {"classification": list(CLASSIFICATION_LOSSES), "regression": list(REGRESSION_LOSSES)},
         "optimizers": list(OPTIMIZERS),
         "limits": {"n_samples": MAX_SAMPLES, "layers": MAX_LAYERS, "width": MAX_WIDTH},
@@ -182,13 +184,6 @@ def _signed_bytes(a: np.ndarray) -> tuple[str, list[float]]:
     scale = np.max(np.abs(a), axis=-1, keepdims=True)
     safe = np.where(scale > 0, scale, 1.0)
     return _bytes(128.0 + 127.0 * a / safe), np.round(scale.ravel(), 6).tolist()
-
-
-_ACTIVATE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # never overflows
-}
 
 
 class Trainer:
@@ -295,6 +290,7 @@ class Trainer:
         For drawing only; `executor.logits` gives the same logits (a test checks it).
         """
         params = self.params if params is None else params
+        activation = ACTIVATIONS[self.config.model.activation]  # the compiled executor's own batch kernel
         outputs, start = [X], 0
         layers = self.state.model.layers  # type: ignore[attr-defined]  # the playground trains MLPs
         for i, layer in enumerate(layers):
@@ -302,7 +298,7 @@ class Trainer:
             block = params[start : start + n_out * (n_in + 1)].reshape(n_out, n_in + 1)
             start += block.size
             Z = outputs[-1] @ block[:, :n_in].T + block[:, n_in]
-            outputs.append(Z if i == len(layers) - 1 else _ACTIVATE[self.config.model.activation](Z))
+            outputs.append(Z if i == len(layers) - 1 else activation.batch(np, Z))
         return outputs
 
     def _grid(self) -> np.ndarray:

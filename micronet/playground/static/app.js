@@ -133,6 +133,7 @@
   function buildControls(options) {
     fillSelect($("lr"), LEARNING_RATES);
     fillSelect($("activation"), options.activations);
+    for (const option of $("activation").options) option.title = `${option.value}(x) = ${options.activation_formulas[option.value]}`;
     fillSelect($("optimizer"), options.optimizers);
     fillSelect($("batch_size"), BATCH_SIZES);
     $("n_samples").max = options.limits.n_samples;
