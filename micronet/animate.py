@@ -242,7 +242,7 @@ class TrainingRecorder:
                              edgecolors="black", linewidths=0.4) for X, y, marker, _ in self.points]
         ax.set(xticks=[], yticks=[])
         title = ax.set_title(" ")
-        headline = _headline("classification")
+        headline = TASKS["classification"].headline_metric
         score = f"{'test' if any(p[3] == 'test' for p in self.points) else 'train'}_{headline.name}"
 
         def draw(epoch):
@@ -267,7 +267,7 @@ class TrainingRecorder:
         (curve,) = ax.plot(self.line, self.snapshots[epochs[0]], color="tab:red", lw=2, label="model")
         ax.legend(loc="upper left", fontsize="small", framealpha=0.8)  # static: redrawing it costs more than the rest
         title = ax.set_title(" ")
-        headline = _headline("regression")
+        headline = TASKS["regression"].headline_metric
         score = f"{'test' if any(p[3] == 'test' for p in self.points) else 'train'}_{headline.name}"
 
         def draw(epoch):
@@ -385,11 +385,6 @@ def _caption(epoch, row, key, metric):
     value = _lookup(row, key)
     split = key.split("_")[0]
     return f"epoch {epoch}" + (f", {split} {metric.label} {metric.show(value)}" if value is not None else "")
-
-
-def _headline(task):
-    """The metric a task's picture is captioned with."""
-    return TASKS[task].metric(TASKS[task].headline)
 
 
 def _lookup(row, key, default=None):

@@ -168,12 +168,12 @@ class EarlyStopping:
     """Stop when a monitored metric has not improved for `patience` epochs (Keras's rule).
 
     An epoch improves on the best so far when the metric moves the right way
-    by more than `min_delta`. `mode` is "min" or "max"; "auto" takes the
-    way the task specs say the metric is better ("min" for a key they do not
-    name). With `restore_best`, the model
-    ends with the weights of the best epoch, whether or not training stopped
-    early. The tracker's state is plain data, so a resumed run carries on
-    counting exactly where it left off.
+    by more than `min_delta`. `mode` is "min" or "max"; "auto" takes the way
+    the task specs (micronet.tasks) say the metric is better, and "min" for a
+    key they do not name. With `restore_best`, the model ends with the
+    weights of the best epoch, whether or not training stopped early. The
+    tracker's state is plain data, so a resumed run carries on counting
+    exactly where it left off.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,

@@ -87,6 +87,11 @@ class Task:
         raise KeyError(name)
 
     @property
+    def headline_metric(self) -> Metric:
+        """The `Metric` named by `headline`."""
+        return self.metric(self.headline)
+
+    @property
     def shown(self) -> tuple[Metric, ...]:
         """The metrics headline first: the order of the sweep's panels and tables."""
         return tuple(sorted(self.metrics, key=lambda m: m.name != self.headline))
@@ -135,4 +140,4 @@ def find_metric(key: str) -> Metric | None:
 
 def headlines() -> list[Metric]:
     """Each task's headline metric, in the registry's order: what a history is scored by when its task is unknown."""
-    return [task.metric(task.headline) for task in TASKS.values()]
+    return [task.headline_metric for task in TASKS.values()]

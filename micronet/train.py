@@ -407,7 +407,7 @@ def _summary_status(run_dir):
 
 def _final_line(summary, task, run_dir):
     """One line: the saved model's scores on each split, the time and the run directory."""
-    headline = TASKS[task].metric(TASKS[task].headline)
+    headline = TASKS[task].headline_metric
     parts = []
     for split in ("train", "val", "test"):
         if summary.get(f"{split}_loss") is not None:

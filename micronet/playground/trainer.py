@@ -119,8 +119,7 @@ def options() -> dict:
         "limits": {"n_samples": MAX_SAMPLES, "layers": MAX_LAYERS, "width": MAX_WIDTH},
         "controls": dict(CONTROLS),
         "scores": {  # the metric shown beside the loss, per task (micronet.tasks)
-            name: {"key": task.headline, "label": task.metric(task.headline).label,
-                   "digits": task.metric(task.headline).digits}
+            name: {"key": task.headline, "label": task.headline_metric.label, "digits": task.headline_metric.digits}
             for name, task in TASK_SPECS.items()
         },
         "palette": {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE},
