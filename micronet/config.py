@@ -32,6 +32,7 @@ from micronet.activations import ACTIVATIONS
 from micronet.data import DATASETS, TASKS
 from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.tasks import TASKS as TASK_SPECS
 
 __all__ = [
     "ConfigError",
@@ -84,10 +85,6 @@ SCHEDULE_OPTIONS: dict[str, dict[str, Any]] = {
     "invscaling": {"power_t": 0.5},
 }
 LOSS_OPTIONS = {"huber": {"delta": 1.0}}  # losses not listed take no options
-MONITORS = {
-    "classification": ("loss", "accuracy", "val_loss", "val_accuracy"),
-    "regression": ("loss", "mae", "r2", "val_loss", "val_mae", "val_r2"),
-}
 
 
 # ----- the schema -------------------------------------------------------------
@@ -483,7 +480,7 @@ def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfi
     if not isinstance(_expand_short_form(key, raw), Mapping):
         raise _fail(key, "null, true, a patience (int >= 1) or a mapping like {patience: 10}", raw)
     raw = _section(key, raw, EarlyStoppingConfig)
-    monitors = MONITORS[task]
+    monitors = TASK_SPECS[task].monitors()
     monitor = _choice(f"{key}.monitor", raw.get("monitor", "val_loss" if validating else "loss"), monitors)
     if monitor.startswith("val_") and not validating:
         raise ConfigError(f"{key}.monitor {monitor!r} needs training.validation_split > 0")

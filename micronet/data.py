@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from micronet.tasks import TASKS as TASK_SPECS
+
 __all__ = [
     "DATASETS",
     "DataError",
@@ -37,7 +39,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("classification", "regression")
+TASKS = tuple(TASK_SPECS)  # the task names, from their specs
 
 
 class DataError(ValueError):

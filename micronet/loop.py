@@ -34,6 +34,7 @@ from micronet.data import PreparedData, Standardizer, batches, split_validation
 from micronet.losses import get_loss
 from micronet.nn import MLP, Module
 from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.tasks import LOSS, TASKS, find_metric, headlines
 
 if TYPE_CHECKING:  # annotations only: the loop takes a validated config as a value
     from matplotlib.axes import Axes
@@ -167,11 +168,12 @@ class EarlyStopping:
     """Stop when a monitored metric has not improved for `patience` epochs (Keras's rule).
 
     An epoch improves on the best so far when the metric moves the right way
-    by more than `min_delta`. `mode` is "min" or "max"; "auto" picks "max"
-    for accuracy and r2 and "min" otherwise. With `restore_best`, the model
-    ends with the weights of the best epoch, whether or not training stopped
-    early. The tracker's state is plain data, so a resumed run carries on
-    counting exactly where it left off.
+    by more than `min_delta`. `mode` is "min" or "max"; "auto" takes the way
+    the task specs (micronet.tasks) say the metric is better, and "min" for a
+    key they do not name. With `restore_best`, the model ends with the
+    weights of the best epoch, whether or not training stopped early. The
+    tracker's state is plain data, so a resumed run carries on counting
+    exactly where it left off.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
@@ -185,7 +187,8 @@ class EarlyStopping:
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
+            known = find_metric(monitor)
+            mode = "min" if known is None else known.better
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.restore_best, self.mode = bool(restore_best), mode
         self.best: float | None = None  # the best value seen
@@ -432,18 +435,8 @@ def config_loss(config: RunConfig) -> Callable:
 
 
 def score(task: str, outputs: np.ndarray, y: np.ndarray, target_scaler: Standardizer | None = None) -> dict:
-    """Accuracy (classification), or MAE in the target's original units and R² (regression)."""
-    if task == "classification":
-        return {"accuracy": float(np.mean(outputs.argmax(axis=1) == y))}
-    truth = y.reshape(len(y), -1)
-    predicted = outputs.reshape(truth.shape)
-    scale = 1.0 if target_scaler is None else target_scaler.scale_
-    mae = float(np.mean(np.abs(predicted - truth) * scale))  # the mean over outputs of each output's MAE
-    residual = np.sum((truth - predicted) ** 2, axis=0)
-    spread = np.sum((truth - truth.mean(axis=0)) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(spread > 0, 1.0 - residual / spread, np.where(residual == 0, 1.0, 0.0))
-    return {"mae": mae, "r2": float(np.mean(r2))}
+    """The task's metrics for one split (micronet.tasks): accuracy, or MAE in the target's own units and R²."""
+    return TASKS[task].score(outputs, y, 1.0 if target_scaler is None else target_scaler.scale_)
 
 
 def _evaluate(executor, task, X, y, target_scaler) -> dict:
@@ -568,10 +561,10 @@ class ProgressBar:
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         shown = {}
-        for key in ("loss", "val_loss", "val_accuracy", "test_accuracy", "val_r2", "test_r2"):
-            if key in logs:
-                name = "train_loss" if key == "loss" else key.replace("accuracy", "acc")
-                shown[name] = f"{logs[key]:.4f}" if "loss" in key else f"{logs[key]:.3f}"
+        scores = [(f"{split}_", metric) for metric in headlines() for split in ("val", "test")]
+        for prefix, metric in [("", LOSS), ("val_", LOSS), *scores]:
+            if prefix + metric.name in logs:
+                shown[f"{prefix or 'train_'}{metric.short}"] = metric.show(logs[prefix + metric.name])
         self.bar.update(1)
         self.bar.set_postfix(shown)
 
