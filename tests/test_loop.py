@@ -323,6 +323,24 @@ def test_a_custom_module_and_a_custom_loss(moons):
     assert history.history["accuracy"][-1] > 0.8
 
 
+def test_fit_trains_every_parameter_of_a_model_holding_layers_in_a_dict(moons):
+    X, y = moons
+
+    class Blocks(micronet.Module):
+        def __init__(self):
+            self.blocks = {"a": micronet.Layer(2, 3, activation="tanh", seed=0),
+                           "b": micronet.Layer(3, 2, activation="linear", seed=1)}
+
+        def __call__(self, x):
+            return self.blocks["b"](self.blocks["a"](x))
+
+    model = Blocks()
+    before = weights(model)
+    assert len(before) == 9 + 8
+    micronet.fit(model, X, y, epochs=2, progress=False)
+    assert all(a != b for a, b in zip(weights(model), before))
+
+
 @pytest.mark.parametrize(
     "change, error, message",
     [
