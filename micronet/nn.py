@@ -1,9 +1,14 @@
 """Neural-net modules built from Values: Module, Neuron, Layer, MLP.
 
 A Module finds its parameters by walking its attributes in assignment order:
-every `Value`, `Module`, or list of them stored on it is part of the model, so
-a custom model needs no registration code. That walk fixes the public
-parameter order: layer by layer, neuron by neuron, weights then bias.
+every `Value` or `Module` stored on it, directly or inside lists, tuples and
+dicts (nested to any depth), is part of the model, so a custom model needs no
+registration code. Lists and tuples are walked in index order and dicts in
+insertion order; a dict that holds parameters needs string keys (they name
+the parameters), and a set of them, which has no order, is refused. That
+walk fixes the public parameter order: layer by layer, neuron by neuron,
+weights then bias. A Module or Value reachable twice (tied weights) counts
+once, where the walk first meets it.
 """
 
 import math
@@ -25,7 +30,11 @@ class Module:
         def __call__(self, x: Sequence[Value | float]) -> list[Value]: ...
 
     def named_parameters(self) -> list[tuple[str, Value]]:
-        """(dotted name, Value) pairs in the fixed order, each Value once."""
+        """(dotted name, Value) pairs in the fixed order, each Value once.
+
+        A name is the path of attributes, list and tuple indices and dict keys
+        that leads to the Value: `blocks.encoder.neurons.0.w.1`.
+        """
         seen = set()
         pairs = []
         for name, entry in self._entries(""):
@@ -85,9 +94,11 @@ class Module:
             value.data = data
 
     def _entries(self, prefix: str) -> Iterator[tuple[str, Value | list[Value]]]:
-        """(name, Value or list of Values) for every parameter tensor, in attribute order."""
+        """(name, Value or list of Values) for every parameter tensor, in the walk's order, each once."""
+        seen = {id(self)}
+        owner = type(self).__name__
         for name, attribute in vars(self).items():
-            yield from _entries_of(prefix + name, attribute)
+            yield from _entries_of(owner, prefix + name, attribute, seen)
 
     def __repr__(self) -> str:
         """The class, each part that holds parameters (one per line, as PyTorch prints), and the count."""
@@ -115,24 +126,72 @@ class Module:
 
     def _parts(self) -> Iterator[tuple[str, str, int]]:
         """(name, description, parameter count) for each attribute that holds parameters, in order."""
+        owner = type(self).__name__
         for name, attribute in vars(self).items():
-            yield from _parts_of(name, attribute)
+            yield from _parts_of(owner, name, attribute)
 
 
-def _entries_of(name: str, obj: object) -> Iterator[tuple[str, Value | list[Value]]]:
+def _entries_of(owner: str, name: str, obj: object, seen: set[int]) -> Iterator[tuple[str, Value | list[Value]]]:
+    """The parameter entries under one attribute; `seen` holds the ids of Values and Modules already given."""
     if isinstance(obj, Value):
-        yield name, obj
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            yield name, obj
     elif isinstance(obj, Module):
-        yield from obj._entries(name + ".")
+        if id(obj) not in seen:  # a shared module (or a cycle back to an owner) counts once
+            seen.add(id(obj))
+            for attribute, value in vars(obj).items():
+                yield from _entries_of(owner, f"{name}.{attribute}", value, seen)
     elif isinstance(obj, (list, tuple)):
         if obj and all(isinstance(x, Value) for x in obj):
-            yield name, list(obj)
+            known = len(seen)
+            seen.update(map(id, obj))
+            if len(seen) > known:  # one entry, unless every Value in it was given before
+                yield name, list(obj)
         else:
             for i, item in enumerate(obj):
-                yield from _entries_of(f"{name}.{i}", item)
+                yield from _entries_of(owner, f"{name}.{i}", item, seen)
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            if _holds_parameters(item):
+                _check_key(owner, name, key)
+            yield from _entries_of(owner, f"{name}.{key}", item, seen)
+    elif isinstance(obj, (set, frozenset)) and _holds_parameters(obj):
+        raise TypeError(
+            f"{owner}.{name} holds Modules or Values in a {type(obj).__name__}, which has no fixed order; "
+            "hold them in a list, tuple or dict"
+        )
 
 
-def _parts_of(name: str, obj: object) -> Iterator[tuple[str, str, int]]:
+def _holds_parameters(obj: object) -> bool:
+    """Whether a Value or Module is inside `obj` (itself, or in its lists, tuples, dicts and sets)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (Value, Module)):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return False
+
+
+def _check_key(owner: str, name: str, key: object) -> None:
+    """A dict key that names parameters: a non-empty string without dots (a dot would split the name)."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f"{owner}.{name} holds Modules or Values under the key {key!r} ({type(key).__name__}); "
+            "the keys name the parameters, so they must be strings"
+        )
+    if not key or "." in key:
+        raise ValueError(
+            f"{owner}.{name} holds Modules or Values under the key {key!r}; "
+            "the keys name the parameters, so they must be non-empty and without '.'"
+        )
+
+
+def _parts_of(owner: str, name: str, obj: object) -> Iterator[tuple[str, str, int]]:
     if isinstance(obj, Module):
         count = len(obj.parameters())
         if count:
@@ -143,7 +202,12 @@ def _parts_of(name: str, obj: object) -> Iterator[tuple[str, str, int]]:
         yield name, f"{len(obj)} scalar parameters", len(obj)
     elif isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            yield from _parts_of(f"{name}.{i}", item)
+            yield from _parts_of(owner, f"{name}.{i}", item)
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            if _holds_parameters(item):
+                _check_key(owner, name, key)
+            yield from _parts_of(owner, f"{name}.{key}", item)
 
 
 def _one_line(text: str) -> str:

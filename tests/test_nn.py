@@ -152,6 +152,138 @@ def test_custom_module_finds_values_modules_and_lists_in_attribute_order():
     assert "heads.1.b" in names and len(model.parameters()) == 9 + 4 + 4 + 1
 
 
+# ----- Modules and Values in containers ------------------------------------------------------
+
+
+class Blocks(Module):
+    """Layers in a dict whose insertion order is not the keys' sorted order, then a head."""
+
+    def __init__(self):
+        self.blocks = {"z": Layer(2, 3, seed=0), "a": Layer(3, 3, seed=1)}
+        self.head = Layer(3, 2, activation="linear", seed=2)
+
+    def __call__(self, x):
+        return self.head(self.blocks["a"](self.blocks["z"](x)))
+
+
+def test_modules_in_a_dict_are_found_in_insertion_order():
+    model = Blocks()
+    assert len(model.parameters()) == 9 + 12 + 8  # every parameter: none skipped
+    names = [name for name, _ in model.named_parameters()]
+    assert names[:4] == ["blocks.z.neurons.0.w.0", "blocks.z.neurons.0.w.1", "blocks.z.neurons.0.b",
+                         "blocks.z.neurons.1.w.0"]
+    assert names.index("blocks.z.neurons.2.b") < names.index("blocks.a.neurons.0.w.0") < names.index("head.neurons.0.b")
+    expected = [*model.blocks["z"].parameters(), *model.blocks["a"].parameters(), *model.head.parameters()]
+    assert model.parameters() == expected
+    assert [v for _, v in model.named_parameters()] == expected
+
+
+class Mixed(Module):
+    """A tuple of a module and a Value, and a list of dicts of modules and Values."""
+
+    def __init__(self):
+        self.pair = (Neuron(2, "linear", seed=0), Value(0.5))
+        self.stages = [{"enc": Layer(2, 2, seed=1), "gate": Value(2.0)}, {"enc": Layer(2, 2, seed=2)}]
+
+    def __call__(self, x):
+        for stage in self.stages:
+            x = stage["enc"](x)
+        (out,) = self.pair[0](x)
+        return [out * self.pair[1] * self.stages[0]["gate"]]
+
+
+def test_tuples_and_nested_lists_of_dicts_are_found_in_order():
+    model = Mixed()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == [
+        "pair.0.w.0", "pair.0.w.1", "pair.0.b", "pair.1",
+        *(f"stages.0.enc.neurons.{i}.{p}" for i in range(2) for p in ("w.0", "w.1", "b")), "stages.0.gate",
+        *(f"stages.1.enc.neurons.{i}.{p}" for i in range(2) for p in ("w.0", "w.1", "b")),
+    ]
+    assert list(model.state_dict()) == [
+        "pair.0.w", "pair.0.b", "pair.1",
+        *(f"stages.0.enc.neurons.{i}.{p}" for i in range(2) for p in ("w", "b")), "stages.0.gate",
+        *(f"stages.1.enc.neurons.{i}.{p}" for i in range(2) for p in ("w", "b")),
+    ]
+
+
+@pytest.mark.parametrize("make", [Blocks, Mixed])
+def test_state_dicts_and_checkpoints_of_container_models_round_trip(make, tmp_path):
+    from micronet.checkpoint import load_state, save
+
+    trained, fresh = make(), make()
+    for i, p in enumerate(trained.parameters()):
+        p.data = 0.25 * i - 3.0  # every parameter distinct from a fresh model's
+    state = json.loads(json.dumps(trained.state_dict()))
+    other = make()
+    other.load_state_dict(state)
+    assert [p.data for p in other.parameters()] == [p.data for p in trained.parameters()]
+    save(trained, tmp_path / "model.json")
+    load_state(fresh, tmp_path / "model.json")
+    assert [p.data for p in fresh.parameters()] == [p.data for p in trained.parameters()]
+    assert fresh([0.5, -1.0])[0].data == trained([0.5, -1.0])[0].data
+
+
+class Tied(Module):
+    """One layer reachable three ways (an attribute, a dict entry, a list item), and some of its Values again."""
+
+    def __init__(self):
+        self.layer = Layer(2, 2, seed=0)
+        self.again = {"same": self.layer}
+        self.uses = [self.layer, Neuron(2, "linear", seed=1)]
+        self.owner = self  # a cycle back to the model is not followed
+        self.bias_again, self.weights_again = self.layer.neurons[1].b, tuple(self.layer.neurons[0].w)
+
+
+def test_a_module_reachable_twice_gives_its_parameters_once():
+    model = Tied()
+    assert model.parameters() == [*model.layer.parameters(), *model.uses[1].parameters()]
+    names = [name for name, _ in model.named_parameters()]
+    assert len(names) == 6 + 3 and names[0] == "layer.neurons.0.w.0" and names[-1] == "uses.1.b"
+    assert list(model.state_dict()) == ["layer.neurons.0.w", "layer.neurons.0.b", "layer.neurons.1.w",
+                                        "layer.neurons.1.b", "uses.1.w", "uses.1.b"]
+    other = Tied()
+    other.load_state_dict(model.state_dict())
+    assert [p.data for p in other.parameters()] == [p.data for p in model.parameters()]
+
+
+def test_a_set_of_modules_is_refused_naming_the_attribute():
+    class Heads(Module):
+        def __init__(self):
+            self.trunk = Layer(2, 2, seed=0)
+            self.heads = {Neuron(2, seed=1), Neuron(2, seed=2)}
+            self.tags = {"plain", "data"}  # a set without parameters is just data
+
+    model = Heads()
+    for method in (model.parameters, model.named_parameters, model.state_dict, model.zero_grad):
+        with pytest.raises(TypeError, match=r"^Heads.heads holds Modules or Values in a set, which has no fixed order; "
+                                            r"hold them in a list, tuple or dict$"):
+            method()
+    model.heads = [{"x": frozenset([Value(1.0)])}]
+    with pytest.raises(TypeError, match=r"^Heads.heads.0.x holds Modules or Values in a frozenset"):
+        model.parameters()
+
+
+@pytest.mark.parametrize(
+    "key, error, message",
+    [
+        (1, TypeError, r"^Keyed.blocks holds Modules or Values under the key 1 \(int\); the keys name the parameters, "
+                       r"so they must be strings$"),
+        ("a.b", ValueError, r"^Keyed.blocks holds Modules or Values under the key 'a.b'; the keys name the parameters, "
+                            r"so they must be non-empty and without '.'$"),
+        ("", ValueError, r"under the key ''"),
+    ],
+)
+def test_a_dict_key_that_cannot_name_parameters_is_refused(key, error, message):
+    class Keyed(Module):
+        def __init__(self):
+            self.blocks = {"fine": Layer(2, 2, seed=0), key: [Value(1.0)]}
+            self.plain = {1: "data", (2, 3): None}  # keys of plain data are not names
+
+    with pytest.raises(error, match=message):
+        Keyed().parameters()
+
+
 def test_reprs_are_readable():
     assert repr(MLP(2, [16, 16, 2], seed=0)) == "MLP(2 -> 16 -> 16 -> 2, activation='relu', parameters=354)"
     assert repr(Layer(3, 2, activation="tanh", seed=0)) == "Layer(3 -> 2, activation='tanh')"
