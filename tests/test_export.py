@@ -59,9 +59,25 @@ def runs(tmp_path_factory):
     return done
 
 
+IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Model files as the trainer writes them, without training: a classifier and a regressor, with scaling."""
+    root = tmp_path_factory.mktemp("saved")
+    save(MLP(4, [5, 3], "relu", seed=7), root / "iris.json", classes=IRIS_CLASSES, feature_names=IRIS_FEATURES,
+         mean=[5.8, 3.0, 3.8, 1.2], scale=[0.8, 0.4, 1.8, 0.8])
+    save(MLP(1, [6, 1], "tanh", seed=8), root / "sine.json", task="regression", mean=[0.1], scale=[1.8],
+         target_mean=[0.02], target_scale=[0.7])
+    return {"iris": root / "iris.json", "sine": root / "sine.json"}
+
+
 # ----- ONNX: every shipped config in onnxruntime ------------------------------------------------
 
 
+@pytest.mark.slow  # trains every shipped config (about 10 s for all of them on one core)
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_shipped_config_agrees_in_onnxruntime_to_1e_12(runs, name, tmp_path):
     predictor = micronet.load(runs[name])
@@ -81,6 +97,7 @@ def test_every_shipped_config_agrees_in_onnxruntime_to_1e_12(runs, name, tmp_pat
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_every_shipped_config_agrees_in_float32_to_1e_6(runs, name, tmp_path):
     predictor = micronet.load(runs[name])
@@ -94,8 +111,8 @@ def test_every_shipped_config_agrees_in_float32_to_1e_6(runs, name, tmp_path):
         assert np.abs(got - expected).max() <= 1e-6 * np.abs(expected).max()
 
 
-def test_a_runs_graph_is_float64_opset_17_and_records_classes_and_features(runs, tmp_path):
-    path = to_onnx(runs["csv_iris"], tmp_path / "iris.onnx")
+def test_a_runs_graph_is_float64_opset_17_and_records_classes_and_features(saved, tmp_path):
+    path = to_onnx(saved["iris"], tmp_path / "iris.onnx")
     model = onnx.load(path)
     assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)] and OPSET == 17
     assert model.ir_version == 8  # what opset 17 needs, not the newest onnx's: older runtimes read the file
@@ -105,20 +122,33 @@ def test_a_runs_graph_is_float64_opset_17_and_records_classes_and_features(runs,
     assert [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim] == ["n", 4]
     assert [d.dim_param or d.dim_value for d in y.type.tensor_type.shape.dim] == ["n", 3]
     meta = {p.key: p.value for p in model.metadata_props}
-    assert json.loads(meta["micronet.classes"]) == ["setosa", "versicolor", "virginica"]
-    assert json.loads(meta["micronet.feature_names"]) == ["sepal_length", "sepal_width", "petal_length",
-                                                          "petal_width"]
+    assert json.loads(meta["micronet.classes"]) == IRIS_CLASSES
+    assert json.loads(meta["micronet.feature_names"]) == IRIS_FEATURES
     assert meta["micronet.task"] == "classification"
     ops = [n.op_type for n in model.graph.node]
     assert ops == ["Sub", "Div", "Gemm", "Relu", "Gemm", "Softmax"]  # scaling, hidden layer, output layer
 
 
-def test_a_regression_runs_graph_maps_back_to_the_targets_units(runs, tmp_path):
-    model = onnx.load(to_onnx(runs["diabetes"], tmp_path / "d.onnx"))
-    assert [n.op_type for n in model.graph.node] == ["Sub", "Div", "Gemm", "Relu", "Gemm", "Mul", "Add", "Identity"]
+def test_a_regression_runs_graph_maps_back_to_the_targets_units(saved, tmp_path):
+    path = to_onnx(saved["sine"], tmp_path / "sine.onnx")
+    model = onnx.load(path)
+    assert [n.op_type for n in model.graph.node] == ["Sub", "Div", "Gemm", "Tanh", "Gemm", "Mul", "Add", "Identity"]
     assert model.graph.output[0].name == "predictions"
+    X = np.linspace(-4, 4, 81).reshape(-1, 1)
+    expected = micronet.load(saved["sine"]).predict(X).reshape(-1, 1)
+    np.testing.assert_allclose(run_onnx(path, X), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_a_classifiers_labels_are_its_classes_at_the_argmax(saved, tmp_path):
+    path = to_onnx(saved["iris"], tmp_path / "iris.onnx")
+    predictor = micronet.load(saved["iris"])
+    X = raw_features(saved["iris"])
+    got = run_onnx(path, X)
+    assert np.abs(got - predictor.predict_proba(X)).max() <= 1e-12
+    assert [IRIS_CLASSES[i] for i in got.argmax(axis=1)] == predictor.predict(X).tolist()
+
+
+@pytest.mark.slow
 def test_a_model_json_exports_as_its_run_does(runs, tmp_path):
     a = to_onnx(runs["moons"], tmp_path / "a.onnx").read_bytes()
     b = to_onnx(runs["moons"] / "model.json", tmp_path / "b.onnx").read_bytes()
@@ -261,17 +291,17 @@ def run_main(argv, capsys):
     return code, out, err
 
 
-def test_cli_writes_the_graph_and_says_what_it_holds(runs, tmp_path, capsys):
-    code, out, err = run_main([runs["iris"], "--onnx", tmp_path / "iris.onnx"], capsys)
+def test_cli_writes_the_graph_and_says_what_it_holds(saved, tmp_path, capsys):
+    code, out, err = run_main([saved["iris"], "--onnx", tmp_path / "iris.onnx"], capsys)
     assert code == 0 and err == ""
     assert out == (f"wrote {tmp_path / 'iris.onnx'}: X (n, 4) raw features -> probabilities (n, 3) for classes "
                    "['setosa', 'versicolor', 'virginica']; float64, ONNX opset 17\n")
-    X = raw_features(runs["iris"] / "model.json")
-    assert np.abs(run_onnx(tmp_path / "iris.onnx", X) - micronet.load(runs["iris"]).predict_proba(X)).max() <= 1e-12
+    X = raw_features(saved["iris"])
+    assert np.abs(run_onnx(tmp_path / "iris.onnx", X) - micronet.load(saved["iris"]).predict_proba(X)).max() <= 1e-12
 
 
-def test_cli_float32_and_regression(runs, tmp_path, capsys):
-    code, out, _ = run_main([runs["sine"], "--onnx", tmp_path / "sine.onnx", "--float32"], capsys)
+def test_cli_float32_and_regression(saved, tmp_path, capsys):
+    code, out, _ = run_main([saved["sine"], "--onnx", tmp_path / "sine.onnx", "--float32"], capsys)
     assert code == 0 and out.endswith("-> predictions (n, 1) in the target's units; float32, ONNX opset 17\n")
     assert onnx.load(tmp_path / "sine.onnx").graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
 
@@ -287,8 +317,8 @@ def test_cli_float32_and_regression(runs, tmp_path, capsys):
     ],
     ids=["no-onnx", "unknown-option", "no-run", "out-dir", "out-parent"],
 )
-def test_cli_mistakes_are_one_error_line_and_status_2(runs, tmp_path, capsys, args, usage, message):
-    code, out, err = run_main([a.format(run=runs["moons"], tmp=tmp_path) for a in args], capsys)
+def test_cli_mistakes_are_one_error_line_and_status_2(saved, tmp_path, capsys, args, usage, message):
+    code, out, err = run_main([a.format(run=saved["iris"], tmp=tmp_path) for a in args], capsys)
     lines = [line for line in err.splitlines() if not line.startswith(("usage: ", " "))]
     assert code == 2 and out == "" and len(lines) == 1 and lines[0].startswith("error: ")
     assert err.startswith("usage: ") == usage  # a usage mistake shows the usage line first
@@ -307,11 +337,11 @@ def test_cli_help_ends_in_examples_and_version_names_the_distribution(capsys):
     assert capsys.readouterr().out.strip().endswith(f"(micronet-nn) {micronet.__version__}")
 
 
-def test_the_console_script_end_to_end(runs, tmp_path):
+def test_the_console_script_end_to_end(saved, tmp_path):
     script = Path(sys.executable).parent / "micronet-export"
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     command = [str(script)] if script.exists() else [sys.executable, "-m", "micronet.export"]
-    good = subprocess.run([*command, runs["moons"], "--onnx", tmp_path / "m.onnx"], capture_output=True, text=True,
+    good = subprocess.run([*command, saved["iris"], "--onnx", tmp_path / "m.onnx"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert good.returncode == 0 and good.stderr == "" and good.stdout.startswith("wrote ")
     bad = subprocess.run([sys.executable, "-m", "micronet.export", tmp_path / "nope", "--onnx", tmp_path / "x.onnx"],
