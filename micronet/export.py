@@ -109,22 +109,25 @@ def to_onnx(model_or_run: MLP | str | os.PathLike[str], path: str | os.PathLike[
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if isinstance(model_or_run, (str, os.PathLike)):
-        checkpoint: Checkpoint | None = _run_checkpoint(model_or_run)
-        model: Module = checkpoint.model  # type: ignore[union-attr]  # just loaded
-    elif isinstance(model_or_run, Module):
-        checkpoint, model = None, model_or_run
-    else:
+    out = _output_path(path, "path")
+    if not isinstance(model_or_run, (str, os.PathLike, Module)):
         raise TypeError(
             "model_or_run must be a micronet MLP, or the path of a run directory or a model.json, "
             f"got {type(model_or_run).__name__}"
         )
-    layers = _layers(model, "ONNX")
-    out = _output_path(path, "path")
+    if isinstance(model_or_run, Module):
+        _layers(model_or_run, "ONNX")  # a model ONNX cannot express is refused before anything else
     try:
         import onnx
     except ImportError:
         raise _need("onnx", "onnx", "micronet.export.to_onnx") from None
+    checkpoint: Checkpoint | None = None
+    if isinstance(model_or_run, Module):
+        model: Module = model_or_run
+    else:
+        checkpoint = _run_checkpoint(model_or_run)
+        model = checkpoint.model
+    layers = _layers(model, "ONNX")
     graph = _onnx_model(onnx, layers, checkpoint, dtype)
     onnx.checker.check_model(graph, full_check=True)  # shapes and types inferred and checked before writing
     files.write_bytes_atomic(out, graph.SerializeToString())
