@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # annotations only: an optional extra
 __all__ = ["OPSET", "ONNX_ACTIVATIONS", "TORCH_ACTIVATIONS", "ExportError", "to_onnx", "to_torch", "from_torch",
            "main"]
 
-OPSET = 17  # ONNX 1.12 (2022): every runtime of the last years reads it, and no operator used has changed since
+OPSET = 17  # ONNX 1.12 (2022): it has every operator the graph needs, and the runtimes of recent years read it
 
 # Each activation's ONNX operator and torch.nn module by name (None: nothing is applied).
 # An activation missing here is refused by name: it has no export yet.
@@ -120,7 +120,7 @@ def to_onnx(model_or_run: MLP | str | os.PathLike[str], path: str | os.PathLike[
     try:
         import onnx
     except ImportError:
-        raise _need("onnx", "onnx", "micronet.export.to_onnx") from None
+        raise _need("onnx", "onnx", "exporting to ONNX") from None
     checkpoint: Checkpoint | None = None
     if isinstance(model_or_run, Module):
         model: Module = model_or_run

@@ -265,7 +265,7 @@ def test_mistakes_are_refused_before_anything_is_written(kwargs, error, message,
 def test_a_missing_extra_says_which_pip_install_to_run(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: `import onnx` raises ImportError
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(ImportError, match=r"^micronet.export.to_onnx needs the onnx package, which is not installed: "
+    with pytest.raises(ImportError, match=r"^exporting to ONNX needs the onnx package, which is not installed: "
                                           r"pip install 'micronet-nn\[onnx\]'$"):
         to_onnx(MLP(2, [2], seed=0), tmp_path / "m.onnx")
     with pytest.raises(ImportError, match=r"to_torch needs the torch package.*pip install 'micronet-nn\[torch\]'$"):
@@ -324,6 +324,14 @@ def test_cli_mistakes_are_one_error_line_and_status_2(saved, tmp_path, capsys, a
     assert err.startswith("usage: ") == usage  # a usage mistake shows the usage line first
     assert re.search(message, lines[0]), err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_cli_without_the_onnx_extra_says_what_to_install(saved, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    code, out, err = run_main([saved["iris"], "--onnx", tmp_path / "m.onnx"], capsys)
+    assert code == 2 and out == ""
+    assert err == ("error: exporting to ONNX needs the onnx package, which is not installed: "
+                   "pip install 'micronet-nn[onnx]'\n")
 
 
 def test_cli_help_ends_in_examples_and_version_names_the_distribution(capsys):
