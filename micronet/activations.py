@@ -36,6 +36,8 @@ class Activation:
     init: str = "glorot"  # initial weights: "he" (+-sqrt(6/fan_in)) for relu-like, "glorot" otherwise
     kinks: tuple[float, ...] = ()  # where the slope jumps (a one-sided value is chosen; the tests look there)
     identity: bool = False  # f(x) = x: makes no node, and is no choice for a hidden layer
+    onnx_op: str | None = None  # its ONNX operator, for micronet.export (None: not exportable, unless identity)
+    torch_module: str | None = None  # its torch.nn module class, for to_torch and from_torch (None: none)
 
 
 ACTIVATIONS: dict[str, Activation] = {}  # name -> spec, in the order menus and messages list them
@@ -75,6 +77,7 @@ _register(Activation(
     batch_slope=lambda xp, x, out: out != 0.0,  # exactly "x > 0 or NaN", as the scalar's
     init="he",
     kinks=(0.0,),
+    onnx_op="Relu", torch_module="ReLU",
 ))
 
 
@@ -87,6 +90,7 @@ _register(Activation(
     "tanh", "(e^x - e^-x) / (e^x + e^-x)", _tanh,
     batch=lambda xp, x: xp.tanh(x),
     batch_slope=lambda xp, x, out: 1.0 - out * out,
+    onnx_op="Tanh", torch_module="Tanh",
 ))
 
 
@@ -108,6 +112,7 @@ _register(Activation(
     "sigmoid", "1 / (1 + e^-x)", _sigmoid,
     batch=_sigmoid_batch,
     batch_slope=lambda xp, x, out: out * (1.0 - out),
+    onnx_op="Sigmoid", torch_module="Sigmoid",
 ))
 
 
@@ -120,4 +125,5 @@ _register(Activation(
     batch=lambda xp, x: x,
     batch_slope=lambda xp, x, out: xp.ones_like(x),
     identity=True,  # an output layer's raw logits
+    torch_module="Identity",
 ))
