@@ -678,11 +678,15 @@ def config_reference() -> str:
 
 
 def _shown(value: Any) -> str:
-    """A default as YAML writes it, in backticks."""
-    if isinstance(value, tuple):
-        value = list(value)
-    text = yaml.safe_dump(value, default_flow_style=True).strip()
-    return f"`{text.removesuffix(chr(10) + '...').strip()}`"
+    """A default as a config would write it, in backticks."""
+    def plain(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(plain(x) for x in v) + "]"
+        return str(v)
+
+    return f"`{plain(value)}`"
 
 
 def _grouped(by_entry: dict[str, str], everyone: int) -> str:
@@ -728,8 +732,9 @@ def reference_tables() -> dict[str, str]:
             shown = _shown(setting.option.default)
         fit = f"`{setting.fit}=`" if setting.fit else ""
         estimator = f"`{setting.estimator}`" if setting.estimator else ""
-        rows.append(f"| {setting.option.help} | `{setting.config}` | {fit} | {estimator} | {shown} | "
-                    f"{setting.option.rule.allowed} |")
+        allowed = setting.option.rule.allowed if isinstance(setting.option.rule, (Choice, Integer, Flag, Real)) \
+            else f"see `{setting.config.split('.')[0]}`" if setting.by_task else setting.option.rule.allowed
+        rows.append(f"| {setting.option.help} | `{setting.config}` | {fit} | {estimator} | {shown} | {allowed} |")
     optimizers = {name: cls.options for name, cls in OPTIMIZERS.items()}
     for key in OptimizerConfig.option_names():
         takers = {name: options[key] for name, options in optimizers.items() if key in options}
@@ -737,7 +742,7 @@ def reference_tables() -> dict[str, str]:
         first = next(iter(takers.values()))
         rows.append(f"| {first.help} | `optimizer.{key}` | `{key}=` | `{key}` | {shown} | {first.rule.allowed} |")
     differences = ["| door | setting | its default | why |", "| --- | --- | --- | --- |"]
-    differences += [f"| {d.door} | `{d.setting}` | {d.value} | {d.why} |" for d in DIFFERENCES]
+    differences += [f"| {d.door} | `{d.setting}` | {d.shown} | {d.why} |" for d in DIFFERENCES]
     schedules = ["| name | learning rate at t |", "| --- | --- |"]
     for name, cls in SCHEDULES.items():
         formula = (cls.__doc__ or "").strip().splitlines()[0].removeprefix("lr(t) = ").rstrip(".")
@@ -755,13 +760,13 @@ def reference_tables() -> dict[str, str]:
     }
 
 
-_GENERATED = re.compile(r"(<!-- generated: (.+?) -->\n)(.*?)(\n<!-- end -->)", re.S)
+_GENERATED = re.compile(r"(<!-- generated: ([^>]+?) -->\n)(.*?)(<!-- end -->)", re.S)
 
 
 def render_reference(text: str) -> str:
     """`text` with each `<!-- generated: NAME -->` ... `<!-- end -->` block holding `reference_tables()[NAME]`."""
     tables = reference_tables()
-    return _GENERATED.sub(lambda m: m.group(1) + tables[m.group(2)] + m.group(4), text)
+    return _GENERATED.sub(lambda m: m.group(1) + tables[m.group(2)] + "\n" + m.group(4), text)
 
 
 def config_yaml(cfg: "RunConfig") -> str:

@@ -101,8 +101,9 @@ def _n_samples(default: int) -> Option:
     return Option(Integer(2), default, "samples drawn")
 
 
-def _noise(default: float, where: str = "the points") -> Option:
-    return Option(Real(0.0), default, f"the standard deviation of Gaussian noise added to {where}")
+def _noise(default: float) -> Option:
+    return Option(Real(0.0), default, "the standard deviation of the Gaussian noise on the points (on the target, "
+                                      "for a regression set)")
 
 
 def _n_features(default: int, minimum: int = 1) -> Option:
@@ -283,11 +284,11 @@ DATASETS = {
     "breast_cancer": _bundled_spec("breast_cancer", (569, 30, 2)),
     "digits": _bundled_spec("digits", (1797, 64, 10)),
     "regression": _generated(_regression, _targets, "regression", n_samples=_n_samples(300),
-                             n_features=_n_features(5), noise=_noise(10.0, "the target")),
+                             n_features=_n_features(5), noise=_noise(10.0)),
     "friedman1": _generated(_friedman1, _targets, "regression", n_samples=_n_samples(500),
-                            n_features=_n_features(10, minimum=5), noise=_noise(1.0, "the target")),
+                            n_features=_n_features(10, minimum=5), noise=_noise(1.0)),
     "sine": _generated(_sine, lambda o: Shape(o["n_samples"], 1, 1), "regression", truth=_sine_truth,
-                       n_samples=_n_samples(200), noise=_noise(0.1, "the target")),
+                       n_samples=_n_samples(200), noise=_noise(0.1)),
     "diabetes": _bundled_spec("diabetes", (442, 10, 1), "regression"),
     "csv": DatasetSpec(_csv, MappingProxyType({
         "path": Option(Text(), help="the CSV file, with a header row", required=True),

@@ -76,24 +76,26 @@ SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class Difference:
-    """Where one door's default differs from the table, and why."""
+    """Where one door's default differs from the table: the door's value (None: the door has none), and why."""
 
     door: str
-    setting: str
-    value: str
+    setting: str  # the config key
+    value: Any
+    shown: str  # the value as the docs show it
     why: str
 
 
 DIFFERENCES = (
-    Difference("estimators", "seed", "`random_state=None`: a fresh seed per fit",
+    Difference("estimators", "seed", None, "`random_state=None`: a fresh seed per fit",
                "scikit-learn's convention; pass an int to repeat a fit"),
-    Difference("estimators", "epochs", "100, as a cap",
+    Difference("estimators", "training.epochs", 100, "`100`, as a cap",
                "as MLPClassifier's max_iter: training also ends once the training loss (with early_stopping, the "
                "validation score) has not improved by `tol=1e-4` for `n_iter_no_change=10` epochs"),
-    Difference("playground", "optimizer.lr", "0.03", "TensorFlow Playground's rate: small steps, so the page "
-               "shows the boundary moving epoch by epoch"),
-    Difference("playground", "training.batch_size", "10", "TensorFlow Playground's batch size, for the same reason"),
-    Difference("playground", "training.epochs", "none", "the page trains until it is paused"),
+    Difference("playground", "optimizer.lr", 0.03, "`0.03`", "TensorFlow Playground's rate: small steps, so the "
+               "page shows the boundary moving epoch by epoch"),
+    Difference("playground", "training.batch_size", 10, "`10`",
+               "TensorFlow Playground's batch size, for the same reason"),
+    Difference("playground", "training.epochs", None, "none", "the page trains until it is paused"),
 )
 
 

@@ -89,8 +89,9 @@ class Real(Rule):
     def __init__(self, low: float | None = None, high: float | None = None, *,
                  low_open: bool = False, high_open: bool = False) -> None:
         self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
-        self.allowed = "" if low is None and high is None else _interval(low, high, low_open, high_open)
-        self.expected = f"a finite number {self.allowed}".rstrip()
+        self.allowed = "any finite number" if low is None and high is None else \
+            _interval(low, high, low_open, high_open)
+        self.expected = "a finite number" if low is None and high is None else f"a finite number {self.allowed}"
 
     def accepts(self, x: float) -> bool:
         if not math.isfinite(x):
@@ -146,7 +147,8 @@ class Flag(Rule):
     allowed = "true or false"
 
     def __call__(self, value: Any, name: str) -> bool:
-        if isinstance(value, bool) or type(value).__name__ == "bool_":  # numpy.bool_, without importing NumPy
+        kind = type(value)
+        if isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_")):  # NumPy's
             return bool(value)
         raise self.fail(name, value)
 
