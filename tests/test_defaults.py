@@ -204,3 +204,14 @@ def test_the_hand_written_section_tables_show_the_tables_defaults():
         row = re.search(rf"^\| `{name}` \| [^|]+ \| ([^|]+) \|", text, re.M)
         shown = str(default(key)).replace("True", "true").replace("False", "false")
         assert row and row.group(1).strip() == f"`{shown}`", (key, row and row.group(0))
+
+
+def test_the_playgrounds_dataset_defaults_are_the_specs_as_json():
+    import json
+
+    from micronet.data import DATASETS
+    from micronet.playground.trainer import options
+
+    menus = json.loads(json.dumps(options()))  # what the page receives
+    assert menus["dataset_defaults"]["moons"] == {"n_samples": 300, "noise": 0.1}
+    assert menus["dataset_defaults"]["blobs"]["cluster_std"] == DATASETS["blobs"].options["cluster_std"].default

@@ -75,7 +75,7 @@ def options() -> dict:
     return {
         "datasets": {name: DATASETS[name].task for name in DATASET_NAMES},
         "dataset_defaults": {
-            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]  # a tuple
+            name: {k: v for k, v in DATASETS[name].defaults().items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]  # a tuple
             for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
