@@ -336,8 +336,8 @@ def _dataset(raw: Any, task: str) -> DatasetConfig:
             f"dataset {name!r} is a {spec.task} dataset, but the task is {task} (its datasets: {fitting})"
         )
     values = _options("dataset", raw, DatasetConfig, f"dataset {name!r}", spec.options, spec.check)
-    test_size = _check(_FRACTION, "dataset.test_size", raw.get("test_size", 0.25))
-    standardize = _check(Flag(), "dataset.standardize", raw.get("standardize", True))
+    test_size = _check(_FRACTION, "dataset.test_size", raw.get("test_size", DatasetConfig.test_size))
+    standardize = _check(Flag(), "dataset.standardize", raw.get("standardize", DatasetConfig.standardize))
     standardize_target = None
     if task == "regression":
         standardize_target = _check(Flag(), "dataset.standardize_target", raw.get("standardize_target", True))
@@ -359,9 +359,9 @@ def _schedule(raw: Any) -> ScheduleConfig:
             f"optimizer.schedule must be a mapping like {{name: cosine}}, got {type(raw).__name__} {_show(raw)}"
         )
     raw = _section("optimizer.schedule", raw, ScheduleConfig)
-    name = _check(Choice(SCHEDULES), "optimizer.schedule.name", raw.get("name", "constant"))
+    name = _check(Choice(SCHEDULES), "optimizer.schedule.name", raw.get("name", ScheduleConfig.name))
     values = _options("optimizer.schedule", raw, ScheduleConfig, f"schedule {name!r}", SCHEDULES[name].options)
-    interval = _check(Choice(INTERVALS), "optimizer.schedule.interval", raw.get("interval", "epoch"))
+    interval = _check(Choice(INTERVALS), "optimizer.schedule.interval", raw.get("interval", ScheduleConfig.interval))
     return ScheduleConfig(name=name, interval=interval, values=values)
 
 
@@ -387,9 +387,9 @@ def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfi
     if monitor.startswith("val_") and not validating:
         raise ConfigError(f"{key}.monitor {monitor!r} needs training.validation_split > 0")
     return EarlyStoppingConfig(
-        patience=_check(Integer(1), f"{key}.patience", raw.get("patience", 10)),
-        min_delta=_check(_NON_NEGATIVE, f"{key}.min_delta", raw.get("min_delta", 0.0)),
-        restore_best=_check(Flag(), f"{key}.restore_best", raw.get("restore_best", True)),
+        patience=_check(Integer(1), f"{key}.patience", raw.get("patience", EarlyStoppingConfig.patience)),
+        min_delta=_check(_NON_NEGATIVE, f"{key}.min_delta", raw.get("min_delta", EarlyStoppingConfig.min_delta)),
+        restore_best=_check(Flag(), f"{key}.restore_best", raw.get("restore_best", EarlyStoppingConfig.restore_best)),
         monitor=monitor,
     )
 
@@ -404,8 +404,9 @@ def _training(raw: Any, task: str) -> TrainingConfig:
         backend=_setting("backend", raw),
         validation_split=validation_split,
         early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
-        animate=_check(Flag(), "training.animate", raw.get("animate", False)),
-        checkpoint_seconds=_check(_NON_NEGATIVE, "training.checkpoint_seconds", raw.get("checkpoint_seconds", 1.0)),
+        animate=_check(Flag(), "training.animate", raw.get("animate", TrainingConfig.animate)),
+        checkpoint_seconds=_check(_NON_NEGATIVE, "training.checkpoint_seconds",
+                                  raw.get("checkpoint_seconds", TrainingConfig.checkpoint_seconds)),
     )
 
 

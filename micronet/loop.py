@@ -301,8 +301,8 @@ class Plan:
     """How to train, independent of what is trained: the loop's fixed settings."""
 
     epochs: int  # the last epoch to reach
-    batch_size: int | str = 32  # samples per step, or "full"
-    shuffle: bool = True  # reshuffle the training split every epoch
+    batch_size: int | str = SETTINGS["batch_size"].option.default  # samples per step, or "full"
+    shuffle: bool = SETTINGS["shuffle"].option.default  # reshuffle the training split every epoch
     step_schedule: bool = False  # advance the lr schedule per optimizer step (else per epoch)
 
     @classmethod
