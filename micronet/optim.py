@@ -643,7 +643,7 @@ class CosineSchedule(_Schedule):
 
 
 class LinearSchedule(_Schedule):
-    """lr(t) = base_lr * (start + (end - start) * min(t, total_iters) / total_iters).
+    """lr(t) = base_lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters).
 
     PyTorch's LinearLR. The default factors give micrograd's demo decay: with
     base_lr 1.0 and total_iters 100, lr(k) = 1.0 - 0.9 * k / 100 for k = 0..100.
