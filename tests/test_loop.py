@@ -350,16 +350,16 @@ def test_fit_trains_every_parameter_of_a_model_holding_layers_in_a_dict(moons):
         ({"y": np.full(200, 2)}, ValueError, r"y holds class index 2, but the model has 2 outputs"),
         ({"y": np.full(200, -1)}, ValueError, r"class indices 0..k-1, got -1"),
         ({"y": np.full(200, 0.5)}, ValueError, "integer class indices"),
-        ({"validation_split": 1.5}, ValueError, r"validation_split must be a fraction in \(0, 1\), got 1.5"),
+        ({"validation_split": 1.5}, ValueError, r"validation_split= must be a finite number in \[0, 1\), got 1.5"),
         ({"validation_split": 0.001}, ValueError, "validation_split=0.001 gives 1 validation sample for 2 classes"),
-        ({"epochs": 0}, ValueError, "epochs must be an int >= 1, got 0"),
-        ({"batch_size": "half"}, ValueError, "batch_size must be an int >= 1"),
-        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of sgd, adam"),
-        ({"lr": -1.0}, ValueError, "lr must be > 0"),
+        ({"epochs": 0}, ValueError, "epochs= must be an int >= 1, got 0"),
+        ({"batch_size": "half"}, ValueError, "batch_size= must be an int >= 1 or 'full', got 'half'"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer= must be one of sgd, adam; got 'rmsprop'"),
+        ({"lr": -1.0}, ValueError, "lr= must be a finite number > 0, got -1.0"),
         ({"learning_rate": 0.1}, TypeError, "unexpected keyword argument.*learning_rate"),
         ({"loss": "nll"}, ValueError, "loss must be one of"),
-        ({"backend": "gpu"}, ValueError, "backend must be 'compiled' or 'eager'"),
-        ({"early_stopping": "yes"}, TypeError, "early_stopping must be a patience"),
+        ({"backend": "gpu"}, ValueError, "backend= must be one of compiled, eager; got 'gpu'"),
+        ({"early_stopping": "yes"}, TypeError, "early_stopping= must be a patience"),
     ],
 )
 def test_bad_arguments_are_refused_before_training(moons, change, error, message):
@@ -375,7 +375,7 @@ def test_bad_arguments_are_refused_before_training(moons, change, error, message
 def test_an_optimizer_instance_with_lr_is_an_error(moons):
     X, y = moons
     model = MLP(2, [4, 2], seed=0)
-    with pytest.raises(ValueError, match="lr cannot be combined with an optimizer instance"):
+    with pytest.raises(ValueError, match="lr= cannot be combined with an optimizer instance"):
         micronet.fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.1), lr=0.2)
     with pytest.raises(ValueError, match="must be built on model.parameters"):
         micronet.fit(model, X, y, optimizer=SGD(MLP(2, [4, 2], seed=1).parameters(), lr=0.1))

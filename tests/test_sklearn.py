@@ -106,10 +106,18 @@ def test_bad_input_raises_value_error(X, y, message):
 
 def test_bad_hyper_parameters_are_named_at_fit():
     X, y = make_moons(20, random_state=0)
-    with pytest.raises(ValueError, match="optimizer.lr must be a finite number > 0, got -1.0"):
+    with pytest.raises(ValueError, match="^lr must be a finite number > 0, got -1.0$"):
         MicronetClassifier(lr=-1.0).fit(X, y)
-    with pytest.raises(ValueError, match="model.activation must be one of"):
+    with pytest.raises(ValueError, match=r"^activation must be one of relu, tanh, sigmoid; got 'gelu' \(did you mean 'relu'\?\)$"):
         MicronetClassifier(activation="gelu").fit(X, y)
+    with pytest.raises(ValueError, match="^epochs must be an int >= 1, got 0$"):
+        MicronetRegressor(epochs=0).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match=r"^momentum does not apply to optimizer 'adam' \(it takes: lr, betas, eps"):
+        MicronetRegressor(momentum=0.5).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="^nesterov needs momentum > 0, got 0.0$"):
+        MicronetClassifier(momentum=0.0, nesterov=True).fit(X, y)
+    with pytest.raises(ValueError, match="^tol must be a finite number >= 0, got -1$"):
+        MicronetClassifier(tol=-1).fit(X, y)
 
 
 def test_predict_before_fit_and_wrong_feature_count(moons):
@@ -230,8 +238,10 @@ def test_a_module_of_the_wrong_shape_is_named(moons):
 
 def test_hidden_must_be_a_list_of_widths(moons):
     X, y = moons
-    with pytest.raises(ValueError, match=r"hidden must be a list of layer widths such as \(16, 16\), got 5"):
+    with pytest.raises(ValueError, match=r"^hidden must be a list of ints >= 1 \(layer widths; \[\] for a linear model\), got 5$"):
         MicronetClassifier(hidden=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"^hidden\[1\] must be an int >= 1, got 0$"):
+        MicronetClassifier(hidden=(4, 0)).fit(X, y)
 
 
 def test_a_diverged_fit_leaves_the_estimator_unfitted(moons):

@@ -111,7 +111,7 @@ def options() -> dict:
             name: {
                 "task": DATASETS[name].task,
                 "losses": _losses(name),
-                "defaults": {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]},  # type: ignore[operator]  # a tuple
+                "defaults": {k: v for k, v in DATASETS[name].defaults().items() if k in _SETTABLE["dataset"]},  # type: ignore[operator]  # a tuple
             }
             for name in DATASET_NAMES
         },
