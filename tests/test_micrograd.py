@@ -362,6 +362,19 @@ def test_the_goldens_say_what_made_them():
     assert (ROOT / "experiments" / "make_micrograd_goldens.py").is_file()
 
 
+@pytest.mark.slow
+def test_the_timing_script_checks_the_engines_agree_before_it_reports():
+    # Timing micrograd itself needs it installed; the project's venv has neither it nor a need to time it.
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "micrograd_timing.py"), "--engines",
+                           "compat,main", "--steps", "3", "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith(("compat", "main"))}
+    loss = f"{GOLDENS['demo']['loss'][2]:.6f}"
+    assert rows["compat"][4] == rows["main"][4] == loss and rows["compat"][6] == "1.00x"
+    gap = re.search(r"largest difference between the engines' losses, over all steps: (\S+)$", done.stdout, re.M)
+    assert float(gap.group(1)) <= TOLERANCE
+
+
 # ----- micrograd's own tests -----------------------------------------------------------------
 
 SDIST = "micrograd==0.1.0 --hash=sha256:81797b796bef809fb1ac3fd83a7e01e007aecb8d056fba07c0e24931e043845d"
@@ -385,3 +398,44 @@ def test_micrograds_own_tests_pass_against_the_compatible_value(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
     assert re.search(r"^2 passed", run.stdout, flags=re.M), run.stdout
+
+
+# ----- the guide ------------------------------------------------------------------------------
+
+GUIDE = ROOT / "docs" / "from-micrograd.md"
+
+
+@pytest.mark.slow
+def test_the_guides_examples_run_in_order_and_give_micrograds_numbers(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    assert len(blocks) == 6
+    namespace = {}
+    for i, block in enumerate(blocks):
+        exec(compile(block, f"from-micrograd.md block {i}", "exec"), namespace)  # our own guide
+        if "make_moons" in block:
+            assert abs(namespace["loss"].data - GOLDENS["demo"]["loss"][-1]) <= TOLERANCE
+            assert namespace["accuracy"] == 1.0
+    assert type(namespace["score"]) is Value and len(namespace["model"].parameters()) == 337
+    assert namespace["a"].grad == pytest.approx(2 * (1 - math.tanh(1.0) ** 2) + 1, rel=1e-15)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("MLP of [Layer of [ReLUNeuron(2)") and printed[1] == "number of parameters 337"
+    steps = [line.split() for line in printed if re.fullmatch(r"\d+ \S+", line)]
+    assert [int(k) for k, _ in steps] == list(range(20))
+    assert max(abs(float(loss) - golden) for (_, loss), golden in zip(steps, GOLDENS["lecture"]["loss"])) <= TOLERANCE
+
+
+def test_the_guides_backward_twice_numbers():
+    for value in (micronet.Value, Value):
+        a = value(3.0)
+        y = (a * a) * 2
+        y.backward()
+        assert a.grad == 12.0
+        y.backward()
+        assert a.grad == 24.0  # micrograd 0.1.0 gives 36.0 (the guide says so)
+    text = " ".join(GUIDE.read_text().split())
+    assert "goes 12, then 36" in text and "12, then 24" in text
+
+
+def test_the_readme_links_the_guide_near_the_top():
+    top = (ROOT / "README.md").read_text().split("## ", 1)[0]
+    assert "(docs/from-micrograd.md)" in top
