@@ -405,6 +405,10 @@ def _trace(fn, n_inputs, row):
         raise CompileError(f"the model must return a list of Values, got {type(outputs).__name__}")
     root = make_node(0.0, tuple(outputs), (0.0,) * len(outputs), "outputs")
     nodes = _topological_order(root)[:-1]  # the same order eager backward uses, without the root
+    for node in nodes:
+        if node._local is None:  # its derivative is Python code, not numbers a batch kernel can use
+            raise CompileError(f"op {node._op!r} was written micrograd's way (a _backward function); "
+                               "it runs on the eager engine only")
     return placeholders, list(outputs), nodes
 
 

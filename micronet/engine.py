@@ -9,7 +9,9 @@ is always created after its children): `child.grad += local * node.grad`.
 Storing local derivatives as plain floats, instead of a backward closure that
 refers back to its own node, means a finished graph holds no reference cycles:
 reference counting frees it the moment the last name goes away, and Python's
-cyclic garbage collector has nothing to walk.
+cyclic garbage collector has nothing to walk. The one exception is an op
+written micrograd's way (see `micronet.micrograd`): its node has `_local` set
+to None and a `_backward_fn` that adds into its children's grads itself.
 """
 
 import contextlib
@@ -17,7 +19,7 @@ import gc
 import math
 import numbers
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import reduce
 from itertools import count
 from operator import add, attrgetter, mul
@@ -31,16 +33,19 @@ __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 class Value:
     """One scalar in a computation graph: its data, its gradient, its origin."""
 
-    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq")
+    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq", "_backward_fn")
     data: float
     grad: float
     _prev: tuple["Value", ...]
-    _local: tuple[float, ...]
+    _local: tuple[float, ...] | None  # None: _backward_fn does this node's step of backward
     _op: str
     label: str
     _seq: int
+    _backward_fn: Callable[[], None]  # set only where _local is None
 
-    def __init__(self, data: float, label: str = "") -> None:
+    def __init__(self, data: float, label: str = "", *micrograd_args: object) -> None:
+        if micrograd_args or (type(label) is not str and not isinstance(label, str)):
+            raise TypeError(_label_message(label, micrograd_args))
         if type(data) is not float and not _is_number(data):
             raise TypeError(
                 f"Value data must be a real number (int or float), got {type(data).__name__}: {data!r}"
@@ -120,7 +125,7 @@ class Value:
         value = _as_value(other)
         if value is None:
             return NotImplemented
-        return value / self
+        return value.__truediv__(self)  # not `value / self`: that would ask a subclass's __rtruediv__ first
 
     __radd__ = __add__
     __rmul__ = __mul__
@@ -226,6 +231,8 @@ class Value:
                 nodes[id(node)] = node
                 stack.extend(node._prev)
         for node in sorted(nodes.values(), key=_creation_order):  # children first
+            if node._local is None:  # its _backward_fn adds into the original children, not the copies
+                raise TypeError(f"cannot deepcopy a graph with an op written micrograd's way (op {node._op!r})")
             copy = make_node(node.data, tuple(memo[id(c)] for c in node._prev), node._local, node._op)
             copy.grad, copy.label = node.grad, node.label
             memo[id(node)] = copy
@@ -249,8 +256,12 @@ class Value:
             order = _topological_order(self)
             self.grad += 1.0
             for node in reversed(order):
+                locals_ = node._local
+                if locals_ is None:  # an op written micrograd's way adds into its children itself
+                    node._backward_fn()
+                    continue
                 g = node.grad
-                for child, local in zip(node._prev, node._local):
+                for child, local in zip(node._prev, locals_):
                     child.grad += local * g
         finally:
             if collecting:
@@ -440,6 +451,17 @@ def log_softmax_at(values: Iterable[Value], k: int) -> Value:
 def _is_number(x: object) -> TypeGuard[float]:
     t = type(x)  # float and int first: the abstract-class check is ten times slower
     return t is float or t is int or (isinstance(x, numbers.Real) and t is not bool)
+
+
+def _label_message(label: object, extra: tuple[object, ...]) -> str:
+    """Value(data, label) is not micrograd's Value(data, _children, _op): say where that one lives."""
+    if not extra and not isinstance(label, (tuple, list, set)):
+        return f"Value label must be a str, got {type(label).__name__}: {label!r}"
+    given = ", ".join(type(x).__name__ for x in (label, *extra))
+    return (
+        f"Value takes (data, label: str), got ({given}) after data; for micrograd's Value(data, _children, _op) "
+        "use micronet.micrograd.Value, or make a node with make_node(data, children, local_grads, op)"
+    )
 
 
 def _data_of(x: object) -> float | None:

@@ -11,15 +11,17 @@ weights then bias. A Module or Value reachable twice (tied weights) counts
 once, where the walk first meets it.
 """
 
+import functools
 import math
+import numbers
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec
 
 from micronet.activations import ACTIVATIONS, get_activation
 from micronet.engine import Value, dots
 
-__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS"]
+__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS", "Outputs"]
 
 
 class Module:
@@ -227,6 +229,101 @@ def _finite(name: str, x: object) -> float:
     return number
 
 
+class Outputs(list[Value]):
+    """What a module returns: a list of Values, one per output, that refuses arithmetic.
+
+    micrograd's MLP returns a bare Value for one output, so its code writes
+    `model(x) - y`. On a plain list that fails with a puzzling message, or
+    worse, `2 * out` repeats the list and `np.int64(-1) * out` empties it.
+    Here every arithmetic operator with a number or Value says what to do
+    instead; list operations with other lists (`out + [v]`) still work.
+    """
+
+    __array_ufunc__ = None  # NumPy scalars and arrays defer to the operators below
+
+    def _refuse(self, op: str, other: object = None, error: type[Exception] = TypeError) -> NoReturn:
+        n = len(self)
+        what = f"a model's output (a list of {n} Value{'s' if n != 1 else ''})"
+        raise error(
+            f"{op.format(out=what, other=type(other).__name__)}: micronet models return a list of Values, "
+            "one per output; take out[0] for a single output (micronet.micrograd's MLP returns the Value "
+            "itself, as micrograd does)"
+        )
+
+    def __add__(self, other: Any) -> Any:
+        return super().__add__(other) if isinstance(other, list) else self._refuse("{out} + {other}", other)
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._refuse("{out} += {other}", other) if isinstance(other, _SCALARS) else super().__iadd__(other)
+
+    def __radd__(self, other: Any) -> Any:
+        self._refuse("{other} + {out}", other)
+
+    def __sub__(self, other: Any) -> Any:
+        self._refuse("{out} - {other}", other)
+
+    def __rsub__(self, other: Any) -> Any:
+        self._refuse("{other} - {out}", other)
+
+    def __mul__(self, other: Any) -> Any:  # also list repetition: never what a model's outputs mean
+        self._refuse("{out} * {other}", other)
+
+    def __rmul__(self, other: Any) -> Any:
+        self._refuse("{other} * {out}", other)
+
+    def __imul__(self, other: Any) -> Any:
+        self._refuse("{out} *= {other}", other)
+
+    def __truediv__(self, other: Any) -> Any:
+        self._refuse("{out} / {other}", other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        self._refuse("{other} / {out}", other)
+
+    def __pow__(self, other: Any) -> Any:
+        self._refuse("{out} ** {other}", other)
+
+    def __rpow__(self, other: Any) -> Any:
+        self._refuse("{other} ** {out}", other)
+
+    def __neg__(self) -> Any:
+        self._refuse("-{out}")
+
+    def __abs__(self) -> Any:
+        self._refuse("abs({out})")
+
+    def __float__(self) -> float:
+        self._refuse("float({out})")
+
+    def __getattr__(self, name: str) -> Any:  # only for names a list lacks: out.data, out.backward(), ...
+        if not name.startswith("_") and hasattr(Value, name):
+            self._refuse(f"{{out}} has no .{name}", error=AttributeError)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+_SCALARS = (Value, numbers.Number)  # NumPy's scalars register as numbers
+
+
+_P = ParamSpec("_P")
+
+
+def _refuses_nonlin(init: Callable[_P, None]) -> Callable[_P, None]:
+    """micrograd's `nonlin=` keyword gets an answer rather than Python's 'unexpected keyword'."""
+
+    @functools.wraps(init)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        if "nonlin" in kwargs:
+            name = type(args[0]).__name__
+            raise TypeError(
+                f"{name} takes activation=, not micrograd's nonlin= (got nonlin={kwargs['nonlin']!r}): "
+                f"nonlin=True is activation='relu', nonlin=False is activation='linear'; "
+                f"micronet.micrograd.{name} takes nonlin= as micrograd does"
+            )
+        init(*args, **kwargs)
+
+    return checked
+
+
 def _rng(seed: int | random.Random | None) -> random.Random:
     """A private random.Random: an int seeds it, an instance is shared, None is fresh."""
     if isinstance(seed, random.Random):
@@ -245,6 +342,7 @@ class Neuron(Module):
     fan_out))) for the others. The bias starts at 0.
     """
 
+    @_refuses_nonlin
     def __init__(self, nin: int, activation: str = "relu", seed: int | random.Random | None = None,
                  fan_out: int = 1) -> None:
         spec = get_activation(activation)
@@ -258,7 +356,7 @@ class Neuron(Module):
 
     def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.w), x)
-        return dots([self.w], x, [self.b], activation=self.activation)  # the activation fused into the dot node
+        return Outputs(dots([self.w], x, [self.b], activation=self.activation))  # the activation fused in
 
     def __repr__(self) -> str:
         return f"Neuron({len(self.w)}, activation={self.activation!r})"
@@ -267,6 +365,7 @@ class Neuron(Module):
 class Layer(Module):
     """nout neurons that all read the same nin inputs."""
 
+    @_refuses_nonlin
     def __init__(self, nin: int, nout: int, activation: str = "relu", seed: int | random.Random | None = None) -> None:
         if isinstance(nout, bool) or not isinstance(nout, int) or nout < 1:
             raise ValueError(f"nout must be an int >= 1, got {nout!r}")
@@ -277,7 +376,7 @@ class Layer(Module):
     def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.neurons[0].w), x)
         neurons = self.neurons
-        return dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation)
+        return Outputs(dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation))
 
     def __repr__(self) -> str:
         return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"

@@ -52,6 +52,18 @@ def test_repr_shows_data_grad_and_label():
     assert repr(Value(2.5, label="w")) == "Value(data=2.5, grad=0.0, label='w')"
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda a, b: Value(5.0, (a, b), "+"), r"Value takes \(data, label: str\), got \(tuple, str\) after data; "
+                                            r"for micrograd's Value\(data, _children, _op\) use micronet.micrograd.Value"),
+    (lambda a, b: Value(5.0, (a, b)), r"got \(tuple\) after data; .* or make a node with make_node\(data, children"),
+    (lambda a, b: Value(5.0, [a]), r"got \(list\) after data"),
+    (lambda a, b: Value(5.0, 7), r"^Value label must be a str, got int: 7$"),
+])
+def test_micrograds_constructor_on_micronets_value_says_where_it_lives(make, message):
+    with pytest.raises(TypeError, match=message):
+        make(Value(2.0), Value(3.0))
+
+
 def test_op_and_label_are_kept_for_graph_export():
     a = Value(1.0, label="a")
     b = (a * 2).tanh()

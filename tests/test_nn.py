@@ -2,10 +2,12 @@
 
 import json
 import math
+import pickle
 import random
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from micronet.engine import Value
@@ -35,6 +37,65 @@ def test_calls_always_return_a_list():
     assert len(Neuron(3, seed=0)([1.0, 2.0, 3.0])) == 1
     out = MLP(2, [16, 1, 1], seed=0)([0.5, -0.5])  # micrograd breaks on a width-1 hidden layer
     assert isinstance(out, list) and len(out) == 1 and isinstance(out[0], Value)
+
+
+OUTPUT_HINT = r": micronet models return a list of Values, one per output; take out\[0\] for a single output"
+MICROGRAD_HABITS = [  # (what micrograd code does with model(x), what the error says it did)
+    (lambda out, y: 1 + out, r"^int \+ a model's output \(a list of 1 Value\)"),
+    (lambda out, y: out - 1.0, r"^a model's output \(a list of 1 Value\) - float"),
+    (lambda out, y: (out - y) ** 2, r"- Value"),
+    (lambda out, y: -y * out, r"^Value \* a model's output"),
+    (lambda out, y: np.int64(-1) * out, r"^int64 \* a model's output"),  # NumPy would empty the list
+    (lambda out, y: 2 * out, r"^int \* a model's output"),  # a list would repeat
+    (lambda out, y: out * np.float64(0.5), r"\* float64"),
+    (lambda out, y: np.array([1.0]) / out, r"^ndarray / a model's output"),
+    (lambda out, y: sum([out, out]), r"^int \+ a model's output"),
+    (lambda out, y: out ** 2, r"\*\* int"),
+    (lambda out, y: 2 ** out, r"^int \*\* a model's output"),
+    (lambda out, y: out / 2, r"/ int"),
+    (lambda out, y: -out, r"^-a model's output"),
+    (lambda out, y: abs(out), r"^abs\(a model's output"),
+    (lambda out, y: float(out), r"^float\(a model's output"),
+]
+
+
+@pytest.mark.parametrize("habit, given", MICROGRAD_HABITS)
+def test_arithmetic_on_a_models_output_list_says_to_take_an_element(habit, given):
+    out = MLP(2, [3, 1], seed=0)([0.5, -0.5])
+    with pytest.raises(TypeError, match=given + ".*" + OUTPUT_HINT):
+        habit(out, Value(1.0))
+    assert len(out) == 1 and isinstance(out[0], Value)  # nothing was changed on the way
+
+
+def test_value_attributes_on_a_models_output_list_say_to_take_an_element():
+    out = Layer(2, 2, seed=0)([0.5, -0.5])
+    for name in ("data", "grad", "backward", "relu"):
+        with pytest.raises(AttributeError, match=rf"^a model's output \(a list of 2 Values\) has no .{name}{OUTPUT_HINT}"):
+            getattr(out, name)
+    assert not hasattr(out, "label_") and not hasattr(out, "_repr_svg_")  # other names: a plain AttributeError
+    with pytest.raises(TypeError, match=r"a list of 2 Values\) \+= int"):
+        out += 1
+
+
+def test_a_models_output_is_still_a_list_for_list_operations():
+    out = Neuron(2, seed=0)([0.5, -0.5])
+    v = Value(2.0)
+    assert isinstance(out, list) and out + [v] == [out[0], v] and out == [out[0]]
+    out += [v]
+    assert out == [out[0], v] and sum(out).data == out[0].data + 2.0
+    assert [x.data for x in pickle.loads(pickle.dumps(out))] == [x.data for x in out]
+    assert np.array([x.data for x in out]).shape == (2,) and np.asarray(out, dtype=object).shape == (2,)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: Neuron(3, nonlin=False), "Neuron"),
+    (lambda: Layer(3, 2, nonlin=True), "Layer"),
+])
+def test_micrograds_nonlin_keyword_gets_micronets_spelling(make, name):
+    with pytest.raises(TypeError, match=rf"^{name} takes activation=, not micrograd's nonlin= \(got nonlin=\w+\): "
+                                        rf"nonlin=True is activation='relu', nonlin=False is activation='linear'; "
+                                        rf"micronet.micrograd.{name} takes nonlin= as micrograd does$"):
+        make()
 
 
 @pytest.mark.parametrize("module", [Neuron(3, seed=0), Layer(3, 2, seed=0), MLP(3, [4, 2], seed=0)])
