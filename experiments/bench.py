@@ -315,7 +315,7 @@ def moons_micrograd(layers, params, X, y):
 def moons_eager(layers, params, X, y):
     """micronet's public API: MLP, the demo's loss with Values, backward, SGD."""
     model = micronet_model(layers, params)
-    optimizer = SGD(model.parameters(), lr=1.0)
+    optimizer = SGD(model.parameters(), lr=1.0, momentum=0.0)
     rows, labels = X.tolist(), y.tolist()
 
     def backward():
@@ -342,7 +342,7 @@ def moons_compiled(layers, params, X, y):
     """
     model = micronet_model(layers, params)
     compiled = compile_model(model, layers[0], loss=hinge)
-    optimizer = SGD(model.parameters(), lr=1.0, weight_decay=2 * L2)
+    optimizer = SGD(model.parameters(), lr=1.0, momentum=0.0, weight_decay=2 * L2)
     session = compiled.training_session(optimizer)
 
     def step(k):
@@ -421,7 +421,7 @@ MOONS = {
 def digits_eager(layers, params, batches):
     """micronet eager: cross_entropy per example, mean, backward, SGD (inputs as plain floats)."""
     model = micronet_model(layers, params)
-    optimizer = SGD(model.parameters(), lr=DIGITS_LR)
+    optimizer = SGD(model.parameters(), lr=DIGITS_LR, momentum=0.0)
     lists = [(Xb.tolist(), yb.tolist()) for Xb, yb in batches]
 
     def backward(k):
@@ -445,7 +445,7 @@ def digits_compiled(layers, params, batches):
     """compile_model with micronet's cross_entropy, trained in a session; the batch goes in as arrays."""
     model = micronet_model(layers, params)
     compiled = compile_model(model, layers[0], loss=cross_entropy)
-    session = compiled.training_session(SGD(model.parameters(), lr=DIGITS_LR))
+    session = compiled.training_session(SGD(model.parameters(), lr=DIGITS_LR, momentum=0.0))
 
     def step(k):
         session.step(*batches[k % len(batches)])

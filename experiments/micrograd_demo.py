@@ -33,7 +33,7 @@ def main(argv=None):
     y = y * 2 - 1  # labels -1 / +1 for the hinge loss
     inputs, labels = X.tolist(), y.tolist()
     model = MLP(2, [16, 16, 1], seed=1)
-    optimizer = SGD(model.parameters(), lr=1.0)
+    optimizer = SGD(model.parameters(), lr=1.0, momentum=0.0)  # micrograd's plain SGD
     schedule = LinearSchedule(optimizer, start_factor=1.0, end_factor=0.1, total_iters=args.steps)
     print(f"{model}\n{'step':>4}  {'loss':>8}  {'accuracy':>8}  {'lr':>6}")
 

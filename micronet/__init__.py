@@ -1,7 +1,7 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from micronet.engine import Value, dot, dots, log_softmax_at, make_node
 from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
@@ -17,7 +17,23 @@ __all__ = [
 __version__ = "0.1.0"
 
 # The training loop, checkpoints and predictions need NumPy; load them on first
-# use so `import micronet` (and the engine alone) stays light.
+# use so `import micronet` (and the engine alone) stays light. The type checker
+# and IDEs see them through the imports below, which never run (the `as` form
+# re-exports a name).
+if TYPE_CHECKING:
+    from micronet.checkpoint import load_state as load_state
+    from micronet.checkpoint import save as save
+    from micronet.loop import EarlyStopping as EarlyStopping
+    from micronet.loop import History as History
+    from micronet.loop import fit as fit
+    from micronet.predict import Predictor as Predictor
+    from micronet.predict import load as load
+    from micronet.predict import predict_proba as predict_proba
+
+    # Both the submodule and, called, the function (see micronet/predict.py): declared as neither,
+    # so user code type-checks with either use, as before.
+    predict: Any
+
 _LAZY = {
     "fit": "micronet.loop",
     "History": "micronet.loop",
@@ -28,7 +44,7 @@ _LAZY = {
     "predict_proba": "micronet.predict",
     "Predictor": "micronet.predict",
 }
-__all__ += [*_LAZY, "predict"]  # noqa: F822 - `__getattr__` below provides them
+__all__ += [*_LAZY, "predict"]  # `__getattr__` below provides them
 
 
 def __getattr__(name: str) -> Any:

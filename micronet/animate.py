@@ -25,6 +25,8 @@ from typing import cast
 import numpy as np
 
 from micronet.files import replacing
+from micronet.palette import class_colors
+from micronet.tasks import TASKS, find_metric, headlines
 
 __all__ = ["MAX_FRAMES", "snapshot_epochs", "frame_rate", "TrainingRecorder", "recorder_for"]
 
@@ -214,7 +216,8 @@ class TrainingRecorder:
         if self.kind == "curves":
             panels = [self._metric_panel(left, "loss")]
             keys = set().union(*(r.keys() for r in self.rows.values())) if self.rows else set()
-            score = next((m for m in ("accuracy", "r2") if {m, f"train_{m}", f"test_{m}", f"val_{m}"} & keys), None)
+            score = next((m.name for m in headlines()
+                          if {m.name, f"train_{m.name}", f"test_{m.name}", f"val_{m.name}"} & keys), None)
             if score:
                 panels.append(self._metric_panel(right, score))
             else:
@@ -230,8 +233,6 @@ class TrainingRecorder:
         return fig, update, [artist for _, artists in panels for artist in artists]
 
     def _boundary_panel(self, ax):
-        from micronet.plot import class_colors
-
         first = self.snapshots[min(self.snapshots)]
         image = ax.imshow(first, origin="lower", interpolation="bilinear", aspect="auto",
                           extent=(self.xs[0], self.xs[-1], self.ys[0], self.ys[-1]))
@@ -241,11 +242,12 @@ class TrainingRecorder:
                              edgecolors="black", linewidths=0.4) for X, y, marker, _ in self.points]
         ax.set(xticks=[], yticks=[])
         title = ax.set_title(" ")
-        score = "test_accuracy" if any(p[3] == "test" for p in self.points) else "train_accuracy"
+        headline = TASKS["classification"].headline_metric
+        score = f"{'test' if any(p[3] == 'test' for p in self.points) else 'train'}_{headline.name}"
 
         def draw(epoch):
             image.set_data(self.snapshots[epoch])
-            title.set_text(_caption(epoch, self.rows.get(epoch, {}), score, "accuracy"))
+            title.set_text(_caption(epoch, self.rows.get(epoch, {}), score, headline))
 
         return draw, [image, *points, title]  # the points sit on the picture, so they are redrawn over it
 
@@ -265,11 +267,12 @@ class TrainingRecorder:
         (curve,) = ax.plot(self.line, self.snapshots[epochs[0]], color="tab:red", lw=2, label="model")
         ax.legend(loc="upper left", fontsize="small", framealpha=0.8)  # static: redrawing it costs more than the rest
         title = ax.set_title(" ")
-        score = "test_r2" if any(p[3] == "test" for p in self.points) else "train_r2"
+        headline = TASKS["regression"].headline_metric
+        score = f"{'test' if any(p[3] == 'test' for p in self.points) else 'train'}_{headline.name}"
 
         def draw(epoch):
             curve.set_ydata(self.snapshots[epoch])
-            title.set_text(_caption(epoch, self.rows.get(epoch, {}), score, "R²"))
+            title.set_text(_caption(epoch, self.rows.get(epoch, {}), score, headline))
 
         return draw, [curve, title]
 
@@ -287,8 +290,10 @@ class TrainingRecorder:
                 (line,) = ax.plot(recorded, values, color=color, lw=1.5, label=split)
                 series.append((line, values))
         finite = np.concatenate([v[np.isfinite(v)] for _, v in series]) if series else np.array([])
-        if metric == "accuracy":
-            ax.set_ylim(-0.02, 1.02)
+        known = find_metric(metric)
+        if known is not None and known.limits is not None:
+            lo, hi = known.limits
+            ax.set_ylim(lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
         elif finite.size:
             lo, hi = min(finite.min(), 0.0), finite.max()
             ax.set_ylim(lo, hi + 0.05 * max(hi - lo, 1e-9))
@@ -376,10 +381,10 @@ def _quiet_canvas_class():
     return QuietCanvas
 
 
-def _caption(epoch, row, key, name):
+def _caption(epoch, row, key, metric):
     value = _lookup(row, key)
     split = key.split("_")[0]
-    return f"epoch {epoch}" + (f", {split} {name} {value:.3f}" if value is not None else "")
+    return f"epoch {epoch}" + (f", {split} {metric.label} {metric.show(value)}" if value is not None else "")
 
 
 def _lookup(row, key, default=None):
@@ -393,8 +398,6 @@ def _lookup(row, key, default=None):
 
 def _shade(probs):
     """Class probabilities as the decision-boundary picture: the top class's colour, faded as confidence falls."""
-    from micronet.plot import class_colors
-
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(f"predict must give (n, k >= 2) class probabilities, got shape {probs.shape}")
     k = probs.shape[1]

@@ -26,6 +26,7 @@ import os
 import resource
 from typing import TYPE_CHECKING
 
+from micronet.data import DATASETS
 from micronet.files import regular_file_size
 
 if TYPE_CHECKING:  # for the annotations only: config imports this module
@@ -50,10 +51,6 @@ MEMORY_FRACTION = 0.5
 BYTES_PER_PARAMETER = 400  # measured: about 350 at the peak of building and checkpointing an MLP
 BYTES_PER_NUMBER = 40
 BYTES_PER_CSV_BYTE = 50
-
-# (n_samples, n_features, n_outputs) of the datasets whose shape is fixed.
-_BUNDLED = {"iris": (150, 4, 3), "wine": (178, 13, 3), "breast_cancer": (569, 30, 2), "digits": (1797, 64, 10),
-            "diabetes": (442, 10, 1)}
 
 
 def count_parameters(n_features: int, hidden: list[int], n_outputs: int) -> int:
@@ -90,14 +87,10 @@ def available_memory() -> int | None:
 
 
 def _shape(dataset: DatasetConfig, task: str) -> tuple[int, int, int] | None:
-    """(n_samples, n_features, n_outputs) of a config's dataset, or None when only the data can tell (csv)."""
-    if dataset.name in _BUNDLED:
-        return _BUNDLED[dataset.name]
-    if dataset.name == "csv":
-        return None
-    n_features = dataset.n_features or (1 if dataset.name == "sine" else 2)
-    outputs = 1 if task == "regression" else dataset.centers or dataset.n_classes or 2
-    return dataset.n_samples, n_features, outputs  # type: ignore[return-value]  # set for every generated dataset
+    """(n_samples, n_features, n_outputs) of a config's dataset, from its spec; None when only the data
+    can tell (csv)."""
+    shape = DATASETS[dataset.name].shape(dataset.options())  # the config has checked the task against it
+    return None if shape is None else tuple(shape)
 
 
 def _size(n: float) -> str:
@@ -156,8 +149,11 @@ def config_problem(config: RunConfig) -> str | None:
     shape = _shape(config.dataset, config.task)
     if shape is not None:
         return _problem(*shape, list(config.model.hidden))
+    path = config.dataset.options().get("path")
+    if path is None:
+        return None  # only the data can tell: data_problem checks it once loaded
     try:
-        size = regular_file_size(config.dataset.path)  # type: ignore[arg-type]  # csv: the path is required
+        size = regular_file_size(path)
     except FileNotFoundError:
         return None  # reading the data says so, naming the key
     except (OSError, ValueError) as e:
@@ -165,7 +161,7 @@ def config_problem(config: RunConfig) -> str | None:
     available = available_memory()
     if available is not None and BYTES_PER_CSV_BYTE * size > MEMORY_FRACTION * available:
         return (
-            f"dataset.path {config.dataset.path!r} is {_size(size)}; reading it needs about "
+            f"dataset.path {path!r} is {_size(size)}; reading it needs about "
             f"{_size(BYTES_PER_CSV_BYTE * size)}, over {MEMORY_FRACTION:.0%} of the {_size(available)} available"
         )
     return None

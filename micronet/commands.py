@@ -1,4 +1,4 @@
-"""The console scripts: micronet-train, micronet-sweep, micronet-predict, micronet-graph, micronet-playground.
+"""The console scripts: micronet-train, -sweep, -predict, -export, -graph and -playground.
 
 Each entry point is tiny on purpose. It installs a Ctrl-C handler before
 importing its command, whose imports (NumPy and friends) take a moment, so
@@ -13,8 +13,8 @@ import signal
 from types import FrameType
 from typing import Any, NoReturn
 
-__all__ = ["CommandParser", "program_name", "version_text", "starting", "train", "sweep", "predict", "graph",
-           "playground"]
+__all__ = ["CommandParser", "program_name", "version_text", "starting", "train", "sweep", "predict", "export",
+           "graph", "playground"]
 
 
 def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:
@@ -106,6 +106,11 @@ def sweep() -> int:
 def predict() -> int:
     """micronet-predict: python -m micronet.predict."""
     return _run("micronet.predict")
+
+
+def export() -> int:
+    """micronet-export: python -m micronet.export."""
+    return _run("micronet.export")
 
 
 def graph() -> int:

@@ -34,6 +34,7 @@ from typing import Any, Protocol, TypeVar, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
+from micronet.activations import ACTIVATIONS
 from micronet.batch_losses import kernel_for
 from micronet.engine import Value, _topological_order, make_node, unfused
 from micronet.optim import _Optimizer, array_twin
@@ -74,11 +75,6 @@ def _log(x):
     return np.log(x)
 
 
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))  # exp(-x) where x >= 0, exp(x) elsewhere: never large
-    return np.where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def _sign(x):
     return (x > 0.0).astype(float) - (x < 0.0)  # 0 at 0 and for NaN (eager's abs)
 
@@ -86,15 +82,23 @@ def _sign(x):
 UNARY: dict[str, tuple[Callable, Callable]] = {
     "exp": (_exp, lambda x, out: out),
     "log": (_log, lambda x, out: 1.0 / x),
-    "tanh": (np.tanh, lambda x, out: 1.0 - out * out),
-    "sigmoid": (_sigmoid, lambda x, out: out * (1.0 - out)),
-    # relu: NaN passes through (np.maximum propagates it) with slope 1, as in
-    # eager; out != 0 is exactly "x > 0 or NaN".
-    "relu": (lambda x: np.maximum(x, 0.0), lambda x, out: out != 0.0),
     "abs": (np.abs, lambda x, out: _sign(x)),
     "sin": (np.sin, lambda x, out: np.cos(x)),
     "cos": (np.cos, lambda x, out: -np.sin(x)),
 }
+
+
+def _activation_kernels(ops):
+    """Every registered activation's batch twin, from its one entry in micronet.activations, bound to NumPy."""
+    kernels = {}
+    for name, spec in ACTIVATIONS.items():
+        if not spec.identity:  # an identity makes no node
+            assert name not in ops, f"activation {name!r} takes the name of an engine op"
+            kernels[name] = (functools.partial(spec.batch, np), functools.partial(spec.batch_slope, np))
+    return kernels
+
+
+UNARY.update(_activation_kernels(UNARY))
 
 
 @functools.lru_cache(maxsize=8)
@@ -401,6 +405,10 @@ def _trace(fn, n_inputs, row):
         raise CompileError(f"the model must return a list of Values, got {type(outputs).__name__}")
     root = make_node(0.0, tuple(outputs), (0.0,) * len(outputs), "outputs")
     nodes = _topological_order(root)[:-1]  # the same order eager backward uses, without the root
+    for node in nodes:
+        if node._local is None:  # its derivative is Python code, not numbers a batch kernel can use
+            raise CompileError(f"op {node._op!r} was written micrograd's way (a _backward function); "
+                               "it runs on the eager engine only")
     return placeholders, list(outputs), nodes
 
 

@@ -17,10 +17,8 @@ mean regression; everything else classification.
 """
 
 import difflib
-import math
 import numbers
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,10 +26,24 @@ from typing import Any
 
 import yaml
 
+from micronet.activations import ACTIVATIONS
 from micronet.data import DATASETS, TASKS
-from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
-from micronet.nn import ACTIVATIONS
+from micronet.defaults import BACKENDS, DIFFERENCES, SETTINGS, default, hidden_activations
+from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, loss_options
 from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.options import (
+    Choice,
+    Flag,
+    Integer,
+    Option,
+    OptionError,
+    Real,
+    RealPair,
+    Rule,
+    check_options,
+    show,
+)
+from micronet.tasks import TASKS as TASK_SPECS
 
 __all__ = [
     "ConfigError",
@@ -48,6 +60,9 @@ __all__ = [
     "shipped_configs",
     "config_yaml",
     "config_reference",
+    "activation_table",
+    "reference_tables",
+    "render_reference",
     "parse_config",
     "apply_overrides",
     "config_to_dict",
@@ -60,100 +75,100 @@ class ConfigError(ValueError):
     """A config the trainer cannot run; the message names the key and the fix."""
 
 
-HIDDEN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "linear")  # a linear hidden layer adds nothing
-BACKENDS = ("compiled", "eager")
+HIDDEN_ACTIVATIONS = tuple(hidden_activations())
 INTERVALS = ("epoch", "step")
-MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state limit
-
-# Options that only some optimizers or schedules take, with their defaults
-# (_REQUIRED: no default). Keyed by the names in OPTIMIZERS and SCHEDULES;
-# tests check that the two agree.
-_REQUIRED = object()
-OPTIMIZER_OPTIONS: dict[str, dict[str, Any]] = {
-    "sgd": {"momentum": 0.9, "nesterov": False},
-    "adam": {"betas": [0.9, 0.999], "eps": 1e-8},
-}
-SCHEDULE_OPTIONS: dict[str, dict[str, Any]] = {
-    "constant": {},
-    "step": {"step_size": _REQUIRED, "gamma": 0.1},
-    "exponential": {"gamma": 0.95},
-    "cosine": {"T_max": None, "eta_min": 0.0},  # T_max None: the whole run
-    "linear": {"start_factor": 1.0, "end_factor": 0.1, "total_iters": None},  # None: the whole run
-    "invscaling": {"power_t": 0.5},
-}
-LOSS_OPTIONS = {"huber": {"delta": 1.0}}  # losses not listed take no options
-MONITORS = {
-    "classification": ("loss", "accuracy", "val_loss", "val_accuracy"),
-    "regression": ("loss", "mae", "r2", "val_loss", "val_mae", "val_r2"),
-}
 
 
 # ----- the schema -------------------------------------------------------------
+# A section chosen by name (dataset, optimizer, schedule, loss) keeps the chosen
+# entry's options in `values`, filled in; they are declared once, in the entry
+# (micronet.data.DATASETS, micronet.optim, micronet.losses), and read back as
+# attributes: cfg.optimizer.momentum (None when the chosen entry has no such option).
+
+
+class _Chosen:
+    """The options of a section's chosen entry, read as attributes."""
+
+    values: dict[str, Any]
+
+    @staticmethod
+    def _entries() -> Mapping[str, Mapping[str, Option]]:
+        """Every entry's options, by entry name."""
+        return {}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Every option some entry takes, in registry order: the section's option keys."""
+        names: dict[str, None] = {}
+        for options in cls._entries().values():
+            names.update(dict.fromkeys(options))
+        return list(names)
+
+    def __getattr__(self, key: str) -> Any:
+        # Only called when normal lookup fails: an option, or a real AttributeError.
+        if not key.startswith("_") and key != "values":
+            values = self.__dict__.get("values")
+            if values is not None and key in values:
+                return values[key]
+            if key in self.option_names():
+                return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
 
 
 @dataclass
-class DatasetConfig:
+class DatasetConfig(_Chosen):
     name: str = "moons"  # a key of micronet.data.DATASETS (regression's default: sine)
-    # Generator and csv options; None means that dataset's default, and an
-    # option the dataset does not take stays None.
-    n_samples: int | None = None  # generated: samples drawn, >= 2
-    noise: float | None = None  # moons, circles, xor, spiral, sine, regression, friedman1: noise std, >= 0
-    factor: float | None = None  # circles: inner/outer radius, 0 < x < 1
-    centers: int | None = None  # blobs: number of clusters (classes), >= 2
-    cluster_std: float | None = None  # blobs: cluster spread, > 0
-    n_features: int | None = None  # blobs, classification, gaussian_quantiles, regression: >= 1; friedman1: >= 5
-    n_classes: int | None = None  # classification, gaussian_quantiles: >= 2
-    n_informative: int | None = None  # classification: 1..n_features, 2**n_informative >= n_classes
-    path: str | None = None  # csv: the file, with a header row
-    target: str | None = None  # csv: the label (or regression target) column's name
+    # That dataset's options (DATASETS[name].options), every one filled in.
+    values: dict[str, Any] = field(default_factory=lambda: DATASETS["moons"].defaults())
     test_size: float = 0.25  # held-out fraction, 0 < x < 1, stratified for classification
     standardize: bool = True  # scale features with statistics of the training split
     standardize_target: bool | None = None  # regression only [true]: scale the target too; predictions unscaled
 
+    @staticmethod
+    def _entries() -> Mapping[str, Mapping[str, Option]]:
+        return {name: spec.options for name, spec in DATASETS.items()}
+
     def options(self) -> dict:
         """The options the chosen dataset takes, by name (for `data.load_dataset`)."""
-        return {key: getattr(self, key) for key in DATASETS[self.name].options}
+        return dict(self.values)
 
 
 @dataclass
 class ModelConfig:
-    hidden: list[int] = field(default_factory=lambda: [16, 16])  # hidden layer widths; [] is linear
-    activation: str = "relu"  # hidden-layer activation, one of HIDDEN_ACTIVATIONS
+    hidden: list[int] = field(default_factory=lambda: default("hidden"))  # hidden layer widths; [] is linear
+    activation: str = SETTINGS["activation"].option.default  # hidden-layer activation, one of HIDDEN_ACTIVATIONS
 
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(_Chosen):
     name: str = "constant"  # a key of micronet.optim.SCHEDULES
     interval: str = "epoch"  # advance the schedule once per "epoch" or per optimizer "step"
-    step_size: int | None = None  # step: decay every step_size intervals (required)
-    gamma: float | None = None  # step [0.1], exponential [0.95]: decay factor, > 0
-    T_max: int | None = None  # cosine: intervals to anneal over; None = the whole run
-    eta_min: float | None = None  # cosine: final lr [0.0]
-    start_factor: float | None = None  # linear: first lr / base lr [1.0]
-    end_factor: float | None = None  # linear: last lr / base lr [0.1]
-    total_iters: int | None = None  # linear: intervals to reach end_factor; None = the whole run
-    power_t: float | None = None  # invscaling: lr / (t + 1) ** power_t [0.5]
+    # That schedule's options (SCHEDULES[name].options); a None run length is for the trainer to fill.
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _entries() -> Mapping[str, Mapping[str, Option]]:
+        return {name: cls.options for name, cls in SCHEDULES.items()}
 
     def params(self) -> dict:
         """Keyword arguments for `SCHEDULES[name]` (a None T_max/total_iters is for the trainer to fill)."""
-        return {key: getattr(self, key) for key in SCHEDULE_OPTIONS[self.name]}
+        return dict(self.values)
 
 
 @dataclass
-class OptimizerConfig:
+class OptimizerConfig(_Chosen):
     name: str = "sgd"  # a key of micronet.optim.OPTIMIZERS
-    lr: float = 0.1  # base learning rate, > 0
-    momentum: float | None = 0.9  # sgd: 0 <= x < 1
-    nesterov: bool | None = False  # sgd: Nesterov momentum (needs momentum > 0)
-    betas: list[float] | None = None  # adam [[0.9, 0.999]]: decay of the moment estimates, each in [0, 1)
-    eps: float | None = None  # adam [1e-8]: added to the denominator, > 0
-    weight_decay: float = 0.0  # L2 penalty folded into the gradient, >= 0
+    # That optimizer's options (OPTIMIZERS[name].options: lr, weight_decay and its own), every one filled in.
+    values: dict[str, Any] = field(default_factory=lambda: {k: o.default for k, o in OPTIMIZERS["sgd"].options.items()})
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # learning-rate schedule
+
+    @staticmethod
+    def _entries() -> Mapping[str, Mapping[str, Option]]:
+        return {name: cls.options for name, cls in OPTIMIZERS.items()}
 
     def params(self) -> dict:
         """Keyword arguments for `OPTIMIZERS[name]` besides the parameters."""
-        own = {key: getattr(self, key) for key in OPTIMIZER_OPTIONS[self.name]}
-        return {"lr": self.lr, **own, "weight_decay": self.weight_decay}
+        return dict(self.values)
 
 
 @dataclass
@@ -171,30 +186,37 @@ class EarlyStoppingConfig:
 
 @dataclass
 class TrainingConfig:
-    epochs: int = 100  # passes over the training split, >= 1
-    batch_size: int | str = 32  # samples per step, >= 1, or "full" for full-batch
-    shuffle: bool = True  # reshuffle the training split every epoch
-    backend: str = "compiled"  # "compiled" batch executor or "eager" Value graphs
-    validation_split: float = 0.0  # fraction of the training split held out for validation, 0 <= x < 1
+    epochs: int = SETTINGS["epochs"].option.default  # passes over the training split, >= 1
+    batch_size: int | str = SETTINGS["batch_size"].option.default  # samples per step, >= 1, or "full"
+    shuffle: bool = SETTINGS["shuffle"].option.default  # reshuffle the training split every epoch
+    backend: str = SETTINGS["backend"].option.default  # "compiled" batch executor or "eager" Value graphs
+    validation_split: float = SETTINGS["validation_split"].option.default  # held out of training, 0 <= x < 1
     early_stopping: EarlyStoppingConfig | None = None  # null: train every epoch
     animate: bool = False  # also write training.gif: the model learning, at most 120 frames
     checkpoint_seconds: float = 1.0  # write model.json at most this often (and always at the end), >= 0
 
 
 @dataclass
-class LossConfig:
+class LossConfig(_Chosen):
     name: str = "cross_entropy"  # a key of micronet.losses.CLASSIFICATION_LOSSES or REGRESSION_LOSSES
-    delta: float | None = None  # huber [1.0]: where the loss turns from quadratic to linear, > 0
+    values: dict[str, Any] = field(default_factory=dict)  # that loss's options (losses.loss_options), filled in
+
+    @staticmethod
+    def _entries() -> Mapping[str, Mapping[str, Option]]:
+        return {f"{task}:{name}": loss_options(name, task) for task, losses in TASKS_LOSSES.items() for name in losses}
 
     def params(self) -> dict:
         """Keyword arguments for `micronet.losses.get_loss` besides name and task."""
-        return {key: getattr(self, key) for key in LOSS_OPTIONS.get(self.name, {})}
+        return dict(self.values)
+
+
+TASKS_LOSSES = {"classification": CLASSIFICATION_LOSSES, "regression": REGRESSION_LOSSES}
 
 
 @dataclass
 class RunConfig:
     name: str = "run"  # run name, used in the run directory's name: letters, digits, . _ -
-    seed: int = 0  # seeds data, split, initialisation and shuffling; 0 <= seed < 2**32
+    seed: int = SETTINGS["seed"].option.default  # seeds data, split, initialisation and shuffling; < 2**32
     task: str = "classification"  # or "regression"; unset: from the loss and the dataset
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -203,7 +225,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
-_SECTIONS = {
+_SECTIONS: dict[str, type] = {
     "dataset": DatasetConfig,
     "model": ModelConfig,
     "optimizer": OptimizerConfig,
@@ -214,144 +236,55 @@ _SECTIONS = {
 }
 
 
-def _keys(cls) -> list[str]:
-    return [f.name for f in fields(cls)]
+def _keys(cls: type) -> list[str]:
+    """A section's keys: its fields, with a chosen entry's `values` spelled out as the option names."""
+    keys: list[str] = []
+    for f in fields(cls):
+        keys.extend(cls.option_names() if f.name == "values" and issubclass(cls, _Chosen) else [f.name])
+    return keys
 
 
 # ----- value checks -----------------------------------------------------------
+# The rules are micronet.options'; these name the config key and raise ConfigError.
 
-_repr = reprlib.Repr()
-_repr.maxstring, _repr.maxother, _repr.maxlevel = 60, 60, 3
-_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 4
-
-
-def _show(value: Any) -> str:
-    """A short repr for messages, bounded for huge or deeply shared values."""
-    try:
-        return _repr.repr(value)
-    except ValueError:  # an int too long to print
-        return f"<{type(value).__name__}>"
-
-
-def _fail(key: str, expected: str, value: Any) -> ConfigError:
-    return ConfigError(f"{key} must be {expected}, got {_show(value)}")
-
-
+_show = show  # a short repr for messages, bounded for huge or deeply shared values
 _NUMBER = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
-def _real(key: str, value: Any, expected: str, ok: Callable[[float], bool]) -> float:
-    """A finite float satisfying `ok`; numeric strings count, since YAML reads `1e-3` as one."""
-    x = None
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        x = float(value)
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            x = float(value)
-        except OverflowError:  # an int beyond float range
-            x = None
-    if x is None or not math.isfinite(x) or not ok(x):
-        raise _fail(key, f"a finite number {expected}", value)
-    return x
-
-
-def _int(key: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    """An int (not a bool, not 3.0; numpy ints are fine) within bounds."""
-    expected = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _fail(key, expected, value)
-    if int(value) < minimum or (maximum is not None and int(value) > maximum):
-        raise _fail(key, expected, value)
-    return int(value)
-
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(key, "true or false", value)
+def _yaml_number(rule: Rule, value: Any) -> Any:
+    """A numeric string as its number where the rule wants one: YAML reads `1e-3` as a string."""
+    if isinstance(rule, RealPair) and isinstance(value, (list, tuple)):
+        return [_yaml_number(rule.each, v) for v in value]
+    if isinstance(rule, Real) and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
     return value
 
 
-def _choice(key: str, value: Any, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    if isinstance(value, str) and value in choices:
-        return value
-    hint = ""
-    if isinstance(value, str):
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {_show(value)}{hint}")
+def _check(rule: Rule, key: str, value: Any) -> Any:
+    """`value` checked by `rule` under the config key `key`, or ConfigError."""
+    try:
+        return rule(_yaml_number(rule, value), key)
+    except OptionError as e:
+        raise ConfigError(str(e)) from None
 
 
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(key, "a non-empty string", value)
-    return value
+def _setting(key: str, raw: Mapping, task: str = "classification") -> Any:
+    """A setting of the defaults table: the value given under its config key, checked, or its default."""
+    setting = SETTINGS[key]
+    given = raw.get(setting.config.rsplit(".", 1)[-1])
+    value = _check(setting.option.rule, setting.config, given) if given is not None else default(key, task)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _name(key: str, value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", value) or set(value) == {"."}:
-        raise _fail(key, "1-100 letters, digits, '.', '_' or '-' (it names a directory)", value)
+        raise ConfigError(f"{key} must be 1-100 letters, digits, '.', '_' or '-' (it names a directory), "
+                          f"got {_show(value)}")
     return value
 
 
-def _number_rule(expected: str, ok: Callable[[float], bool]) -> Callable[[str, Any], float]:
-    return lambda key, v: _real(key, v, expected, ok)
-
-
-def _int_rule(minimum: int) -> Callable[[str, Any], int]:
-    return lambda key, v: _int(key, v, minimum)
-
-
-def _betas(key: str, value: Any) -> list[float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise _fail(key, "a list of two numbers [beta1, beta2], each in [0, 1)", value)
-    return [_real(f"{key}[{i}]", v, "in [0, 1)", lambda x: 0 <= x < 1) for i, v in enumerate(value)]
-
-
-def _hidden(key: str, value: Any) -> list[int]:
-    if not isinstance(value, (list, tuple)):
-        raise _fail(key, "a list of ints >= 1 (layer widths; [] for a linear model)", value)
-    return [_int(f"{key}[{i}]", v, 1) for i, v in enumerate(value)]
-
-
-def _batch_size(key: str, value: Any) -> int | str:
-    if isinstance(value, str) and value == "full":
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise _fail(key, "an int >= 1 or 'full'", value)
-    return int(value)
-
-
-# How to check each option that only some datasets, optimizers or schedules take.
-_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    # dataset
-    "n_samples": _int_rule(2),
-    "noise": _number_rule(">= 0", lambda x: x >= 0),
-    "factor": _number_rule("in (0, 1)", lambda x: 0 < x < 1),
-    "centers": _int_rule(2),
-    "cluster_std": _number_rule("> 0", lambda x: x > 0),
-    "n_features": _int_rule(1),
-    "n_classes": _int_rule(2),
-    "n_informative": _int_rule(1),
-    "path": _text,
-    "target": _text,
-    # optimizer
-    "momentum": _number_rule("in [0, 1)", lambda x: 0 <= x < 1),
-    "nesterov": _bool,
-    "betas": _betas,
-    "eps": _number_rule("> 0", lambda x: x > 0),
-    # schedule
-    "step_size": _int_rule(1),
-    "gamma": _number_rule("> 0", lambda x: x > 0),
-    "T_max": _int_rule(1),
-    "eta_min": _number_rule(">= 0", lambda x: x >= 0),
-    "start_factor": _number_rule("in (0, 1]", lambda x: 0 < x <= 1),
-    "end_factor": _number_rule("in [0, 1]", lambda x: 0 <= x <= 1),
-    "total_iters": _int_rule(1),
-    "power_t": _number_rule(">= 0", lambda x: x >= 0),
-    # loss
-    "delta": _number_rule("> 0", lambda x: x > 0),
-}
+_FRACTION = Real(0.0, 1.0, low_open=True, high_open=True)
+_NON_NEGATIVE = Real(0.0)
 
 
 # ----- walking the mapping ----------------------------------------------------
@@ -374,74 +307,49 @@ def _section(key: str, value: Any, cls) -> dict:
     return {k: v for k, v in value.items() if v is not None}
 
 
-def _options(prefix: str, raw: dict, owner: str, chosen: str, table: Mapping[str, Any], all_options) -> dict:
-    """Check the options `chosen` takes, fill their defaults, refuse the others."""
-    for key in all_options:
-        if key in raw and key not in table:
-            takes = ", ".join(table) or "no options"
-            raise ConfigError(f"{prefix}.{key} does not apply to {owner} {chosen!r} (it takes: {takes})")
-    resolved = {}
-    for key, default in table.items():
-        if key in raw:
-            resolved[key] = _OPTION_CHECKS[key](f"{prefix}.{key}", raw[key])
-        elif default is _REQUIRED:
-            raise ConfigError(f"{prefix}.{key} is required for {owner} {chosen!r}")
-        else:
-            resolved[key] = list(default) if isinstance(default, list) else default
-    return resolved
+def _options(prefix: str, raw: dict, cls, owner: str, options: Mapping[str, Option],
+             together: Callable[[Mapping[str, Any], Callable[[str], str]], None] | None = None) -> dict:
+    """The chosen entry's options: checked when given, else their defaults; another entry's are refused."""
+    given = {key: _yaml_number(options[key].rule, raw[key]) if key in options else raw[key]
+             for key in cls.option_names() if key in raw}
 
+    def named(key: str) -> str:
+        return f"{prefix}.{key}"
 
-_DATASET_OPTIONS = [
-    k for k in _keys(DatasetConfig) if k not in ("name", "test_size", "standardize", "standardize_target")
-]
+    try:
+        values = check_options(options, given, named, owner)
+        if together is not None:
+            together(values, named)
+    except OptionError as e:
+        raise ConfigError(str(e)) from None
+    return values
 
 
 def _dataset(raw: Any, task: str) -> DatasetConfig:
     raw = _section("dataset", raw, DatasetConfig)
-    name = _choice("dataset.name", raw.get("name", "moons" if task == "classification" else "sine"), DATASETS)
-    kind = DATASETS[name].task
-    if kind is not None and kind != task:
-        fitting = ", ".join(n for n, spec in DATASETS.items() if spec.task in (task, None))
-        raise ConfigError(f"dataset {name!r} is a {kind} dataset, but the task is {task} (its datasets: {fitting})")
-    opts = _options("dataset", raw, "dataset", name, DATASETS[name].options, _DATASET_OPTIONS)
-    for key in ("path", "target"):
-        if key in opts and opts[key] is None:
-            raise ConfigError(f"dataset.{key} is required for dataset {name!r}")
-    if "n_informative" in opts and opts["n_informative"] > opts["n_features"]:
+    name = _check(Choice(DATASETS), "dataset.name", raw.get("name", default("dataset", task)))
+    spec = DATASETS[name]
+    if spec.task is not None and spec.task != task:
+        fitting = ", ".join(n for n, s in DATASETS.items() if s.task in (task, None))
         raise ConfigError(
-            f"dataset.n_informative must be <= dataset.n_features ({opts['n_features']}), got {opts['n_informative']}"
+            f"dataset {name!r} is a {spec.task} dataset, but the task is {task} (its datasets: {fitting})"
         )
-    if "n_informative" in opts and opts["n_classes"] > 2 ** opts["n_informative"]:
-        raise ConfigError(
-            f"dataset.n_classes must be <= 2**dataset.n_informative ({2 ** opts['n_informative']}), "
-            f"got {opts['n_classes']}"
-        )
-    if name == "friedman1" and opts["n_features"] < 5:
-        raise ConfigError(f"dataset.n_features must be >= 5 for dataset 'friedman1', got {opts['n_features']}")
-    if name == "gaussian_quantiles" and opts["n_samples"] < opts["n_classes"]:
-        raise ConfigError(
-            f"dataset.n_samples must be >= dataset.n_classes ({opts['n_classes']}), got {opts['n_samples']}"
-        )
-    test_size = _real("dataset.test_size", raw.get("test_size", 0.25), "in (0, 1)", lambda x: 0 < x < 1)
-    standardize = _bool("dataset.standardize", raw.get("standardize", True))
+    values = _options("dataset", raw, DatasetConfig, f"dataset {name!r}", spec.options, spec.check)
+    test_size = _check(_FRACTION, "dataset.test_size", raw.get("test_size", DatasetConfig.test_size))
+    standardize = _check(Flag(), "dataset.standardize", raw.get("standardize", DatasetConfig.standardize))
     standardize_target = None
     if task == "regression":
-        standardize_target = _bool("dataset.standardize_target", raw.get("standardize_target", True))
+        standardize_target = _check(Flag(), "dataset.standardize_target", raw.get("standardize_target", True))
     elif "standardize_target" in raw:
         raise ConfigError("dataset.standardize_target applies to task regression only (a class label is not scaled)")
     return DatasetConfig(
-        name=name, test_size=test_size, standardize=standardize, standardize_target=standardize_target, **opts
+        name=name, values=values, test_size=test_size, standardize=standardize, standardize_target=standardize_target
     )
 
 
 def _model(raw: Any) -> ModelConfig:
     raw = _section("model", raw, ModelConfig)
-    hidden = _hidden("model.hidden", raw.get("hidden", [16, 16]))
-    activation = _choice("model.activation", raw.get("activation", "relu"), HIDDEN_ACTIVATIONS)
-    return ModelConfig(hidden=hidden, activation=activation)
-
-
-_SCHEDULE_PARAMS = [k for k in _keys(ScheduleConfig) if k not in ("name", "interval")]
+    return ModelConfig(hidden=_setting("hidden", raw), activation=_setting("activation", raw))
 
 
 def _schedule(raw: Any) -> ScheduleConfig:
@@ -450,27 +358,18 @@ def _schedule(raw: Any) -> ScheduleConfig:
             f"optimizer.schedule must be a mapping like {{name: cosine}}, got {type(raw).__name__} {_show(raw)}"
         )
     raw = _section("optimizer.schedule", raw, ScheduleConfig)
-    name = _choice("optimizer.schedule.name", raw.get("name", "constant"), SCHEDULES)
-    params = _options("optimizer.schedule", raw, "schedule", name, SCHEDULE_OPTIONS[name], _SCHEDULE_PARAMS)
-    interval = _choice("optimizer.schedule.interval", raw.get("interval", "epoch"), INTERVALS)
-    return ScheduleConfig(name=name, interval=interval, **params)
+    name = _check(Choice(SCHEDULES), "optimizer.schedule.name", raw.get("name", ScheduleConfig.name))
+    values = _options("optimizer.schedule", raw, ScheduleConfig, f"schedule {name!r}", SCHEDULES[name].options)
+    interval = _check(Choice(INTERVALS), "optimizer.schedule.interval", raw.get("interval", ScheduleConfig.interval))
+    return ScheduleConfig(name=name, interval=interval, values=values)
 
 
-_OPTIMIZER_OPTIONS = ["momentum", "nesterov", "betas", "eps"]
-
-
-def _optimizer(raw: Any) -> OptimizerConfig:
+def _optimizer(raw: Any, task: str) -> OptimizerConfig:
     raw = _section("optimizer", raw, OptimizerConfig)
-    name = _choice("optimizer.name", raw.get("name", "sgd"), OPTIMIZERS)
-    lr = _real("optimizer.lr", raw.get("lr", 0.1), "> 0", lambda x: x > 0)
-    table = OPTIMIZER_OPTIONS[name]
-    opts = _options("optimizer", raw, "optimizer", name, table, _OPTIMIZER_OPTIONS)
-    unset = {key: None for key in _OPTIMIZER_OPTIONS if key not in table}
-    if opts.get("nesterov") and opts["momentum"] == 0:
-        raise ConfigError("optimizer.nesterov=true needs optimizer.momentum > 0, got 0.0")
-    weight_decay = _real("optimizer.weight_decay", raw.get("weight_decay", 0.0), ">= 0", lambda x: x >= 0)
-    schedule = _schedule(raw.get("schedule"))
-    return OptimizerConfig(name=name, lr=lr, weight_decay=weight_decay, schedule=schedule, **opts, **unset)
+    name = _setting("optimizer", {"name": raw.get("name")}, task)
+    cls = OPTIMIZERS[name]
+    values = _options("optimizer", raw, OptimizerConfig, f"optimizer {name!r}", cls.options, cls.check_together)
+    return OptimizerConfig(name=name, values=values, schedule=_schedule(raw.get("schedule")))
 
 
 def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfig | None:
@@ -479,35 +378,35 @@ def _early_stopping(raw: Any, task: str, validating: bool) -> EarlyStoppingConfi
     if raw is None or raw is False:
         return None
     if not isinstance(_expand_short_form(key, raw), Mapping):
-        raise _fail(key, "null, true, a patience (int >= 1) or a mapping like {patience: 10}", raw)
+        raise ConfigError(
+            f"{key} must be null, true, a patience (int >= 1) or a mapping like {{patience: 10}}, got {_show(raw)}"
+        )
     raw = _section(key, raw, EarlyStoppingConfig)
-    monitors = MONITORS[task]
-    monitor = _choice(f"{key}.monitor", raw.get("monitor", "val_loss" if validating else "loss"), monitors)
+    monitor = _check(Choice(TASK_SPECS[task].monitors()), f"{key}.monitor",
+                     raw.get("monitor", "val_loss" if validating else "loss"))
     if monitor.startswith("val_") and not validating:
         raise ConfigError(f"{key}.monitor {monitor!r} needs training.validation_split > 0")
     return EarlyStoppingConfig(
-        patience=_int(f"{key}.patience", raw.get("patience", 10), 1),
-        min_delta=_real(f"{key}.min_delta", raw.get("min_delta", 0.0), ">= 0", lambda x: x >= 0),
-        restore_best=_bool(f"{key}.restore_best", raw.get("restore_best", True)),
+        patience=_check(Integer(1), f"{key}.patience", raw.get("patience", EarlyStoppingConfig.patience)),
+        min_delta=_check(_NON_NEGATIVE, f"{key}.min_delta", raw.get("min_delta", EarlyStoppingConfig.min_delta)),
+        restore_best=_check(Flag(), f"{key}.restore_best", raw.get("restore_best", EarlyStoppingConfig.restore_best)),
         monitor=monitor,
     )
 
 
 def _training(raw: Any, task: str) -> TrainingConfig:
     raw = _section("training", raw, TrainingConfig)
-    validation_split = _real(
-        "training.validation_split", raw.get("validation_split", 0.0), "in [0, 1)", lambda x: 0 <= x < 1
-    )
+    validation_split = _setting("validation_split", raw)
     return TrainingConfig(
-        epochs=_int("training.epochs", raw.get("epochs", 100), 1),
-        batch_size=_batch_size("training.batch_size", raw.get("batch_size", 32)),
-        shuffle=_bool("training.shuffle", raw.get("shuffle", True)),
-        backend=_choice("training.backend", raw.get("backend", "compiled"), BACKENDS),
+        epochs=_setting("epochs", raw),
+        batch_size=_setting("batch_size", raw),
+        shuffle=_setting("shuffle", raw),
+        backend=_setting("backend", raw),
         validation_split=validation_split,
         early_stopping=_early_stopping(raw.get("early_stopping"), task, validation_split > 0),
-        animate=_bool("training.animate", raw.get("animate", False)),
-        checkpoint_seconds=_real("training.checkpoint_seconds", raw.get("checkpoint_seconds", 1.0), ">= 0",
-                                 lambda x: x >= 0),
+        animate=_check(Flag(), "training.animate", raw.get("animate", TrainingConfig.animate)),
+        checkpoint_seconds=_check(_NON_NEGATIVE, "training.checkpoint_seconds",
+                                  raw.get("checkpoint_seconds", TrainingConfig.checkpoint_seconds)),
     )
 
 
@@ -520,7 +419,7 @@ def _loss_name(raw: Any) -> str | None:
 def _task(raw: Mapping) -> str:
     """The task as set, else regression for a regression loss or dataset, else classification."""
     if "task" in raw:
-        return _choice("task", raw["task"], TASKS)
+        return _check(Choice(TASKS), "task", raw["task"])
     loss = _loss_name(raw.get("loss"))
     if loss in REGRESSION_LOSSES:  # mse included: it implies regression unless the task says otherwise
         return "regression"
@@ -535,18 +434,17 @@ def _task(raw: Mapping) -> str:
 
 def _loss(raw: Any, task: str) -> LossConfig:
     raw = _section("loss", raw, LossConfig)
-    losses = CLASSIFICATION_LOSSES if task == "classification" else REGRESSION_LOSSES
-    default = "cross_entropy" if task == "classification" else "mse"
-    given = raw.get("name", default)
+    losses = TASKS_LOSSES[task]
+    given = raw.get("name", default("loss", task))
     other = REGRESSION_LOSSES if task == "classification" else CLASSIFICATION_LOSSES
     if isinstance(given, str) and given not in losses and given in other:
         raise ConfigError(
             f"loss {given!r} is for {'regression' if task == 'classification' else 'classification'}, "
             f"but the task is {task} (its losses: {', '.join(losses)})"
         )
-    name = _choice("loss", given, losses)
-    options = _options("loss", raw, "loss", name, LOSS_OPTIONS.get(name, {}), ["delta"])
-    return LossConfig(name=name, **options)
+    name = _check(Choice(losses), "loss", given)
+    values = _options("loss", raw, LossConfig, f"loss {name!r}", loss_options(name, task))
+    return LossConfig(name=name, values=values)
 
 
 def parse_config(mapping: Any, name: str | None = None) -> RunConfig:
@@ -561,12 +459,12 @@ def parse_config(mapping: Any, name: str | None = None) -> RunConfig:
     task = _task(raw)
     return RunConfig(
         name=_name("name", raw.get("name", name if name is not None else "run")),
-        seed=_int("seed", raw.get("seed", 0), 0, MAX_SEED),
+        seed=_setting("seed", raw),
         task=task,
         dataset=_dataset(raw.get("dataset"), task),
         model=_model(raw.get("model")),
         loss=_loss(raw.get("loss"), task),
-        optimizer=_optimizer(raw.get("optimizer")),
+        optimizer=_optimizer(raw.get("optimizer"), task),
         training=_training(raw.get("training"), task),
     )
 
@@ -768,12 +666,118 @@ def shipped_config_dir() -> Path | None:
 
 
 def config_reference() -> str:
-    """The config reference (docs/config.md), shipped with the package so `--help-config` works anywhere."""
+    """The config reference (docs/config.md, its option tables made from the specs), shipped with the
+    package so `--help-config` works anywhere."""
     package = Path(__file__).resolve().parent
     for path in (package / "docs" / "config.md", package.parent / "docs" / "config.md"):  # a wheel; a checkout
         if path.is_file():
-            return path.read_text(encoding="utf-8")
+            return render_reference(path.read_text(encoding="utf-8"))
     raise ConfigError("the config reference (docs/config.md) is not installed")
+
+
+# ----- the reference's tables, made from the specs ------------------------------------
+
+
+def _shown(value: Any) -> str:
+    """A default as a config would write it, in backticks."""
+    def plain(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(plain(x) for x in v) + "]"
+        return str(v)
+
+    return f"`{plain(value)}`"
+
+
+def _grouped(by_entry: dict[str, str], everyone: int) -> str:
+    """`a` (x, y); `b` (z): entries grouped by what they show; one group for all needs no names."""
+    groups: dict[str, list[str]] = {}
+    for entry, text in by_entry.items():
+        groups.setdefault(text, []).append(entry)
+    if len(groups) == 1 and len(by_entry) == everyone:
+        return next(iter(groups))
+    return "; ".join(f"{text} ({', '.join(entries)})" if text else "" for text, entries in groups.items())
+
+
+def _option_rows(entries: Mapping[str, Mapping[str, Option]], key_prefix: str) -> list[str]:
+    """One row per option name: type, which entries take it, default and allowed values, help."""
+    rows = []
+    names: dict[str, None] = {}
+    for options in entries.values():
+        names.update(dict.fromkeys(options))
+    for key in names:
+        takers = {entry: options[key] for entry, options in entries.items() if key in options}
+        first = next(iter(takers.values()))
+        applies = "all" if len(takers) == len(entries) else ", ".join(f"`{e}`" for e in takers)
+        defaults = _grouped({e: ("required" if o.required else o.unset if o.default is None else _shown(o.default))
+                             for e, o in takers.items()}, len(takers))
+        allowed = _grouped({e: o.rule.allowed for e, o in takers.items()}, len(takers))
+        rows.append(f"| `{key_prefix}{key}` | {first.rule.kind} | {applies} | {defaults} | {allowed} | {first.help} |")
+    return rows
+
+
+_OPTION_HEADER = ["| key | type | applies to | default | allowed | what it does |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+
+
+def reference_tables() -> dict[str, str]:
+    """docs/config.md's generated tables by name: the defaults, the differences between doors, and the
+    options of the datasets, optimizers, schedules and losses, each from its one declaration."""
+    rows = ["| setting | config key | `micronet.fit` | estimators | default | allowed |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for setting in SETTINGS.values():
+        if setting.by_task:
+            shown = "; ".join(f"{_shown(v)} ({task})" for task, v in setting.by_task.items())
+        else:
+            shown = _shown(setting.option.default)
+        fit = f"`{setting.fit}=`" if setting.fit else ""
+        estimator = f"`{setting.estimator}`" if setting.estimator else ""
+        allowed = setting.option.rule.allowed if isinstance(setting.option.rule, (Choice, Integer, Flag, Real)) \
+            else f"see `{setting.config.split('.')[0]}`" if setting.by_task else setting.option.rule.allowed
+        rows.append(f"| {setting.option.help} | `{setting.config}` | {fit} | {estimator} | {shown} | {allowed} |")
+    optimizers = {name: cls.options for name, cls in OPTIMIZERS.items()}
+    for key in OptimizerConfig.option_names():
+        takers = {name: options[key] for name, options in optimizers.items() if key in options}
+        shown = _grouped({name: _shown(o.default) for name, o in takers.items()}, len(optimizers))
+        first = next(iter(takers.values()))
+        rows.append(f"| {first.help} | `optimizer.{key}` | `{key}=` | `{key}` | {shown} | {first.rule.allowed} |")
+    differences = ["| door | setting | its default | why |", "| --- | --- | --- | --- |"]
+    differences += [f"| {d.door} | `{d.setting}` | {d.shown} | {d.why} |" for d in DIFFERENCES]
+    schedules = ["| name | learning rate at t |", "| --- | --- |"]
+    for name, cls in SCHEDULES.items():
+        formula = (cls.__doc__ or "").strip().splitlines()[0].removeprefix("lr(t) = ").rstrip(".")
+        schedules.append(f"| `{name}` | {formula} |")
+    losses = {f"{name}": loss_options(name, task) for task, names in TASKS_LOSSES.items() for name in names
+              if loss_options(name, task)}
+    return {
+        "defaults": "\n".join(rows),
+        "differences": "\n".join(differences),
+        "activations": activation_table(),
+        "dataset options": "\n".join([*_OPTION_HEADER, *_option_rows(DatasetConfig._entries(), "")]),
+        "optimizer options": "\n".join([*_OPTION_HEADER, *_option_rows(optimizers, "")]),
+        "schedules": "\n".join(schedules),
+        "schedule options": "\n".join([*_OPTION_HEADER, *_option_rows(ScheduleConfig._entries(), "")]),
+        "loss options": "\n".join([*_OPTION_HEADER, *_option_rows(losses, "")]),
+    }
+
+
+_GENERATED = re.compile(r"(<!-- generated: ([^>]+?) -->\n)(.*?)(<!-- end -->)", re.S)
+
+
+def render_reference(text: str) -> str:
+    """`text` with each `<!-- generated: NAME -->` ... `<!-- end -->` block holding `reference_tables()[NAME]`."""
+    tables = reference_tables()
+    return _GENERATED.sub(lambda m: m.group(1) + tables[m.group(2)] + "\n" + m.group(4), text)
+
+
+def activation_table() -> str:
+    """The choices of model.activation as a Markdown table: name, formula, initial weights."""
+    rows = [
+        f"| `{name}` | {ACTIVATIONS[name].formula} | {'He' if ACTIVATIONS[name].init == 'he' else 'Glorot'} |"
+        for name in HIDDEN_ACTIVATIONS
+    ]
+    return "\n".join(["| activation | f(x) | initial weights |", "| --- | --- | --- |", *rows])
 
 
 def config_yaml(cfg: "RunConfig") -> str:

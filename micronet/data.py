@@ -19,9 +19,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from micronet.options import Integer, Option, OptionError, Real, Text, check_options
+from micronet.tasks import TASKS as TASK_SPECS
 
 __all__ = [
     "DATASETS",
@@ -29,6 +32,7 @@ __all__ = [
     "DataError",
     "DatasetSpec",
     "PreparedData",
+    "Shape",
     "Standardizer",
     "batches",
     "load_dataset",
@@ -39,7 +43,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("classification", "regression")
+TASKS = tuple(TASK_SPECS)  # the task names, from their specs
 
 
 class DataError(ValueError):
@@ -49,23 +53,101 @@ class DataError(ValueError):
 # ----- the registry -----------------------------------------------------------
 
 
+class Shape(NamedTuple):
+    """A dataset's size: what the resource budget checks before anything is loaded."""
+
+    n_samples: int
+    n_features: int
+    n_outputs: int  # classes, or 1 for a regression target
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
-    """How to load one dataset, which options it takes and which task it serves.
+    """One dataset: how to load it, its options, its task and its shape.
 
     `load(options, seed)` gets every option of `options` filled in and returns
     `(X, y_raw, names, feature_names)`: `names` maps a raw label to its
     display name, or is None when the raw labels are already the names (and
     for regression); `feature_names` are the columns' names, or None.
-    `task` is "classification", "regression", or None when the data can be
-    either (a CSV file: the config's task decides). `truth`, when known, is
-    the noise-free function of a 1-feature regression set, for plots.
+    `options` declares each option once (rule, default, help): the config's
+    keys, their checks and docs/config.md read it. `task` is
+    "classification", "regression", or None when the data can be either (a
+    CSV file: the config's task decides). `shape(options)` is the data's
+    `Shape` for filled-in options, or None when only the data can tell (a
+    CSV file). `check(options, named)` holds the rules between options
+    (`named(key)` is the key as the caller wrote it). `truth`, when known,
+    is the noise-free function of a 1-feature regression set, for plots.
     """
 
     load: Callable[[dict, int], tuple]
-    options: Mapping[str, Any] = field(default_factory=dict)  # option -> default (None: required)
+    options: Mapping[str, Option] = field(default_factory=dict)
     task: str | None = "classification"
+    shape: Callable[[Mapping[str, Any]], Shape | None] = lambda options: None
+    check: Callable[[Mapping[str, Any], Callable[[str], str]], None] | None = None
     truth: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def defaults(self) -> dict[str, Any]:
+        """Each option's default (None: required, or unset)."""
+        return {key: option.default for key, option in self.options.items()}
+
+    def one_input_regression(self, options: Mapping[str, Any]) -> bool | None:
+        """Whether these options give a regression on one feature with one target (the run draws fit.png);
+        None when only the data can tell."""
+        shape = self.shape(options)
+        if shape is None or self.task is None:
+            return None
+        return self.task == "regression" and shape.n_features == 1 and shape.n_outputs == 1
+
+
+# Each option's rule and help; each dataset gives its own default.
+def _n_samples(default: int) -> Option:
+    return Option(Integer(2), default, "samples drawn")
+
+
+def _noise(default: float) -> Option:
+    return Option(Real(0.0), default, "the standard deviation of the Gaussian noise on the points (on the target, "
+                                      "for a regression set)")
+
+
+def _n_features(default: int, minimum: int = 1) -> Option:
+    return Option(Integer(minimum), default, "input features")
+
+
+def _n_classes(default: int) -> Option:
+    return Option(Integer(2), default, "classes")
+
+
+def _plane(options: Mapping[str, Any]) -> Shape:
+    """Two classes in the plane: moons, circles, xor, spiral."""
+    return Shape(options["n_samples"], 2, 2)
+
+
+def _fixed(n_samples: int, n_features: int, n_outputs: int) -> Callable[[Mapping[str, Any]], Shape]:
+    """A bundled dataset's shape, which no option changes."""
+    return lambda options: Shape(n_samples, n_features, n_outputs)
+
+
+def _targets(options: Mapping[str, Any]) -> Shape:
+    """A generated regression set: one target."""
+    return Shape(options["n_samples"], options["n_features"], 1)
+
+
+def _check_classification(options: Mapping[str, Any], named: Callable[[str], str]) -> None:
+    """make_classification's own limits, worded with the caller's keys."""
+    informative, features, classes = options["n_informative"], options["n_features"], options["n_classes"]
+    if informative > features:
+        raise OptionError(f"{named('n_informative')} must be <= {named('n_features')} ({features}), got {informative}")
+    if classes > 2**informative:
+        raise OptionError(
+            f"{named('n_classes')} must be <= 2**{named('n_informative')} ({2**informative}), got {classes}"
+        )
+
+
+def _check_quantiles(options: Mapping[str, Any], named: Callable[[str], str]) -> None:
+    if options["n_samples"] < options["n_classes"]:
+        raise OptionError(
+            f"{named('n_samples')} must be >= {named('n_classes')} ({options['n_classes']}), got {options['n_samples']}"
+        )
 
 
 def _sk():
@@ -172,28 +254,49 @@ def _csv(o, seed):
     return _read_csv(o["path"], o["target"])
 
 
-def _generated(load, task="classification", truth=None, **options):
-    """A generator drawn from the run seed, with its options' defaults."""
-    return DatasetSpec(load, MappingProxyType(options), task, truth)
+def _bundled_spec(name: str, shape: tuple[int, int, int], task: str = "classification") -> DatasetSpec:
+    return DatasetSpec(_bundled(name), MappingProxyType({}), task, _fixed(*shape))
+
+
+def _generated(load, shape, task="classification", check=None, truth=None, **options):
+    """A generator drawn from the run seed, with its options."""
+    return DatasetSpec(load, MappingProxyType(options), task, shape, check, truth)
 
 
 DATASETS = {
-    "moons": _generated(_moons, n_samples=300, noise=0.1),
-    "circles": _generated(_circles, n_samples=300, noise=0.05, factor=0.5),
-    "blobs": _generated(_blobs, n_samples=300, centers=3, cluster_std=1.0, n_features=2),
-    "classification": _generated(_classification, n_samples=300, n_features=2, n_classes=2, n_informative=2),
-    "gaussian_quantiles": _generated(_gaussian_quantiles, n_samples=300, n_features=2, n_classes=3),
-    "xor": _generated(_xor, n_samples=300, noise=0.05),
-    "spiral": _generated(_spiral, n_samples=300, noise=0.05),
-    "iris": DatasetSpec(_bundled("iris"), MappingProxyType({})),
-    "wine": DatasetSpec(_bundled("wine"), MappingProxyType({})),
-    "breast_cancer": DatasetSpec(_bundled("breast_cancer"), MappingProxyType({})),
-    "digits": DatasetSpec(_bundled("digits"), MappingProxyType({})),
-    "regression": _generated(_regression, "regression", n_samples=300, n_features=5, noise=10.0),
-    "friedman1": _generated(_friedman1, "regression", n_samples=500, n_features=10, noise=1.0),
-    "sine": _generated(_sine, "regression", _sine_truth, n_samples=200, noise=0.1),
-    "diabetes": DatasetSpec(_bundled("diabetes"), MappingProxyType({}), "regression"),
-    "csv": DatasetSpec(_csv, MappingProxyType({"path": None, "target": None}), None),
+    "moons": _generated(_moons, _plane, n_samples=_n_samples(300), noise=_noise(0.1)),
+    "circles": _generated(_circles, _plane, n_samples=_n_samples(300), noise=_noise(0.05),
+                          factor=Option(Real(0.0, 1.0, low_open=True, high_open=True), 0.5,
+                                        "the inner circle's radius over the outer one's")),
+    "blobs": _generated(_blobs, lambda o: Shape(o["n_samples"], o["n_features"], o["centers"]),
+                        n_samples=_n_samples(300), centers=Option(Integer(2), 3, "clusters, one class each"),
+                        cluster_std=Option(Real(0.0, low_open=True), 1.0, "the clusters' standard deviation"),
+                        n_features=_n_features(2)),
+    "classification": _generated(_classification, lambda o: Shape(o["n_samples"], o["n_features"], o["n_classes"]),
+                                 check=_check_classification, n_samples=_n_samples(300), n_features=_n_features(2),
+                                 n_classes=_n_classes(2),
+                                 n_informative=Option(Integer(1), 2, "features that carry the classes")),
+    "gaussian_quantiles": _generated(_gaussian_quantiles,
+                                     lambda o: Shape(o["n_samples"], o["n_features"], o["n_classes"]),
+                                     check=_check_quantiles, n_samples=_n_samples(300), n_features=_n_features(2),
+                                     n_classes=_n_classes(3)),
+    "xor": _generated(_xor, _plane, n_samples=_n_samples(300), noise=_noise(0.05)),
+    "spiral": _generated(_spiral, _plane, n_samples=_n_samples(300), noise=_noise(0.05)),
+    "iris": _bundled_spec("iris", (150, 4, 3)),
+    "wine": _bundled_spec("wine", (178, 13, 3)),
+    "breast_cancer": _bundled_spec("breast_cancer", (569, 30, 2)),
+    "digits": _bundled_spec("digits", (1797, 64, 10)),
+    "regression": _generated(_regression, _targets, "regression", n_samples=_n_samples(300),
+                             n_features=_n_features(5), noise=_noise(10.0)),
+    "friedman1": _generated(_friedman1, _targets, "regression", n_samples=_n_samples(500),
+                            n_features=_n_features(10, minimum=5), noise=_noise(1.0)),
+    "sine": _generated(_sine, lambda o: Shape(o["n_samples"], 1, 1), "regression", truth=_sine_truth,
+                       n_samples=_n_samples(200), noise=_noise(0.1)),
+    "diabetes": _bundled_spec("diabetes", (442, 10, 1), "regression"),
+    "csv": DatasetSpec(_csv, MappingProxyType({
+        "path": Option(Text(), help="the CSV file, with a header row", required=True),
+        "target": Option(Text(), help="the label (or regression target) column's name", required=True),
+    }), None),
 }
 
 
@@ -216,21 +319,19 @@ def load_dataset(name: str, options: Mapping[str, Any] | None = None, seed: int 
 
 
 def _filled(name, options, task):
-    """The dataset's options with defaults filled in, after checking name, task and keys."""
+    """The dataset's options checked, with defaults filled in, after checking name and task."""
     if name not in DATASETS:
         raise DataError(f"dataset.name must be one of {', '.join(DATASETS)}; got {name!r}")
     spec = DATASETS[name]
     if spec.task is not None and spec.task != task:
         raise DataError(f"dataset {name!r} is a {spec.task} dataset, but the task is {task}")
     given = {k: v for k, v in (options or {}).items() if v is not None}
-    for key in given:
-        if key not in spec.options:
-            takes = ", ".join(spec.options) or "no options"
-            raise DataError(f"dataset.{key} does not apply to dataset {name!r} (it takes: {takes})")
-    filled = {**spec.options, **given}
-    for key, value in filled.items():
-        if value is None:
-            raise DataError(f"dataset.{key} is required for dataset {name!r}")
+    try:
+        filled = check_options(spec.options, given, lambda key: f"dataset.{key}", f"dataset {name!r}")
+        if spec.check is not None:
+            spec.check(filled, lambda key: f"dataset.{key}")
+    except OptionError as e:
+        raise DataError(str(e)) from None
     return filled
 
 

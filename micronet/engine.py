@@ -9,7 +9,9 @@ is always created after its children): `child.grad += local * node.grad`.
 Storing local derivatives as plain floats, instead of a backward closure that
 refers back to its own node, means a finished graph holds no reference cycles:
 reference counting frees it the moment the last name goes away, and Python's
-cyclic garbage collector has nothing to walk.
+cyclic garbage collector has nothing to walk. The one exception is an op
+written micrograd's way (see `micronet.micrograd`): its node has `_local` set
+to None and a `_backward_fn` that adds into its children's grads itself.
 """
 
 import contextlib
@@ -17,11 +19,13 @@ import gc
 import math
 import numbers
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import reduce
 from itertools import count
 from operator import add, attrgetter, mul
 from typing import Any, TypeGuard
+
+from micronet.activations import Activation, get_activation
 
 __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 
@@ -29,16 +33,19 @@ __all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
 class Value:
     """One scalar in a computation graph: its data, its gradient, its origin."""
 
-    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq")
+    __slots__ = ("data", "grad", "_prev", "_local", "_op", "label", "_seq", "_backward_fn")
     data: float
     grad: float
     _prev: tuple["Value", ...]
-    _local: tuple[float, ...]
+    _local: tuple[float, ...] | None  # None: _backward_fn does this node's step of backward
     _op: str
     label: str
     _seq: int
+    _backward_fn: Callable[[], None]  # set only where _local is None
 
-    def __init__(self, data: float, label: str = "") -> None:
+    def __init__(self, data: float, label: str = "", *micrograd_args: object) -> None:
+        if micrograd_args or (type(label) is not str and not isinstance(label, str)):
+            raise TypeError(_label_message(label, micrograd_args))
         if type(data) is not float and not _is_number(data):
             raise TypeError(
                 f"Value data must be a real number (int or float), got {type(data).__name__}: {data!r}"
@@ -118,7 +125,7 @@ class Value:
         value = _as_value(other)
         if value is None:
             return NotImplemented
-        return value / self
+        return value.__truediv__(self)  # not `value / self`: that would ask a subclass's __rtruediv__ first
 
     __radd__ = __add__
     __rmul__ = __mul__
@@ -140,21 +147,25 @@ class Value:
             raise ValueError(f"log is defined for positive numbers only, got x={x!r}")
         return make_node(math.log(x), (self,), (1.0 / x,), "log")
 
+    # The activations' formulas and slopes live in micronet.activations, one
+    # entry each; these three are the classic names for three of them.
+
     def tanh(self) -> "Value":
-        t = math.tanh(self.data)
-        return make_node(t, (self,), (1.0 - t * t,), "tanh")  # d tanh = 1 - tanh^2
+        return self.activate("tanh")
 
     def sigmoid(self) -> "Value":
-        s = _sigmoid(self.data)
-        return make_node(s, (self,), (s * (1.0 - s),), "sigmoid")  # s' = s(1-s)
+        return self.activate("sigmoid")
 
     def relu(self) -> "Value":
-        x = self.data
-        if x <= 0.0:  # the slope at 0 is 0, as in PyTorch
-            return make_node(0.0, (self,), (0.0,), "relu")
-        # x > 0, or NaN: NaN passes through with slope 1, as PyTorch's relu
-        # gives it, so a diverging run is seen as NaN rather than hidden as 0.
-        return make_node(x, (self,), (1.0,), "relu")
+        return self.activate("relu")  # slope 0 at 0 (as PyTorch); NaN passes through with slope 1
+
+    def activate(self, name: str) -> "Value":
+        """The registered activation `name` of this value (see micronet.activations): a node whose op is the name."""
+        spec = get_activation(name)
+        if spec.identity:
+            return self
+        out, slope = spec.scalar(self.data)
+        return make_node(out, (self,), (slope,), spec.name)
 
     def __abs__(self) -> "Value":
         x = self.data
@@ -220,6 +231,8 @@ class Value:
                 nodes[id(node)] = node
                 stack.extend(node._prev)
         for node in sorted(nodes.values(), key=_creation_order):  # children first
+            if node._local is None:  # its _backward_fn adds into the original children, not the copies
+                raise TypeError(f"cannot deepcopy a graph with an op written micrograd's way (op {node._op!r})")
             copy = make_node(node.data, tuple(memo[id(c)] for c in node._prev), node._local, node._op)
             copy.grad, copy.label = node.grad, node.label
             memo[id(node)] = copy
@@ -243,8 +256,12 @@ class Value:
             order = _topological_order(self)
             self.grad += 1.0
             for node in reversed(order):
+                locals_ = node._local
+                if locals_ is None:  # an op written micrograd's way adds into its children itself
+                    node._backward_fn()
+                    continue
                 g = node.grad
-                for child, local in zip(node._prev, node._local):
+                for child, local in zip(node._prev, locals_):
                     child.grad += local * g
         finally:
             if collecting:
@@ -333,25 +350,28 @@ def dots(
     products are summed by Python's `sum` (left to right; compensated from
     Python 3.12 on), then the bias is added.
 
-    `activation` is "relu", "tanh", "sigmoid", or None (or "linear") for none.
-    relu is fused into the dot node: where the sum is > 0 (or NaN) the node
-    is the dot node itself, as relu's slope there is 1; where it is <= 0 the
-    node is a constant 0 without children, so backward never walks the 2n+1
-    edges of an off neuron. tanh and sigmoid stay nodes of their own:
-    folding their slope into the node means 2n+1 extra multiplications to
-    save one node, which measured slower. (Inside `unfused()`, relu is a
-    node of its own too.)
+    `activation` is the name of a registered activation (micronet.activations),
+    or None. Where its slope at a row's sum is exactly 0 or 1 (a relu off or
+    on, a saturated sigmoid) the activation is folded into the dot node: at
+    slope 1 the node keeps the dot's local derivatives as they are, at slope
+    0 it is a constant without children, so backward never walks the 2n+1
+    edges of an off neuron. At any other slope it is a node of its own:
+    folding a slope in costs 2n+1 multiplications to save one node, which
+    measured slower. (Inside `unfused()`, it is always a node of its own.)
     """
     leaves = tuple(x if type(x) is Value else _input_value(x) for x in inputs)
     x_data = tuple([x.data for x in leaves])
     n = len(leaves)
     if biases is None:
         biases = [None] * len(weight_rows)
-    if activation == "linear":
-        activation = None
-    if activation not in (None, "relu", "tanh", "sigmoid"):
-        raise ValueError(f"dots activation must be relu, tanh, sigmoid, linear or None, got {activation!r}")
-    fuse = activation == "relu" and _fusing.on
+    spec: Activation | None = None
+    if activation is not None:
+        spec = get_activation(activation, "dots activation")
+        if spec.identity:
+            spec = None
+    if spec is not None:
+        scalar, name, folded_name = spec.scalar, spec.name, f"{spec.name}(dot)"
+    fold = spec is not None and _fusing.on
     nodes: list[Value] = []
     for weights, bias in zip(weight_rows, biases):
         if len(weights) != n:
@@ -360,16 +380,23 @@ def dots(
         total = sum(map(mul, w_data, x_data), 0.0)
         if bias is not None:
             total += bias.data
-        if fuse and total <= 0.0:  # an off relu: 0, and nothing flows back
-            nodes.append(make_node(0.0, (), (), "relu(dot)"))
-            continue
+        if spec is not None:
+            out, slope = scalar(total)
+            if fold and slope == 0.0:  # e.g. an off relu: a constant, and nothing flows back
+                nodes.append(make_node(out, (), (), folded_name))
+                continue
         # d/dw_i = x_i and d/dx_i = w_i: each product's other factor.
         if bias is None:
             children, local_grads = (*weights, *leaves), (*x_data, *w_data)
         else:
             children, local_grads = (*weights, *leaves, bias), (*x_data, *w_data, 1.0)
-        node = make_node(total, children, local_grads, "relu(dot)" if fuse else "dot")
-        nodes.append(node if fuse or activation is None else getattr(node, activation)())
+        if spec is None:
+            nodes.append(make_node(total, children, local_grads, "dot"))
+        elif fold and slope == 1.0:  # e.g. an on relu: d out/d child is the dot's own local derivative
+            nodes.append(make_node(out, children, local_grads, folded_name))
+        else:
+            node = make_node(total, children, local_grads, "dot")
+            nodes.append(make_node(out, (node,), (slope,), name))
     return nodes
 
 
@@ -421,16 +448,20 @@ def log_softmax_at(values: Iterable[Value], k: int) -> Value:
     return make_node(out, (*nodes, nodes[k]), (*[-e / total for e in exps], 1.0), "log_softmax")
 
 
-def _sigmoid(x: float) -> float:
-    if x >= 0.0:  # two branches: exp never sees a large positive argument
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
 def _is_number(x: object) -> TypeGuard[float]:
     t = type(x)  # float and int first: the abstract-class check is ten times slower
     return t is float or t is int or (isinstance(x, numbers.Real) and t is not bool)
+
+
+def _label_message(label: object, extra: tuple[object, ...]) -> str:
+    """Value(data, label) is not micrograd's Value(data, _children, _op): say where that one lives."""
+    if not extra and not isinstance(label, (tuple, list, set)):
+        return f"Value label must be a str, got {type(label).__name__}: {label!r}"
+    given = ", ".join(type(x).__name__ for x in (label, *extra))
+    return (
+        f"Value takes (data, label: str), got ({given}) after data; for micrograd's Value(data, _children, _op) "
+        "use micronet.micrograd.Value, or make a node with make_node(data, children, local_grads, op)"
+    )
 
 
 def _data_of(x: object) -> float | None:

@@ -31,9 +31,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from micronet.data import PreparedData, Standardizer, batches, split_validation
+from micronet.defaults import SETTINGS, default
 from micronet.losses import get_loss
 from micronet.nn import MLP, Module
 from micronet.optim import OPTIMIZERS, SCHEDULES
+from micronet.options import Choice, check_options
+from micronet.tasks import LOSS, TASKS, find_metric, headlines
 
 if TYPE_CHECKING:  # annotations only: the loop takes a validated config as a value
     from matplotlib.axes import Axes
@@ -167,11 +170,12 @@ class EarlyStopping:
     """Stop when a monitored metric has not improved for `patience` epochs (Keras's rule).
 
     An epoch improves on the best so far when the metric moves the right way
-    by more than `min_delta`. `mode` is "min" or "max"; "auto" picks "max"
-    for accuracy and r2 and "min" otherwise. With `restore_best`, the model
-    ends with the weights of the best epoch, whether or not training stopped
-    early. The tracker's state is plain data, so a resumed run carries on
-    counting exactly where it left off.
+    by more than `min_delta`. `mode` is "min" or "max"; "auto" takes the way
+    the task specs (micronet.tasks) say the metric is better, and "min" for a
+    key they do not name. With `restore_best`, the model ends with the
+    weights of the best epoch, whether or not training stopped early. The
+    tracker's state is plain data, so a resumed run carries on counting
+    exactly where it left off.
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 10, min_delta: float = 0.0,
@@ -185,7 +189,8 @@ class EarlyStopping:
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}")
         if mode == "auto":
-            mode = "max" if monitor.endswith(("accuracy", "r2")) else "min"
+            known = find_metric(monitor)
+            mode = "min" if known is None else known.better
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.restore_best, self.mode = bool(restore_best), mode
         self.best: float | None = None  # the best value seen
@@ -299,8 +304,8 @@ class Plan:
     """How to train, independent of what is trained: the loop's fixed settings."""
 
     epochs: int  # the last epoch to reach
-    batch_size: int | str = 32  # samples per step, or "full"
-    shuffle: bool = True  # reshuffle the training split every epoch
+    batch_size: int | str = SETTINGS["batch_size"].option.default  # samples per step, or "full"
+    shuffle: bool = SETTINGS["shuffle"].option.default  # reshuffle the training split every epoch
     step_schedule: bool = False  # advance the lr schedule per optimizer step (else per epoch)
 
     @classmethod
@@ -394,9 +399,10 @@ def _steps_per_epoch(n: int, batch_size: int | str) -> int:
     return len(batches(n, batch_size, random.Random(0), shuffle=False))
 
 
-def _fill_run_length(params: dict, run_length: int) -> dict:
-    """Schedules whose length defaults to the whole run (cosine's T_max, linear's total_iters)."""
-    return {k: (run_length if k in ("T_max", "total_iters") and v is None else v) for k, v in params.items()}
+def _fill_run_length(name: str, params: dict, run_length: int) -> dict:
+    """A schedule's parameters with each unset run length (cosine's T_max, linear's total_iters) the run's."""
+    options = SCHEDULES[name].options
+    return {k: (run_length if v is None and options[k].run_length else v) for k, v in params.items()}
 
 
 def new_state(config: RunConfig, data: PreparedData, model: Module | None = None) -> TrainState:
@@ -417,7 +423,8 @@ def new_state(config: RunConfig, data: PreparedData, model: Module | None = None
     run_length = config.training.epochs
     if opt.schedule.interval == "step":
         run_length *= _steps_per_epoch(len(data.y_train), config.training.batch_size)
-    schedule = SCHEDULES[opt.schedule.name](optimizer, **_fill_run_length(opt.schedule.params(), run_length))
+    params = _fill_run_length(opt.schedule.name, opt.schedule.params(), run_length)
+    schedule = SCHEDULES[opt.schedule.name](optimizer, **params)
     stopping = config.training.early_stopping
     stopper = None if stopping is None else EarlyStopping(**stopping.params())
     return TrainState(model, optimizer, schedule, sub_rng(config.seed, "shuffle"), stopper=stopper)
@@ -432,18 +439,8 @@ def config_loss(config: RunConfig) -> Callable:
 
 
 def score(task: str, outputs: np.ndarray, y: np.ndarray, target_scaler: Standardizer | None = None) -> dict:
-    """Accuracy (classification), or MAE in the target's original units and R² (regression)."""
-    if task == "classification":
-        return {"accuracy": float(np.mean(outputs.argmax(axis=1) == y))}
-    truth = y.reshape(len(y), -1)
-    predicted = outputs.reshape(truth.shape)
-    scale = 1.0 if target_scaler is None else target_scaler.scale_
-    mae = float(np.mean(np.abs(predicted - truth) * scale))  # the mean over outputs of each output's MAE
-    residual = np.sum((truth - predicted) ** 2, axis=0)
-    spread = np.sum((truth - truth.mean(axis=0)) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(spread > 0, 1.0 - residual / spread, np.where(residual == 0, 1.0, 0.0))
-    return {"mae": mae, "r2": float(np.mean(r2))}
+    """The task's metrics for one split (micronet.tasks): accuracy, or MAE in the target's own units and R²."""
+    return TASKS[task].score(outputs, y, 1.0 if target_scaler is None else target_scaler.scale_)
 
 
 def _evaluate(executor, task, X, y, target_scaler) -> dict:
@@ -568,10 +565,10 @@ class ProgressBar:
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         shown = {}
-        for key in ("loss", "val_loss", "val_accuracy", "test_accuracy", "val_r2", "test_r2"):
-            if key in logs:
-                name = "train_loss" if key == "loss" else key.replace("accuracy", "acc")
-                shown[name] = f"{logs[key]:.4f}" if "loss" in key else f"{logs[key]:.3f}"
+        scores = [(f"{split}_", metric) for metric in headlines() for split in ("val", "test")]
+        for prefix, metric in [("", LOSS), ("val_", LOSS), *scores]:
+            if prefix + metric.name in logs:
+                shown[f"{prefix or 'train_'}{metric.short}"] = metric.show(logs[prefix + metric.name])
         self.bar.update(1)
         self.bar.set_postfix(shown)
 
@@ -580,8 +577,13 @@ class ProgressBar:
 
 
 # ----- one call: micronet.fit -------------------------------------------------
+# Defaults and checks come from micronet.defaults and the optimizers' own declarations;
+# a message names the keyword as written: `epochs= must be an int >= 1, got 0`.
 
-_OPTIMIZER_OPTIONS = ("lr", "momentum", "nesterov", "betas", "eps", "weight_decay")
+
+def _keyword(key: str, value: Any) -> Any:
+    """fit's keyword `key`, checked by its setting's rule."""
+    return SETTINGS[key].option.rule(value, f"{key}=")
 
 
 def fit(
@@ -589,20 +591,20 @@ def fit(
     X: ArrayLike,
     y: ArrayLike,
     *,
-    epochs: int = 100,
-    batch_size: int | str = 32,
-    optimizer: str | Any = "sgd",
-    loss: str | Callable = "cross_entropy",
+    epochs: int = SETTINGS["epochs"].option.default,
+    batch_size: int | str = SETTINGS["batch_size"].option.default,
+    optimizer: str | Any | None = None,
+    loss: str | Callable | None = None,
     task: str | None = None,
     schedule: str | Any | None = None,
-    validation_split: float = 0.0,
+    validation_split: float = SETTINGS["validation_split"].option.default,
     validation_data: tuple | None = None,
     early_stopping: int | EarlyStopping | None = None,
     callbacks: Iterable = (),
-    shuffle: bool = True,
-    backend: str = "compiled",
+    shuffle: bool = SETTINGS["shuffle"].option.default,
+    backend: str = SETTINGS["backend"].option.default,
     progress: bool | None = None,
-    seed: int = 0,
+    seed: int = SETTINGS["seed"].option.default,
     **optimizer_options: Any,
 ) -> History:
     """Train `model` on (X, y) in one call and return its `History`, as Keras's `model.fit` does.
@@ -610,9 +612,12 @@ def fit(
     `model` is any Module whose call returns a list of outputs (logits for
     classification). `y` holds class indices 0..k-1 for classification, or
     numbers (one column per output) for regression; the task follows the
-    loss (mse, l1, huber: regression) unless `task` says otherwise.
-    `optimizer` is "sgd" or "adam" with its options as keywords (lr,
-    momentum, nesterov, betas, eps, weight_decay), or an optimizer instance
+    loss (mse, l1, huber: regression) unless `task` says otherwise, and the
+    loss the task (None: cross_entropy, or mse for regression).
+    `optimizer` is "sgd" or "adam" (None: the task's default, sgd for
+    classification and adam for regression) with its options as keywords
+    (lr, momentum, nesterov, betas, eps, weight_decay; unset: the
+    optimizer's defaults, docs/config.md's table), or an optimizer instance
     over `model.parameters()`. `schedule` is a schedule name (cosine and
     linear span the whole run) or instance. Validation: `validation_data=(Xv,
     yv)`, or `validation_split`, a fraction of (X, y) held out by a draw
@@ -624,31 +629,27 @@ def fit(
     """
     if not isinstance(model, Module) or not callable(model):
         raise TypeError(f"model must be a callable micronet Module, got {type(model).__name__}")
-    loss_name = loss if isinstance(loss, str) else None
-    task = _task(task, loss_name, y)
-    loss_fn = get_loss(loss_name, task) if loss_name is not None else _callable_loss(loss)
+    task = _task(task, loss, y)
+    loss_fn = get_loss(default("loss", task) if loss is None else loss, task) if loss is None or \
+        isinstance(loss, str) else _callable_loss(loss)
     X, y = _check_xy("X", "y", X, y, task)
+    validation_split = _keyword("validation_split", validation_split)
     if validation_data is not None:
         if validation_split:
-            raise ValueError("pass validation_split or validation_data, not both")
+            raise ValueError("pass validation_split= or validation_data=, not both")
         X_val, y_val = _unpack_validation(validation_data, task, X.shape[1], y)
     elif validation_split:
-        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
-                or not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be a fraction in (0, 1), got {validation_split!r}")
         X, y, X_val, y_val = split_validation(X, y, validation_split, seed, stratify=task == "classification",
                                                name="validation_split")
     else:
         X_val, y_val = X[:0], y[:0]
     n_outputs = _check_model_outputs(model, X, y, task)
-    plan = Plan(_positive_int("epochs", epochs), _batch_size(batch_size), _flag("shuffle", shuffle))
-    opt = _optimizer(model, optimizer, optimizer_options)
-    sched = _schedule(schedule, opt, epochs)
+    plan = Plan(_keyword("epochs", epochs), _keyword("batch_size", batch_size), _keyword("shuffle", shuffle))
+    opt = _optimizer(model, optimizer, optimizer_options, task)
+    sched = _schedule(schedule, opt, plan.epochs)
     stopper = _early_stopping(early_stopping, validating=len(y_val) > 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
-    if backend not in ("compiled", "eager"):
-        raise ValueError(f"backend must be 'compiled' or 'eager', got {backend!r}")
+    seed = _keyword("seed", seed)
+    backend = _keyword("backend", backend)
     data = PreparedData(
         X, y, X[:0], y[:0], list(range(n_outputs)) if task == "classification" else None, X.shape[1], None,
         X_val=X_val, y_val=y_val, task=task,
@@ -665,17 +666,19 @@ def fit(
     return History(state.history, None if stopper is None else stopper.best_epoch, state.stopped_early)
 
 
-def _task(task, loss_name, y) -> str:
-    from micronet.losses import REGRESSION_LOSSES
+def _task(task, loss, y) -> str:
+    """The task given, else the loss's (mse, l1, huber: regression), else y's for a loss function of
+    one's own (float targets: regression), else classification."""
+    from micronet.losses import REGRESSION_LOSSES, TASKS
 
-    if task is None:
-        if loss_name is not None:
-            return "regression" if loss_name in REGRESSION_LOSSES else "classification"
-        kind = np.asarray(y).dtype.kind
-        return "classification" if kind in "iub" else "regression"
-    if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
-    return task
+    if task is not None:
+        return Choice(TASKS)(task, "task=")
+    if isinstance(loss, str):
+        return "regression" if loss in REGRESSION_LOSSES else "classification"
+    if loss is None:
+        return "classification"
+    kind = np.asarray(y).dtype.kind
+    return "classification" if kind in "iub" else "regression"
 
 
 def _callable_loss(loss):
@@ -749,53 +752,50 @@ def _check_model_outputs(model, X, y, task) -> int:
     return n
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
-def _batch_size(value):
-    return value if value == "full" else _positive_int("batch_size", value)
-
-
-def _flag(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _optimizer(model, optimizer, options):
-    unknown = sorted(set(options) - set(_OPTIMIZER_OPTIONS))
+def _optimizer(model, optimizer, options, task):
+    """The optimizer by name with its options as keywords (each checked by the optimizer's declaration),
+    or an instance."""
+    known = {key for cls in OPTIMIZERS.values() for key in cls.options}
+    unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(f"fit() got unexpected keyword argument(s) {', '.join(unknown)}")
-    if isinstance(optimizer, str):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)} or an optimizer instance, got {optimizer!r}"
-            )
-        if optimizer == "sgd":
-            options = {"lr": 0.1, **options}
-        return OPTIMIZERS[optimizer](model.parameters(), **options)
+    if optimizer is None or isinstance(optimizer, str):
+        name = _keyword("optimizer", default("optimizer", task) if optimizer is None else optimizer)
+        cls = OPTIMIZERS[name]
+
+        def named(key: str) -> str:
+            return f"{key}="
+
+        values = check_options(cls.options, options, named, f"optimizer {name!r}")
+        cls.check_together(values, named)
+        return cls(model.parameters(), **values)
     if options:
         raise ValueError(
-            f"{', '.join(sorted(options))} cannot be combined with an optimizer instance: set them on the instance"
+            f"{', '.join(f'{k}=' for k in sorted(options))} cannot be combined with an optimizer instance: "
+            "set them on the instance"
         )
     if not hasattr(optimizer, "step") or not hasattr(optimizer, "params"):
-        raise TypeError(f"optimizer must be 'sgd', 'adam' or a micronet optimizer, got {type(optimizer).__name__}")
+        raise TypeError(f"optimizer= must be 'sgd', 'adam' or a micronet optimizer, got {type(optimizer).__name__}")
     if {id(p) for p in optimizer.params} != {id(p) for p in model.parameters()}:
         raise ValueError("the optimizer instance must be built on model.parameters()")
     return optimizer
 
 
 def _schedule(schedule, optimizer, epochs):
+    """The schedule by name with its defaults (a run length: the run's epochs), or an instance."""
     if schedule is None:
         schedule = "constant"
     if isinstance(schedule, str):
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} or a schedule instance, got {schedule!r}")
-        defaults = {"T_max": None} if schedule == "cosine" else {"total_iters": None} if schedule == "linear" else {}
-        return SCHEDULES[schedule](optimizer, **_fill_run_length(defaults, epochs))
+        name = Choice(SCHEDULES)(schedule, "schedule=")
+        options = SCHEDULES[name].options
+        required = [key for key, option in options.items() if option.required]
+        if required:
+            raise ValueError(
+                f"schedule={name!r} needs {', '.join(required)}: pass a schedule instance, "
+                f"e.g. {SCHEDULES[name].__name__}(optimizer, {required[0]}=...)"
+            )
+        params = {key: option.default for key, option in options.items()}
+        return SCHEDULES[name](optimizer, **_fill_run_length(name, params, epochs))
     if getattr(schedule, "optimizer", None) is not optimizer:
         raise ValueError("the schedule instance must wrap the optimizer that fit() uses")
     return schedule
@@ -807,5 +807,5 @@ def _early_stopping(early_stopping, validating):
     if isinstance(early_stopping, EarlyStopping):
         return early_stopping
     if isinstance(early_stopping, bool) or not isinstance(early_stopping, int):
-        raise TypeError(f"early_stopping must be a patience (int) or an EarlyStopping, got {early_stopping!r}")
+        raise TypeError(f"early_stopping= must be a patience (int) or an EarlyStopping, got {early_stopping!r}")
     return EarlyStopping(monitor="val_loss" if validating else "loss", patience=early_stopping)

@@ -8,13 +8,12 @@ the trainer, the estimators and the compiled executor agree on what a name
 means.
 """
 
-import inspect
-import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeGuard, cast
 
 from micronet.engine import Value, log_softmax_at
+from micronet.options import Option, Real, check_options
 
 # A regression target: one number (one output) or one per output.
 Target = float | Value | Sequence[float | Value]
@@ -31,6 +30,7 @@ __all__ = [
     "one_hot_mse_loss",
     "Loss",
     "get_loss",
+    "loss_options",
     "CLASSIFICATION_LOSSES",
     "REGRESSION_LOSSES",
     "LOSSES",
@@ -64,7 +64,12 @@ def hinge_loss(score: Value, label: int) -> Value:
     return (1 - label * score).relu()
 
 
-def multiclass_hinge_loss(logits: Sequence[Value], target: int, margin: float = 1.0) -> Value:
+# A loss's options, each declared once: its signature's default, get_loss's check and the config's key read it.
+_MARGIN = Option(Real(), 1.0, "how far the true class's output must lead the others")
+_DELTA = Option(Real(0.0, low_open=True), 1.0, "where the loss turns from quadratic to linear")
+
+
+def multiclass_hinge_loss(logits: Sequence[Value], target: int, margin: float = _MARGIN.default) -> Value:
     """(1/K) * sum_{k != t} max(0, margin - x_t + x_k), PyTorch's multi_margin_loss."""
     _check_target(target, len(logits))
     correct = logits[target]
@@ -101,14 +106,14 @@ def l1_loss(outputs: Iterable[Value], targets: Target) -> Value:
     return _mean([abs(d) for d in diffs])
 
 
-def huber_loss(outputs: Iterable[Value], targets: Target, delta: float = 1.0) -> Value:
+def huber_loss(outputs: Iterable[Value], targets: Target, delta: float = _DELTA.default) -> Value:
     """(1/k) * sum_i h(o_i - t_i): h(d) = d^2/2 for |d| < delta, else delta * (|d| - delta/2).
 
     PyTorch's huber_loss: quadratic near 0, linear (slope +-delta) in the
     tails, so outliers pull with a bounded force. At |d| == delta both pieces
     have value delta^2/2 and slope d, so the choice there does not matter.
     """
-    delta = _check_delta(delta)
+    delta = _DELTA.check(delta, "huber delta")
     diffs = _differences("huber_loss", outputs, targets)
     terms = [d * d * 0.5 if abs(d.data) < delta else (abs(d) - 0.5 * delta) * delta for d in diffs]
     return _mean(terms)
@@ -143,12 +148,6 @@ def _is_real(x: object) -> TypeGuard[float]:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def _check_delta(delta: object) -> float:
-    if not _is_real(delta) or not 0.0 < delta < math.inf:
-        raise ValueError(f"huber delta must be a finite number > 0, got {delta!r}")
-    return float(delta)
-
-
 # ----- registries -------------------------------------------------------------------
 
 # Classification losses by config name: loss(logits, class_index) -> Value.
@@ -162,6 +161,12 @@ REGRESSION_LOSSES: dict[str, Callable[..., Value]] = {
     "mse": mse_loss,
     "l1": l1_loss,
     "huber": huber_loss,
+}
+# The options of the losses that take any, by the function (a registry entry): the config's
+# loss.<option> keys, get_loss's checks and docs/config.md read them.
+_OPTIONS: dict[Callable[..., Value], Mapping[str, Option]] = {
+    multiclass_hinge_loss: {"margin": _MARGIN},
+    huber_loss: {"delta": _DELTA},
 }
 LOSSES = CLASSIFICATION_LOSSES  # the name before regression existed
 TASKS = {"classification": CLASSIFICATION_LOSSES, "regression": REGRESSION_LOSSES}
@@ -197,6 +202,11 @@ class Loss:
         return f"get_loss({self.name!r}, task={self.task!r}{options})"
 
 
+def loss_options(name: str, task: str) -> Mapping[str, Option]:
+    """The options the loss `name` of `task` takes (empty for most)."""
+    return _OPTIONS.get(TASKS[task][name], {})
+
+
 def get_loss(name: str, task: str = "classification", **options: Any) -> Loss:
     """The per-sample loss `name` of `task` with `options` bound (e.g. huber's delta).
 
@@ -211,15 +221,5 @@ def get_loss(name: str, task: str = "classification", **options: Any) -> Loss:
         hint = f" ({name!r} is a {other[0]} loss)" if other else ""
         raise ValueError(f"{task} loss must be one of {', '.join(registry)}, got {name!r}{hint}")
     function = registry[name]
-    accepted = list(inspect.signature(function).parameters)[2:]  # after (outputs, target)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        takes = f"takes {', '.join(accepted)}" if accepted else "takes no options"
-        raise ValueError(f"{task} loss {name!r} {takes}; got {', '.join(unknown)}")
-    if "delta" in options:
-        options["delta"] = _check_delta(options["delta"])
-    if "margin" in options:
-        if not _is_real(options["margin"]) or not math.isfinite(options["margin"]):
-            raise ValueError(f"hinge margin must be a finite number, got {options['margin']!r}")
-        options["margin"] = float(options["margin"])
+    options = check_options(loss_options(name, task), options, lambda key: f"{name} {key}", f"{task} loss {name!r}")
     return Loss(name, task, function, options)

@@ -1,32 +1,27 @@
 """Neural-net modules built from Values: Module, Neuron, Layer, MLP.
 
 A Module finds its parameters by walking its attributes in assignment order:
-every `Value`, `Module`, or list of them stored on it is part of the model, so
-a custom model needs no registration code. That walk fixes the public
-parameter order: layer by layer, neuron by neuron, weights then bias.
+every `Value` or `Module` stored on it, directly or inside lists, tuples and
+dicts (nested to any depth), is part of the model, so a custom model needs no
+registration code. Lists and tuples are walked in index order and dicts in
+insertion order; a dict that holds parameters needs string keys (they name
+the parameters), and a set of them, which has no order, is refused. That
+walk fixes the public parameter order: layer by layer, neuron by neuron,
+weights then bias. A Module or Value reachable twice (tied weights) counts
+once, where the walk first meets it.
 """
 
+import functools
 import math
+import numbers
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec
 
+from micronet.activations import ACTIVATIONS, get_activation
 from micronet.engine import Value, dots
 
-__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS", "mlp_layout"]
-
-
-def _linear(x: Value) -> Value:
-    return x
-
-
-# Activations by name: a function Value -> Value.
-ACTIVATIONS: dict[str, Callable[[Value], Value]] = {
-    "relu": Value.relu,
-    "tanh": Value.tanh,
-    "sigmoid": Value.sigmoid,
-    "linear": _linear,
-}
+__all__ = ["Module", "Neuron", "Layer", "MLP", "ACTIVATIONS", "Outputs", "mlp_layout"]
 
 
 class Module:
@@ -37,7 +32,11 @@ class Module:
         def __call__(self, x: Sequence[Value | float]) -> list[Value]: ...
 
     def named_parameters(self) -> list[tuple[str, Value]]:
-        """(dotted name, Value) pairs in the fixed order, each Value once."""
+        """(dotted name, Value) pairs in the fixed order, each Value once.
+
+        A name is the path of attributes, list and tuple indices and dict keys
+        that leads to the Value: `blocks.encoder.neurons.0.w.1`.
+        """
         seen = set()
         pairs = []
         for name, entry in self._entries(""):
@@ -97,9 +96,11 @@ class Module:
             value.data = data
 
     def _entries(self, prefix: str) -> Iterator[tuple[str, Value | list[Value]]]:
-        """(name, Value or list of Values) for every parameter tensor, in attribute order."""
+        """(name, Value or list of Values) for every parameter tensor, in the walk's order, each once."""
+        seen = {id(self)}
+        owner = type(self).__name__
         for name, attribute in vars(self).items():
-            yield from _entries_of(prefix + name, attribute)
+            yield from _entries_of(owner, prefix + name, attribute, seen)
 
     def __repr__(self) -> str:
         """The class, each part that holds parameters (one per line, as PyTorch prints), and the count."""
@@ -127,24 +128,72 @@ class Module:
 
     def _parts(self) -> Iterator[tuple[str, str, int]]:
         """(name, description, parameter count) for each attribute that holds parameters, in order."""
+        owner = type(self).__name__
         for name, attribute in vars(self).items():
-            yield from _parts_of(name, attribute)
+            yield from _parts_of(owner, name, attribute)
 
 
-def _entries_of(name: str, obj: object) -> Iterator[tuple[str, Value | list[Value]]]:
+def _entries_of(owner: str, name: str, obj: object, seen: set[int]) -> Iterator[tuple[str, Value | list[Value]]]:
+    """The parameter entries under one attribute; `seen` holds the ids of Values and Modules already given."""
     if isinstance(obj, Value):
-        yield name, obj
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            yield name, obj
     elif isinstance(obj, Module):
-        yield from obj._entries(name + ".")
+        if id(obj) not in seen:  # a shared module (or a cycle back to an owner) counts once
+            seen.add(id(obj))
+            for attribute, value in vars(obj).items():
+                yield from _entries_of(owner, f"{name}.{attribute}", value, seen)
     elif isinstance(obj, (list, tuple)):
         if obj and all(isinstance(x, Value) for x in obj):
-            yield name, list(obj)
+            known = len(seen)
+            seen.update(map(id, obj))
+            if len(seen) > known:  # one entry, unless every Value in it was given before
+                yield name, list(obj)
         else:
             for i, item in enumerate(obj):
-                yield from _entries_of(f"{name}.{i}", item)
+                yield from _entries_of(owner, f"{name}.{i}", item, seen)
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            if _holds_parameters(item):
+                _check_key(owner, name, key)
+            yield from _entries_of(owner, f"{name}.{key}", item, seen)
+    elif isinstance(obj, (set, frozenset)) and _holds_parameters(obj):
+        raise TypeError(
+            f"{owner}.{name} holds Modules or Values in a {type(obj).__name__}, which has no fixed order; "
+            "hold them in a list, tuple or dict"
+        )
 
 
-def _parts_of(name: str, obj: object) -> Iterator[tuple[str, str, int]]:
+def _holds_parameters(obj: object) -> bool:
+    """Whether a Value or Module is inside `obj` (itself, or in its lists, tuples, dicts and sets)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (Value, Module)):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return False
+
+
+def _check_key(owner: str, name: str, key: object) -> None:
+    """A dict key that names parameters: a non-empty string without dots (a dot would split the name)."""
+    if not isinstance(key, str):
+        raise TypeError(
+            f"{owner}.{name} holds Modules or Values under the key {key!r} ({type(key).__name__}); "
+            "the keys name the parameters, so they must be strings"
+        )
+    if not key or "." in key:
+        raise ValueError(
+            f"{owner}.{name} holds Modules or Values under the key {key!r}; "
+            "the keys name the parameters, so they must be non-empty and without '.'"
+        )
+
+
+def _parts_of(owner: str, name: str, obj: object) -> Iterator[tuple[str, str, int]]:
     if isinstance(obj, Module):
         count = len(obj.parameters())
         if count:
@@ -155,7 +204,12 @@ def _parts_of(name: str, obj: object) -> Iterator[tuple[str, str, int]]:
         yield name, f"{len(obj)} scalar parameters", len(obj)
     elif isinstance(obj, (list, tuple)):
         for i, item in enumerate(obj):
-            yield from _parts_of(f"{name}.{i}", item)
+            yield from _parts_of(owner, f"{name}.{i}", item)
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            if _holds_parameters(item):
+                _check_key(owner, name, key)
+            yield from _parts_of(owner, f"{name}.{key}", item)
 
 
 def _one_line(text: str) -> str:
@@ -175,6 +229,101 @@ def _finite(name: str, x: object) -> float:
     return number
 
 
+class Outputs(list[Value]):
+    """What a module returns: a list of Values, one per output, that refuses arithmetic.
+
+    micrograd's MLP returns a bare Value for one output, so its code writes
+    `model(x) - y`. On a plain list that fails with a puzzling message, or
+    worse, `2 * out` repeats the list and `np.int64(-1) * out` empties it.
+    Here every arithmetic operator with a number or Value says what to do
+    instead; list operations with other lists (`out + [v]`) still work.
+    """
+
+    __array_ufunc__ = None  # NumPy scalars and arrays defer to the operators below
+
+    def _refuse(self, op: str, other: object = None, error: type[Exception] = TypeError) -> NoReturn:
+        n = len(self)
+        what = f"a model's output (a list of {n} Value{'s' if n != 1 else ''})"
+        raise error(
+            f"{op.format(out=what, other=type(other).__name__)}: micronet models return a list of Values, "
+            "one per output; take out[0] for a single output (micronet.micrograd's MLP returns the Value "
+            "itself, as micrograd does)"
+        )
+
+    def __add__(self, other: Any) -> Any:
+        return super().__add__(other) if isinstance(other, list) else self._refuse("{out} + {other}", other)
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._refuse("{out} += {other}", other) if isinstance(other, _SCALARS) else super().__iadd__(other)
+
+    def __radd__(self, other: Any) -> Any:
+        self._refuse("{other} + {out}", other)
+
+    def __sub__(self, other: Any) -> Any:
+        self._refuse("{out} - {other}", other)
+
+    def __rsub__(self, other: Any) -> Any:
+        self._refuse("{other} - {out}", other)
+
+    def __mul__(self, other: Any) -> Any:  # also list repetition: never what a model's outputs mean
+        self._refuse("{out} * {other}", other)
+
+    def __rmul__(self, other: Any) -> Any:
+        self._refuse("{other} * {out}", other)
+
+    def __imul__(self, other: Any) -> Any:
+        self._refuse("{out} *= {other}", other)
+
+    def __truediv__(self, other: Any) -> Any:
+        self._refuse("{out} / {other}", other)
+
+    def __rtruediv__(self, other: Any) -> Any:
+        self._refuse("{other} / {out}", other)
+
+    def __pow__(self, other: Any) -> Any:
+        self._refuse("{out} ** {other}", other)
+
+    def __rpow__(self, other: Any) -> Any:
+        self._refuse("{other} ** {out}", other)
+
+    def __neg__(self) -> Any:
+        self._refuse("-{out}")
+
+    def __abs__(self) -> Any:
+        self._refuse("abs({out})")
+
+    def __float__(self) -> float:
+        self._refuse("float({out})")
+
+    def __getattr__(self, name: str) -> Any:  # only for names a list lacks: out.data, out.backward(), ...
+        if not name.startswith("_") and hasattr(Value, name):
+            self._refuse(f"{{out}} has no .{name}", error=AttributeError)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+_SCALARS = (Value, numbers.Number)  # NumPy's scalars register as numbers
+
+
+_P = ParamSpec("_P")
+
+
+def _refuses_nonlin(init: Callable[_P, None]) -> Callable[_P, None]:
+    """micrograd's `nonlin=` keyword gets an answer rather than Python's 'unexpected keyword'."""
+
+    @functools.wraps(init)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        if "nonlin" in kwargs:
+            name = type(args[0]).__name__
+            raise TypeError(
+                f"{name} takes activation=, not micrograd's nonlin= (got nonlin={kwargs['nonlin']!r}): "
+                f"nonlin=True is activation='relu', nonlin=False is activation='linear'; "
+                f"micronet.micrograd.{name} takes nonlin= as micrograd does"
+            )
+        init(*args, **kwargs)
+
+    return checked
+
+
 def _rng(seed: int | random.Random | None) -> random.Random:
     """A private random.Random: an int seeds it, an instance is shared, None is fresh."""
     if isinstance(seed, random.Random):
@@ -184,34 +333,30 @@ def _rng(seed: int | random.Random | None) -> random.Random:
     raise TypeError(f"seed must be an int, a random.Random or None, got {type(seed).__name__}: {seed!r}")
 
 
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-
-
 class Neuron(Module):
     """activation(w . x + b), with the dot product as one node.
 
     Weights are drawn uniformly from +-limit so their variance suits the
-    activation: He (limit = sqrt(6 / fan_in)) for relu, Glorot
-    (limit = sqrt(6 / (fan_in + fan_out))) for tanh, sigmoid and linear.
-    The bias starts at 0.
+    activation, as its registry entry says (`init`): He (limit =
+    sqrt(6 / fan_in)) for relu, Glorot (limit = sqrt(6 / (fan_in +
+    fan_out))) for the others. The bias starts at 0.
     """
 
+    @_refuses_nonlin
     def __init__(self, nin: int, activation: str = "relu", seed: int | random.Random | None = None,
                  fan_out: int = 1) -> None:
-        _check_activation(activation)
+        spec = get_activation(activation)
         if isinstance(nin, bool) or not isinstance(nin, int) or nin < 1:
             raise ValueError(f"nin must be an int >= 1, got {nin!r}")
         rng = _rng(seed)
-        limit = math.sqrt(6.0 / nin) if activation == "relu" else math.sqrt(6.0 / (nin + fan_out))
+        limit = math.sqrt(6.0 / nin) if spec.init == "he" else math.sqrt(6.0 / (nin + fan_out))
         self.w = [Value(rng.uniform(-limit, limit)) for _ in range(nin)]
         self.b = Value(0.0)
         self.activation = activation
 
     def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.w), x)
-        return dots([self.w], x, [self.b], activation=self.activation)  # the activation fused into the dot node
+        return Outputs(dots([self.w], x, [self.b], activation=self.activation))  # the activation fused in
 
     def __repr__(self) -> str:
         return f"Neuron({len(self.w)}, activation={self.activation!r})"
@@ -220,6 +365,7 @@ class Neuron(Module):
 class Layer(Module):
     """nout neurons that all read the same nin inputs."""
 
+    @_refuses_nonlin
     def __init__(self, nin: int, nout: int, activation: str = "relu", seed: int | random.Random | None = None) -> None:
         if isinstance(nout, bool) or not isinstance(nout, int) or nout < 1:
             raise ValueError(f"nout must be an int >= 1, got {nout!r}")
@@ -230,7 +376,7 @@ class Layer(Module):
     def __call__(self, x: Sequence[Value | float]) -> list[Value]:
         _check_length(self, len(self.neurons[0].w), x)
         neurons = self.neurons
-        return dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation)
+        return Outputs(dots([n.w for n in neurons], x, [n.b for n in neurons], activation=self.activation))
 
     def __repr__(self) -> str:
         return f"Layer({len(self.neurons[0].w)} -> {len(self.neurons)}, activation={self.activation!r})"
@@ -241,7 +387,7 @@ class MLP(Module):
 
     def __init__(self, nin: int, nouts: Iterable[int], activation: str = "relu",
                  seed: int | random.Random | None = None) -> None:
-        _check_activation(activation)
+        get_activation(activation)
         widths = list(nouts)
         if not widths:
             raise ValueError("nouts must list at least one layer size, got []")

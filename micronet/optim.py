@@ -26,9 +26,10 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from micronet.engine import Value
+from micronet.options import Flag, Integer, Option, OptionError, Real, RealPair
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,44 +56,17 @@ __all__ = [
 
 # ----- argument checks ------------------------------------------------------
 
+_POSITIVE = Real(0.0, low_open=True)
+_NON_NEGATIVE = Real(0.0)
+_FRACTION = Real(0.0, 1.0, high_open=True)
+_STEP_COUNT = Integer(0)
 
-def _number(name: str, value: object, ok: Callable[[float], bool], expected: str) -> float:
-    """`value` as a float if it is a real number that satisfies `ok`."""
+
+def _any_real(name: str, value: object) -> float:
+    """A real number (not a bool) as a float: the numbers a state_dict holds."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:  # an int beyond the float range
-        raise ValueError(f"{name} must be {expected}, got an integer with {len(str(value))} digits") from None
-    if not ok(x):  # NaN fails every comparison, so it lands here
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return x
-
-
-def _positive(name: str, value: object) -> float:
-    return _number(name, value, lambda x: 0.0 < x < math.inf, "> 0 and finite")
-
-
-def _non_negative(name: str, value: object) -> float:
-    return _number(name, value, lambda x: 0.0 <= x < math.inf, ">= 0 and finite")
-
-
-def _fraction(name: str, value: object) -> float:
-    return _number(name, value, lambda x: 0.0 <= x < 1.0, "in [0, 1)")
-
-
-def _integer(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}: {value!r}")
-    return value
+        raise OptionError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
+    return float(value)
 
 
 def _check_params(params: Iterable[Value]) -> list[Value]:
@@ -137,21 +111,47 @@ def _float_list(name: str, values: object, length: int) -> list[float]:
         raise TypeError(f"{name} must be a list of floats, got {type(values).__name__}")
     if len(values) != length:
         raise ValueError(f"{name} has {len(values)} entries, but the optimizer has {length} parameters")
-    return [_number(f"{name}[{i}]", v, lambda x: True, "") for i, v in enumerate(values)]
+    return [_any_real(f"{name}[{i}]", v) for i, v in enumerate(values)]
 
 
 # ----- optimizers -----------------------------------------------------------
 
 
+def _lr(default: float) -> Option:
+    return Option(_POSITIVE, default, "the base learning rate; a schedule scales it")
+
+
+_WEIGHT_DECAY = Option(_NON_NEGATIVE, 0.0, "an L2 penalty folded into the gradient, as in PyTorch")
+
+
 class _Optimizer(ABC):
-    """What SGD and Adam share: the parameter list, `lr`, and `zero_grad`."""
+    """What SGD and Adam share: the parameter list, checked options, `lr`, and `zero_grad`.
+
+    Each optimizer declares its options once, in `options` (rule, default,
+    help): its signature's defaults, the config's keys, `micronet.fit`'s
+    keywords and the estimators' parameters all read them.
+    """
 
     name = ""
+    options: ClassVar[Mapping[str, Option]] = {}
 
-    def __init__(self, params: Iterable[Value], lr: float) -> None:
+    def __init__(self, params: Iterable[Value], **options: Any) -> None:
         self.params = _check_params(params)
-        self.lr = _positive("lr", lr)
+        for key, value in self.check_options(options, str).items():
+            setattr(self, key, value)
         self.step_count = 0  # number of step() calls so far
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any], named: Callable[[str], str]) -> dict[str, Any]:
+        """Every option checked (`named(key)` is how the caller wrote it), with the rules between them."""
+        values = {key: cls.options[key].check(value, named(key)) for key, value in given.items()}
+        cls.check_together(values, named)
+        return values
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any], named: Callable[[str], str]) -> None:
+        """Rules that involve two options (SGD's nesterov needs momentum); none by default."""
+        return None
 
     @property
     def lr(self) -> float:
@@ -161,7 +161,7 @@ class _Optimizer(ABC):
     @lr.setter
     def lr(self, value: float) -> None:
         # >= 0 rather than > 0: a schedule may anneal all the way to zero.
-        self._lr = _non_negative("lr", value)
+        self._lr = _NON_NEGATIVE(value, "lr")
 
     def zero_grad(self) -> None:
         """Reset every parameter's gradient: backward() accumulates into leaves."""
@@ -204,16 +204,27 @@ class SGD(_Optimizer):
     """
 
     name = "sgd"
+    options = {
+        "lr": _lr(0.1),
+        "momentum": Option(_FRACTION, 0.9, "the momentum factor (0: plain SGD)"),
+        "nesterov": Option(Flag(), False, "Nesterov momentum; needs momentum > 0"),
+        "weight_decay": _WEIGHT_DECAY,
+    }
+    momentum: float
+    nesterov: bool
+    weight_decay: float
 
-    def __init__(self, params: Iterable[Value], lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
-        self.momentum = _fraction("momentum", momentum)
-        self.nesterov = _flag("nesterov", nesterov)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
-        if self.nesterov and self.momentum == 0.0:
-            raise ValueError(f"nesterov=True needs momentum > 0, got momentum={momentum!r}")
+    def __init__(self, params: Iterable[Value], lr: float = options["lr"].default,
+                 momentum: float = options["momentum"].default, nesterov: bool = options["nesterov"].default,
+                 weight_decay: float = options["weight_decay"].default) -> None:
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
         self.momentum_buffer: list[float] | None = None  # one float per parameter after the first step
+
+    @classmethod
+    def check_together(cls, values: Mapping[str, Any], named: Callable[[str], str]) -> None:
+        """Nesterov momentum needs momentum."""
+        if values.get("nesterov") and values.get("momentum") == 0.0:
+            raise OptionError(f"{named('nesterov')} needs {named('momentum')} > 0, got {values['momentum']!r}")
 
     def step(self) -> None:
         """Update every parameter from its current `.grad`."""
@@ -249,13 +260,11 @@ class SGD(_Optimizer):
         """Restore `state_dict()` output; on any error the optimizer is unchanged."""
         _check_keys(sd, self.state_dict())
         _check_kind(sd, "optimizer", self.name)
-        lr = _non_negative("state_dict['lr']", sd["lr"])
-        momentum = _fraction("state_dict['momentum']", sd["momentum"])
-        nesterov = _flag("state_dict['nesterov']", sd["nesterov"])
-        weight_decay = _non_negative("state_dict['weight_decay']", sd["weight_decay"])
-        if nesterov and momentum == 0.0:
-            raise ValueError("state_dict has nesterov=True with momentum=0.0")
-        step = _integer("state_dict['step']", sd["step"], 0)
+        lr = _NON_NEGATIVE(sd["lr"], "state_dict['lr']")
+        own = {key: sd[key] for key in ("momentum", "nesterov", "weight_decay")}
+        checked = self.check_options(own, lambda key: f"state_dict[{key!r}]")
+        momentum, nesterov, weight_decay = checked["momentum"], checked["nesterov"], checked["weight_decay"]
+        step = _STEP_COUNT(sd["step"], "state_dict['step']")
         buf = sd["momentum_buffer"]
         if buf is not None:
             if momentum == 0.0:
@@ -286,13 +295,21 @@ class Adam(_Optimizer):
     """
 
     name = "adam"
+    options = {
+        "lr": _lr(0.01),
+        "betas": Option(RealPair(_FRACTION, "(beta1, beta2)"), (0.9, 0.999),
+                        "decay rates of the running means of the gradient and its square"),
+        "eps": Option(_POSITIVE, 1e-8, "added to the denominator, for stability"),
+        "weight_decay": _WEIGHT_DECAY,
+    }
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
 
-    def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
-        super().__init__(params, lr)
-        self.betas = _check_betas("betas", betas)
-        self.eps = _positive("eps", eps)
-        self.weight_decay = _non_negative("weight_decay", weight_decay)
+    def __init__(self, params: Iterable[Value], lr: float = options["lr"].default,
+                 betas: tuple[float, float] = options["betas"].default, eps: float = options["eps"].default,
+                 weight_decay: float = options["weight_decay"].default) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         self.exp_avg = [0.0] * len(self.params)  # m: running mean of g
         self.exp_avg_sq = [0.0] * len(self.params)  # v: running mean of g*g
 
@@ -331,11 +348,11 @@ class Adam(_Optimizer):
         """Restore `state_dict()` output; on any error the optimizer is unchanged."""
         _check_keys(sd, self.state_dict())
         _check_kind(sd, "optimizer", self.name)
-        lr = _non_negative("state_dict['lr']", sd["lr"])
-        betas = _check_betas("state_dict['betas']", sd["betas"])
-        eps = _positive("state_dict['eps']", sd["eps"])
-        weight_decay = _non_negative("state_dict['weight_decay']", sd["weight_decay"])
-        step = _integer("state_dict['step']", sd["step"], 0)
+        lr = _NON_NEGATIVE(sd["lr"], "state_dict['lr']")
+        own = {key: sd[key] for key in ("betas", "eps", "weight_decay")}
+        checked = self.check_options(own, lambda key: f"state_dict[{key!r}]")
+        betas, eps, weight_decay = checked["betas"], checked["eps"], checked["weight_decay"]
+        step = _STEP_COUNT(sd["step"], "state_dict['step']")
         n = len(self.params)
         exp_avg = _float_list("state_dict['exp_avg']", sd["exp_avg"], n)
         exp_avg_sq = _float_list("state_dict['exp_avg_sq']", sd["exp_avg_sq"], n)
@@ -344,12 +361,6 @@ class Adam(_Optimizer):
 
     def _hyper_repr(self) -> str:
         return f"lr={self.lr!r}, betas={self.betas!r}, eps={self.eps!r}, weight_decay={self.weight_decay!r}"
-
-
-def _check_betas(name: str, betas: object) -> tuple[float, float]:
-    if isinstance(betas, (str, bytes)) or not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
-    return (_fraction(f"{name}[0]", betas[0]), _fraction(f"{name}[1]", betas[1]))
 
 
 def _lerp(start: float, end: float, weight: float) -> float:
@@ -363,7 +374,7 @@ def _lerp(start: float, end: float, weight: float) -> float:
     return end - (end - start) * (1.0 - weight)
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+OPTIMIZERS: dict[str, type[_Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 # ----- array twins -----------------------------------------------------------
@@ -490,17 +501,23 @@ class _Schedule(ABC):
 
     `base_lr` is the optimizer's lr when the schedule is made (as PyTorch's
     `base_lrs`). Call `step()` once per optimizer step or once per epoch,
-    whichever unit the schedule's parameters are in.
+    whichever unit the schedule's parameters are in. Each schedule declares
+    its parameters once, in `options`, as an optimizer does; a parameter
+    whose `run_length` is set may be left unset (None) by the config and
+    `micronet.fit`, which fill in the run's length, but a schedule object
+    needs a number.
     """
 
     name = ""
-    _param_names: tuple[str, ...] = ()
+    options: ClassVar[Mapping[str, Option]] = {}
 
-    def __init__(self, optimizer: _Optimizer) -> None:
+    def __init__(self, optimizer: _Optimizer, **params: Any) -> None:
         if not isinstance(getattr(optimizer, "lr", None), float):
             raise TypeError(
                 f"a schedule needs an optimizer with a float lr, got {type(optimizer).__name__}"
             )
+        for key, value in params.items():
+            setattr(self, key, self.options[key].rule(value, key))  # the rule: None is no number here
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.t = 0
@@ -508,7 +525,7 @@ class _Schedule(ABC):
 
     def lr_at(self, t: int) -> float:
         """The learning rate after `t` calls of `step()`, in closed form."""
-        t = _integer("t", t, 0)
+        t = _STEP_COUNT(t, "t")
         return self._lr_at(t)
 
     @abstractmethod
@@ -522,7 +539,7 @@ class _Schedule(ABC):
 
     def params(self) -> dict[str, Any]:
         """The schedule's own parameters, by keyword name."""
-        return {name: getattr(self, name) for name in self._param_names}
+        return {name: getattr(self, name) for name in self.options}
 
     def state_dict(self) -> dict[str, Any]:
         """t and base_lr (plus the schedule's name and parameters, for checking)."""
@@ -536,8 +553,8 @@ class _Schedule(ABC):
         """
         _check_keys(sd, self.state_dict())
         _check_kind(sd, "schedule", self.name)
-        t = _integer("state_dict['t']", sd["t"], 0)
-        base_lr = _positive("state_dict['base_lr']", sd["base_lr"])
+        t = _STEP_COUNT(sd["t"], "state_dict['t']")
+        base_lr = _POSITIVE(sd["base_lr"], "state_dict['base_lr']")
         if sd["params"] != self.params():
             raise ValueError(
                 f"state_dict['params'] is {sd['params']!r}, but this schedule has {self.params()!r}"
@@ -550,10 +567,16 @@ class _Schedule(ABC):
         return f"{type(self).__name__}(t={self.t}, base_lr={self.base_lr!r}{params})"
 
 
+_GAMMA = _POSITIVE  # a decay factor
+
+
 class ConstantSchedule(_Schedule):
     """lr(t) = base_lr: the default, so every run has a schedule object."""
 
     name = "constant"
+
+    def __init__(self, optimizer: _Optimizer) -> None:
+        super().__init__(optimizer)
 
     def _lr_at(self, t: int) -> float:
         return self.base_lr
@@ -563,12 +586,15 @@ class StepSchedule(_Schedule):
     """lr(t) = base_lr * gamma ** floor(t / step_size)  (PyTorch's StepLR)."""
 
     name = "step"
-    _param_names = ("step_size", "gamma")
+    options = {
+        "step_size": Option(Integer(1), help="decay every step_size intervals", required=True),
+        "gamma": Option(_GAMMA, 0.1, "the decay factor"),
+    }
+    step_size: int
+    gamma: float
 
-    def __init__(self, optimizer: _Optimizer, *, step_size: int, gamma: float = 0.1) -> None:
-        self.step_size = _integer("step_size", step_size, 1)
-        self.gamma = _positive("gamma", gamma)
-        super().__init__(optimizer)
+    def __init__(self, optimizer: _Optimizer, *, step_size: int, gamma: float = options["gamma"].default) -> None:
+        super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     def _lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma ** (t // self.step_size)
@@ -578,14 +604,18 @@ class ExponentialSchedule(_Schedule):
     """lr(t) = base_lr * gamma ** t  (PyTorch's ExponentialLR)."""
 
     name = "exponential"
-    _param_names = ("gamma",)
+    options = {"gamma": Option(_GAMMA, 0.95, "the decay factor per interval")}
+    gamma: float
 
-    def __init__(self, optimizer: _Optimizer, *, gamma: float) -> None:
-        self.gamma = _positive("gamma", gamma)
-        super().__init__(optimizer)
+    def __init__(self, optimizer: _Optimizer, *, gamma: float = options["gamma"].default) -> None:
+        super().__init__(optimizer, gamma=gamma)
 
     def _lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma**t
+
+
+def _run_length(help: str) -> Option:
+    return Option(Integer(1), None, help, unset="the whole run", run_length=True)
 
 
 class CosineSchedule(_Schedule):
@@ -597,12 +627,15 @@ class CosineSchedule(_Schedule):
     """
 
     name = "cosine"
-    _param_names = ("T_max", "eta_min")
+    options = {
+        "T_max": _run_length("intervals to anneal over"),
+        "eta_min": Option(_NON_NEGATIVE, 0.0, "the final learning rate"),
+    }
+    T_max: int
+    eta_min: float
 
-    def __init__(self, optimizer: _Optimizer, *, T_max: int, eta_min: float = 0.0) -> None:
-        self.T_max = _integer("T_max", T_max, 1)
-        self.eta_min = _non_negative("eta_min", eta_min)
-        super().__init__(optimizer)
+    def __init__(self, optimizer: _Optimizer, *, T_max: int, eta_min: float = options["eta_min"].default) -> None:
+        super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
 
     def _lr_at(self, t: int) -> float:
         cosine = 1.0 + math.cos(math.pi * t / self.T_max)
@@ -610,21 +643,25 @@ class CosineSchedule(_Schedule):
 
 
 class LinearSchedule(_Schedule):
-    """lr(t) = base_lr * (start + (end - start) * min(t, total_iters) / total_iters).
+    """lr(t) = base_lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters).
 
-    PyTorch's LinearLR. The defaults give micrograd's demo decay: with
-    base_lr 1.0, lr(k) = 1.0 - 0.9 * k / 100 for k = 0..100.
+    PyTorch's LinearLR. The default factors give micrograd's demo decay: with
+    base_lr 1.0 and total_iters 100, lr(k) = 1.0 - 0.9 * k / 100 for k = 0..100.
     """
 
     name = "linear"
-    _param_names = ("start_factor", "end_factor", "total_iters")
+    options = {
+        "start_factor": Option(Real(0.0, 1.0, low_open=True), 1.0, "the first lr over the base lr"),
+        "end_factor": Option(Real(0.0, 1.0), 0.1, "the last lr over the base lr"),
+        "total_iters": _run_length("intervals to reach end_factor"),
+    }
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
-    def __init__(self, optimizer: _Optimizer, *, start_factor: float = 1.0, end_factor: float = 0.1,
-                 total_iters: int = 100) -> None:
-        self.start_factor = _number("start_factor", start_factor, lambda x: 0.0 < x <= 1.0, "in (0, 1]")
-        self.end_factor = _number("end_factor", end_factor, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
-        self.total_iters = _integer("total_iters", total_iters, 1)
-        super().__init__(optimizer)
+    def __init__(self, optimizer: _Optimizer, *, start_factor: float = options["start_factor"].default,
+                 end_factor: float = options["end_factor"].default, total_iters: int) -> None:
+        super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
 
     def _lr_at(self, t: int) -> float:
         slope = self.end_factor - self.start_factor
@@ -638,18 +675,18 @@ class InverseScalingSchedule(_Schedule):
     """
 
     name = "invscaling"
-    _param_names = ("power_t",)
+    options = {"power_t": Option(_NON_NEGATIVE, 0.5, "the exponent of the decay")}
+    power_t: float
 
-    def __init__(self, optimizer: _Optimizer, *, power_t: float = 0.5) -> None:
-        self.power_t = _non_negative("power_t", power_t)
-        super().__init__(optimizer)
+    def __init__(self, optimizer: _Optimizer, *, power_t: float = options["power_t"].default) -> None:
+        super().__init__(optimizer, power_t=power_t)
 
     def _lr_at(self, t: int) -> float:
         decay: float = (t + 1) ** self.power_t  # typeshed calls a float power Any (it may be complex)
         return self.base_lr / decay
 
 
-SCHEDULES = {
+SCHEDULES: dict[str, type[_Schedule]] = {
     "constant": ConstantSchedule,
     "step": StepSchedule,
     "exponential": ExponentialSchedule,

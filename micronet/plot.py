@@ -20,15 +20,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
 from micronet.files import write_figure
+from micronet.palette import class_colors
+from micronet.tasks import LOSS, TASKS, find_metric, headlines
 
 if TYPE_CHECKING:  # annotations only: nn and loop are imported when a model is drawn
     from matplotlib.axes import Axes
@@ -50,20 +50,10 @@ __all__ = [
 ]
 
 DPI = 100
-# Axis labels and titles per metric name, as in metrics.csv (train_<metric>) and Keras (<metric>, val_<metric>).
-METRICS = {
-    "loss": ("loss (mean per sample)", "Loss"),
-    "accuracy": ("accuracy", "Accuracy"),
-    "mae": ("mean absolute error", "Mean absolute error"),
-    "r2": ("R²", "R²"),
-}
+# Axis labels and titles per metric name, as in metrics.csv (train_<metric>) and Keras (<metric>, val_<metric>),
+# from the task specs.
+METRICS = {m.name: (m.axis, m.title) for m in (LOSS, *(m for task in TASKS.values() for m in task.metrics))}
 SPLITS = (("train", "tab:blue"), ("validation", "tab:orange"), ("test", "tab:green"))
-
-
-def class_colors(n_classes: int) -> list:
-    """One distinct colour per class: tab10, then tab20 beyond ten classes."""
-    cmap = matplotlib.colormaps["tab10" if n_classes <= 10 else "tab20"]
-    return [to_rgb(cmap(i % cmap.N)) for i in range(n_classes)]
 
 
 def _new_figure(figsize, standalone=False, **options) -> Figure:
@@ -276,7 +266,7 @@ def history(history: History | Sequence[Mapping], ax: Axes | None = None, *, met
     """
     epochs, columns = _curves(history)
     if metric is None:
-        score = next((m for m in ("accuracy", "r2") if _split_keys(columns, m)), None)
+        score = next((m.name for m in headlines() if _split_keys(columns, m.name)), None)
         metrics = ["loss"] + ([score] if score else [])
     else:
         metrics = [metric]
@@ -286,7 +276,8 @@ def history(history: History | Sequence[Mapping], ax: Axes | None = None, *, met
         ax = _new_axes(6.0, 4.2)
     for metric_name, style in zip(metrics, ("-", "--")):
         for split, key, color in _split_keys(columns, metric_name):
-            label = split if len(metrics) == 1 else f"{split} {metric_name.replace('r2', 'R²')}"
+            known = find_metric(metric_name)
+            label = split if len(metrics) == 1 else f"{split} {metric_name if known is None else known.label}"
             ax.plot(epochs[: len(columns[key])], columns[key], style, color=color, label=label)
     best = getattr(history, "best_epoch", None)
     if best is not None:
@@ -296,12 +287,20 @@ def history(history: History | Sequence[Mapping], ax: Axes | None = None, *, met
     else:
         ylabel, title = " / ".join(METRICS[m][0] for m in metrics), " and ".join(METRICS[m][1] for m in metrics)
     ax.set(xlabel="epoch", ylabel=ylabel, title=title)
-    if metrics == ["accuracy"]:
-        ax.set_ylim(-0.02, 1.02)
+    first = find_metric(metrics[0])
+    if len(metrics) == 1 and first is not None and first.limits is not None:
+        _fixed_range(ax, first.limits)
     ax.grid(alpha=0.3)
     # Scores that rise towards a ceiling run along the top edge, where "best" can sit flush against them.
-    ax.legend(loc="lower right" if metrics[0] in ("accuracy", "r2") else "best", framealpha=0.8)
+    ax.legend(loc="lower right" if first is not None and first.better == "max" else "best", framealpha=0.8)
     return ax
+
+
+def _fixed_range(ax: Axes, limits: tuple[float, float]) -> None:
+    """A metric's whole range on the y axis, with a margin so that points on its ends stay visible."""
+    lo, hi = limits
+    margin = 0.02 * (hi - lo)
+    ax.set_ylim(lo - margin, hi + margin)
 
 
 def _split_keys(columns, metric):
@@ -471,7 +470,7 @@ def save_figure(ax_or_fig: Axes | Figure, path: str | os.PathLike, *, dpi: int =
 def plot_history(history_rows: Sequence[Mapping], path: str | os.PathLike) -> Path:
     """loss.png: loss per epoch beside accuracy (or R² for regression runs), from metrics.csv rows."""
     _, columns = _curves(history_rows)
-    second = next((m for m in ("accuracy", "r2") if f"train_{m}" in columns or m in columns), None)
+    second = next((m.name for m in headlines() if f"train_{m.name}" in columns or m.name in columns), None)
     fig = Figure(figsize=(10, 4), dpi=DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.07, right=0.985, bottom=0.13, top=0.91, wspace=0.22)

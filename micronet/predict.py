@@ -42,6 +42,7 @@ from micronet import files
 from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint
 from micronet.compile import CompileError, compile_model
 from micronet.data import DECIMAL, parse_number
+from micronet.engine import Value
 from micronet.nn import MLP, Layer, Module, Neuron
 
 if TYPE_CHECKING:  # annotations only: config is imported when a run is predicted from
@@ -51,7 +52,7 @@ __all__ = ["Predictor", "load", "predict", "predict_proba", "main"]
 
 TASKS = ("classification", "regression")
 
-# model -> ((n_features, parameter ids), CompiledModel or None for eager); traced once per model and width
+# model -> ((n_features, structure), CompiledModel or None for eager); traced again when either changes
 _executors: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
 
 
@@ -86,9 +87,10 @@ def predict_proba(model: Module, X: ArrayLike) -> np.ndarray:
 def model_outputs(model: Module, X: ArrayLike) -> np.ndarray:
     """The model's raw outputs (logits) for every row of `X`, as an (n, k) float array.
 
-    The model is traced once per input width and the batch program reused
-    (parameter values are read afresh on every call, so predictions follow
-    training); a model whose graph depends on its input values runs eagerly.
+    The model is traced once and the batch program reused while the input
+    width and the model's structure stay the same (parameter values are read
+    afresh on every call, so predictions follow training); a model whose
+    graph depends on its input values runs eagerly.
     """
     if not isinstance(model, Module):
         raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")
@@ -118,7 +120,7 @@ def _finite_outputs(out):
 
 
 def _executor(model, X):
-    key = (X.shape[1], tuple(map(id, model.parameters())))  # a changed model is traced again
+    key = (X.shape[1], _structure(model))  # a changed model is traced again
     try:
         cached = _executors.get(model)
     except TypeError:  # a module that cannot be weakly referenced: trace every time
@@ -137,6 +139,39 @@ def _executor(model, X):
     except TypeError:
         pass
     return executor
+
+
+def _structure(model: Module) -> list:
+    """What a traced program bakes in besides parameter values, as a comparable list.
+
+    Walks the model's attributes (into sub-modules, lists, tuples and dicts):
+    each Value by identity, plain settings (an activation's name, a
+    constant) by value, anything else by identity. Replacing a parameter or
+    a layer, switching an activation or changing a constant changes it;
+    training, which only moves parameter values, does not.
+    """
+    out: list = []
+    seen: set[int] = set()
+    stack: list = [model]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, Value) or not isinstance(obj, (Module, list, tuple, dict, str, int, float, type(None))):
+            out.append(("id", id(obj)))
+        elif isinstance(obj, (str, int, float, type(None))):
+            out.append((type(obj), obj))
+        elif id(obj) in seen:  # shared, or a cycle: once is enough
+            out.append(("again", id(obj)))
+        elif isinstance(obj, list) and all(isinstance(v, Value) for v in obj):  # a neuron's weights: the fast path
+            seen.add(id(obj))
+            out.append((list, len(obj)))
+            out.extend(map(id, obj))
+        else:
+            seen.add(id(obj))
+            items = vars(obj).items() if isinstance(obj, Module) else obj.items() if isinstance(obj, dict) else obj
+            parts = [x for pair in items for x in pair] if isinstance(obj, (Module, dict)) else list(items)
+            out.append((type(obj), len(parts)))
+            stack.extend(reversed(parts))
+    return out
 
 
 def _input_width(model):

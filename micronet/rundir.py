@@ -30,6 +30,7 @@ import numpy as np
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
 from micronet.config import RunConfig, _show, config_to_dict, config_yaml
+from micronet.tasks import LOSS, TASKS
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
     from micronet.animate import TrainingRecorder
@@ -55,13 +56,12 @@ __all__ = [
     "start_run_dir",
 ]
 
-SCORES = {"classification": ("accuracy",), "regression": ("mae", "r2")}
-
 
 def metric_columns(task: str = "classification", validating: bool = False) -> list[str]:
     """metrics.csv's header: the epoch, loss and scores per split, the lr and the epoch's seconds."""
     splits = ("train", "val", "test") if validating else ("train", "test")
-    return ["epoch", *(f"{s}_{m}" for s in splits for m in ("loss", *SCORES[task])), "lr", "seconds"]
+    names = [LOSS.name, *(m.name for m in TASKS[task].metrics)]
+    return ["epoch", *(f"{s}_{m}" for s in splits for m in names), "lr", "seconds"]
 
 
 METRIC_COLUMNS = metric_columns()  # a classification run without validation

@@ -26,14 +26,32 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from micronet.config import parse_config
 from micronet.data import PreparedData, Standardizer, split_validation
+from micronet.defaults import SETTINGS, default
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.losses import TASKS
 from micronet.nn import Module
+from micronet.optim import OPTIMIZERS
+from micronet.options import Choice, Flag, Integer, Option, Real, check_options
 from micronet.predict import softmax
 
 __all__ = ["MicronetClassifier", "MicronetRegressor"]
 
 _FITTED = ("classes_", "model_", "loss_curve_", "n_iter_", "best_loss_", "validation_scores_",
            "best_validation_score_", "target_scaler_", "n_outputs_")
+
+
+# Each optimizer option is a parameter (None: the chosen optimizer's default), declared once, in micronet.optim.
+OPTIMIZER_PARAMETERS = ("lr", "momentum", "nesterov", "betas", "eps", "weight_decay")
+# The settings of the defaults table that are parameters here, by parameter name.
+_SETTINGS = {s.estimator: s for s in SETTINGS.values() if s.estimator is not None}
+# The estimators' own parameters: MLPClassifier's stopping rule.
+_STOPPING = {
+    "early_stopping": Option(Flag(), False, "hold out validation_fraction and stop on its score"),
+    "validation_fraction": Option(Real(0.0, 1.0, low_open=True, high_open=True), 0.1,
+                                  "the fraction held out with early_stopping"),
+    "n_iter_no_change": Option(Integer(1), 10, "epochs without improvement by tol before stopping"),
+    "tol": Option(Real(0.0), 1e-4, "how much an epoch must improve on the best"),
+}
 
 
 def _validated(estimator: BaseEstimator, X: ArrayLike, y: ArrayLike, **options: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -81,21 +99,24 @@ class _MicronetEstimator(BaseEstimator):
 
     def __init__(
         self,
-        hidden: Sequence[int] = (16, 16),
-        activation: str = "relu",
+        hidden: Sequence[int] = SETTINGS["hidden"].option.default,
+        activation: str = SETTINGS["activation"].option.default,
         loss: str | None = None,
-        optimizer: str = "sgd",
-        lr: float = 0.1,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        epochs: int = 100,
-        batch_size: int | str = 32,
-        shuffle: bool = True,
-        backend: str = "compiled",
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
-        tol: float = 1e-4,
+        optimizer: str | None = None,
+        lr: float | None = None,
+        momentum: float | None = None,
+        nesterov: bool | None = None,
+        betas: tuple[float, float] | None = None,
+        eps: float | None = None,
+        weight_decay: float | None = None,
+        epochs: int = SETTINGS["epochs"].option.default,
+        batch_size: int | str = SETTINGS["batch_size"].option.default,
+        shuffle: bool = SETTINGS["shuffle"].option.default,
+        backend: str = SETTINGS["backend"].option.default,
+        early_stopping: bool = _STOPPING["early_stopping"].default,
+        validation_fraction: float = _STOPPING["validation_fraction"].default,
+        n_iter_no_change: int = _STOPPING["n_iter_no_change"].default,
+        tol: float = _STOPPING["tol"].default,
         module: Callable[[int, int], Module] | None = None,
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
@@ -105,6 +126,9 @@ class _MicronetEstimator(BaseEstimator):
         self.optimizer = optimizer
         self.lr = lr
         self.momentum = momentum
+        self.nesterov = nesterov
+        self.betas = betas
+        self.eps = eps
         self.weight_decay = weight_decay
         self.epochs = epochs
         self.batch_size = batch_size
@@ -120,43 +144,42 @@ class _MicronetEstimator(BaseEstimator):
     # ----- configuration --------------------------------------------------
 
     def _config(self, epochs):
-        """The run config for these parameters; bad values raise ValueError naming them."""
+        """The run config for these parameters; a bad value raises an error naming the parameter.
+
+        Each parameter is checked by the rule the config and `micronet.fit` use, worded with the
+        parameter's own name, so the config never sees a value it would refuse in its own words.
+        """
+        task = self._task
         seed = self.random_state
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             seed = int(check_random_state(seed).randint(0, 2**32 - 1))
-        if isinstance(self.hidden, (str, bytes)) or not hasattr(self.hidden, "__iter__"):
-            raise ValueError(f"hidden must be a list of layer widths such as (16, 16), got {self.hidden!r}")
-        optimizer = {"name": self.optimizer, "lr": self.lr, "weight_decay": self.weight_decay}
-        if self.optimizer == "sgd":
-            optimizer["momentum"] = self.momentum
-        self._check_stopping_parameters()
+        settings = {name: setting.option.rule(getattr(self, name), name)
+                    for name, setting in _SETTINGS.items() if name not in ("random_state", "loss", "optimizer")}
+        for name, option in _STOPPING.items():
+            option.rule(getattr(self, name), name)
+        optimizer = SETTINGS["optimizer"].option.rule(
+            default("optimizer", task) if self.optimizer is None else self.optimizer, "optimizer")
+        cls = OPTIMIZERS[optimizer]
+        given = {name: getattr(self, name) for name in OPTIMIZER_PARAMETERS if getattr(self, name) is not None}
+        values = check_options(cls.options, given, str, f"optimizer {optimizer!r}")
+        cls.check_together(values, str)
+        loss = Choice(TASKS[task])(default("loss", task) if self.loss is None else self.loss, "loss")
         return parse_config(
             {
                 "name": "sklearn",
                 "seed": seed,
-                "task": self._task,
-                "model": {"hidden": list(self.hidden), "activation": self.activation},
-                "loss": self.loss,
-                "optimizer": optimizer,
+                "task": task,
+                "model": {"hidden": settings["hidden"], "activation": settings["activation"]},
+                "loss": loss,
+                "optimizer": {"name": optimizer, **values},
                 "training": {
                     "epochs": epochs,
-                    "batch_size": self.batch_size,
-                    "shuffle": self.shuffle,
-                    "backend": self.backend,
+                    "batch_size": settings["batch_size"],
+                    "shuffle": settings["shuffle"],
+                    "backend": settings["backend"],
                 },
             }
         )
-
-    def _check_stopping_parameters(self):
-        if not isinstance(self.early_stopping, (bool, np.bool_)):
-            raise ValueError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        if self.early_stopping and not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        n = self.n_iter_no_change
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n_iter_no_change must be an int >= 1, got {n!r}")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or not 0 <= self.tol < np.inf:
-            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}")
 
     def _build_model(self, config, data):
         """The model to train: a fresh MLP, or the user's `module` (copied, or built by the callable)."""
@@ -262,11 +285,14 @@ class _MicronetEstimator(BaseEstimator):
 class MicronetClassifier(ClassifierMixin, _MicronetEstimator):
     """A neural-net classifier trained by micronet, with scikit-learn's estimator API.
 
-    Parameters mirror the run config (docs/config.md): `hidden` widths,
-    `activation` (relu, tanh, sigmoid), `loss` (None: cross_entropy; hinge,
-    mse), `optimizer` (sgd, adam) with `lr`, `momentum` (sgd only),
-    `weight_decay`, and `epochs` (the most epochs to run), `batch_size`
-    (int or "full"), `shuffle`, `backend` (compiled, eager). Stopping:
+    Parameters mirror the run config, with the same defaults (docs/config.md's
+    table): `hidden` widths, `activation` (one of
+    `micronet.config.HIDDEN_ACTIVATIONS`), `loss`
+    (None: cross_entropy; hinge, mse), `optimizer` (None: sgd; adam) with
+    its options `lr`, `momentum`, `nesterov`, `betas`, `eps`, `weight_decay`
+    (None: that optimizer's default; one it does not take is an error),
+    `epochs` (the most epochs to run), `batch_size` (int or "full"),
+    `shuffle`, `backend` (compiled, eager). Stopping:
     `early_stopping`, `validation_fraction`, `n_iter_no_change` and `tol`
     mean what they mean for scikit-learn's `MLPClassifier`. `module` puts a
     micronet Module of your own (or a callable `(n_features, n_classes) ->
@@ -340,9 +366,9 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
     """A neural-net regressor trained by micronet, with scikit-learn's estimator API.
 
     The parameters are `MicronetClassifier`'s, with regression losses
-    (`loss` None: mse; l1, huber), Adam at lr 0.01 by default (a squared
-    error's gradients grow with the inputs, and Adam's steps do not), and
-    `standardize_target` (default True):
+    (`loss` None: mse; l1, huber), Adam by default as for every regression
+    (a squared error's gradients grow with the inputs, and Adam's steps do
+    not), and `standardize_target` (default True):
     the targets are scaled with the training statistics while training and
     predictions come back in the original units, since an SGD step on raw
     targets of size 100 is a different problem from one of size 1.
@@ -352,15 +378,33 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
 
     _task = "regression"
 
-    def __init__(self, hidden: Sequence[int] = (16, 16), activation: str = "relu", loss: str | None = None,
-                 optimizer: str = "adam", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 epochs: int = 100, batch_size: int | str = 32, shuffle: bool = True, backend: str = "compiled",
-                 early_stopping: bool = False, validation_fraction: float = 0.1, n_iter_no_change: int = 10,
-                 tol: float = 1e-4, module: Callable[[int, int], Module] | None = None,
-                 standardize_target: bool = True, random_state: int | np.random.RandomState | None = None) -> None:
-        super().__init__(hidden, activation, loss, optimizer, lr, momentum, weight_decay, epochs, batch_size,
-                         shuffle, backend, early_stopping, validation_fraction, n_iter_no_change, tol, module,
-                         random_state)
+    def __init__(
+        self,
+        hidden: Sequence[int] = SETTINGS["hidden"].option.default,
+        activation: str = SETTINGS["activation"].option.default,
+        loss: str | None = None,
+        optimizer: str | None = None,
+        lr: float | None = None,
+        momentum: float | None = None,
+        nesterov: bool | None = None,
+        betas: tuple[float, float] | None = None,
+        eps: float | None = None,
+        weight_decay: float | None = None,
+        epochs: int = SETTINGS["epochs"].option.default,
+        batch_size: int | str = SETTINGS["batch_size"].option.default,
+        shuffle: bool = SETTINGS["shuffle"].option.default,
+        backend: str = SETTINGS["backend"].option.default,
+        early_stopping: bool = _STOPPING["early_stopping"].default,
+        validation_fraction: float = _STOPPING["validation_fraction"].default,
+        n_iter_no_change: int = _STOPPING["n_iter_no_change"].default,
+        tol: float = _STOPPING["tol"].default,
+        module: Callable[[int, int], Module] | None = None,
+        standardize_target: bool = True,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
+        super().__init__(hidden, activation, loss, optimizer, lr, momentum, nesterov, betas, eps, weight_decay,
+                         epochs, batch_size, shuffle, backend, early_stopping, validation_fraction, n_iter_no_change,
+                         tol, module, random_state)
         self.standardize_target = standardize_target
 
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags
@@ -396,9 +440,7 @@ class MicronetRegressor(RegressorMixin, _MicronetEstimator):
         return super()._fit(X, y)
 
     def _target_scaler(self, y):
-        if not isinstance(self.standardize_target, (bool, np.bool_)):
-            raise ValueError(f"standardize_target must be True or False, got {self.standardize_target!r}")
-        return Standardizer().fit(y) if self.standardize_target else None
+        return Standardizer().fit(y) if Flag()(self.standardize_target, "standardize_target") else None
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predictions in the targets' original units: 1-d for a 1-d target, else one column per output."""

@@ -4,9 +4,11 @@
 
 Every point is a normal run directory written by `micronet.train.run` (the
 one training loop), inside one sweep directory that also gets `sweep.csv`
-(one row per run) and `sweep.png` (final test accuracy and loss against the
-swept values). Every point's config is validated before anything is written;
-a run that fails or diverges is recorded and the others carry on.
+(one row per run) and `sweep.png` (the final test value of each of the
+task's metrics, and of the loss, against the swept values: accuracy for
+classification, R² and MAE for regression). Every point's config is
+validated before anything is written; a run that fails or diverges is
+recorded and the others carry on.
 
 Locally, runs go through `joblib.Parallel`. `--jobs` defaults to 1: one run
 after another in this process, predictable on a shared machine and easy to
@@ -50,6 +52,7 @@ import yaml
 from micronet.commands import CommandParser, program_name
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
+from micronet.tasks import LOSS, TASKS
 from micronet.train import UsageError, check_out, new_run_dir, resume, run, run_cli
 
 if TYPE_CHECKING:
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
-METRICS = ["train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds", "epochs"]
+RUN_COLUMNS = ["seconds", "epochs"]  # after the metrics in every row
 EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_SIGINT = 1, 2, 130
 
 
@@ -569,15 +572,24 @@ def _dask_failure(error):
 # ----- the sweep ------------------------------------------------------------------
 
 
+def _metric_columns(tasks):
+    """sweep.csv's metric columns: the final train and test values of the loss and each task's metrics."""
+    names = [LOSS.name]
+    for task in dict.fromkeys(tasks):
+        names += [m.name for m in TASKS[task].metrics if m.name not in names]
+    return [f"{split}_{name}" for split in ("train", "test") for name in names]
+
+
 def _execute(plan, results, progress=False):
     """Collect every point's summary, then write sweep.csv and sweep.png; return the rows in point order."""
     summaries = {}
+    columns = _metric_columns(point.config.task for point in plan.points) + RUN_COLUMNS
     try:
         with contextlib.closing(results):  # a generator stopped by Ctrl-C cancels what it started
             for index, summary in _progress_bar(results, progress, len(plan.points)):
                 summaries[index] = summary
     finally:  # on Ctrl-C too: sweep.csv records what finished
-        rows = [_row(point, summaries.get(point.index)) for point in plan.points]
+        rows = [_row(point, summaries.get(point.index), columns) for point in plan.points]
         _write_csv_atomic(plan.dir / "sweep.csv", list(rows[0]), rows)
     plot_sweep(rows, plan.keys, plan.dir / "sweep.png", title=f"{plan.name}: {len(rows)} runs")
     return rows
@@ -591,7 +603,7 @@ def _progress_bar(results, enabled, total):
     return tqdm(results, total=total, unit="run", file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def _row(point, summary):
+def _row(point, summary, columns):
     if summary is None:  # the sweep stopped first
         summary = {"status": "interrupted" if point.dir.exists() else "not run"}
     return {
@@ -600,7 +612,7 @@ def _row(point, summary):
         **point.values,
         "status": summary["status"],
         "error": summary.get("error"),
-        **{metric: summary.get(metric) for metric in METRICS},
+        **{column: summary.get(column) for column in columns},
     }
 
 
@@ -672,28 +684,40 @@ def _axis(ax, key, texts):
     return dict(zip(texts, numbers))
 
 
+def _reported(rows):
+    """The metrics the rows hold a test column for, as the task specs show them: headline first, the loss last."""
+    columns = set().union(*(row.keys() for row in rows)) if rows else set()
+    shown = [m for task in TASKS.values() for m in task.shown if f"test_{m.name}" in columns]
+    return [*dict((m.name, m) for m in shown).values(), LOSS]
+
+
 def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.PathLike[str],
                title: str | None = None) -> None:
-    """Final test accuracy and test loss against each swept key: one row of two panels per key.
+    """The final test value of each of the task's metrics and of the loss against each swept key.
 
-    Runs that share the other keys' values form one line. A run that did not
+    One row of panels per key: accuracy and loss for classification, R², MAE
+    and loss for regression (the task specs' metrics, headline first). Runs
+    that share the other keys' values form one line. A run that did not
     complete is a red cross on the bottom edge at its value. Drawn on a bare
     `Figure` (no pyplot state), so it is safe in threads.
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.8 * len(keys)), layout="constrained")
-    axes = fig.subplots(len(keys), 2, squeeze=False)
-    for (acc_ax, loss_ax), key in zip(axes, keys):
+    metrics = _reported(rows)
+    fig = Figure(figsize=(5.5 * len(metrics), 3.8 * len(keys)), layout="constrained")
+    axes = fig.subplots(len(keys), len(metrics), squeeze=False)
+    for panels, key in zip(axes, keys):
         texts = list(dict.fromkeys(row[key] for row in rows))
         others = [k for k in keys if k != key]
         series: dict = {}
         for row in rows:
             series.setdefault(", ".join(f"{k}={row[k]}" for k in others) or "completed runs", []).append(row)
-        for metric, ax in (("test_accuracy", acc_ax), ("test_loss", loss_ax)):
+        for metric, ax in zip(metrics, panels):
+            column = f"test_{metric.name}"
             x_of = _axis(ax, key, texts)
             for label, members in series.items():
-                done = sorted((x_of[r[key]], r[metric]) for r in members if r["status"] == "completed")
+                done = sorted((x_of[r[key]], r[column]) for r in members
+                              if r["status"] == "completed" and r.get(column) is not None)
                 if done:
                     ax.plot(*zip(*done), "o-", label=label)
             failed = sorted({x_of[r[key]] for r in rows if r["status"] != "completed"})
@@ -702,14 +726,16 @@ def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.Path
                     failed, [0.03] * len(failed), "x", color="red", ms=9, mew=2,
                     transform=ax.get_xaxis_transform(), label="a run here did not complete",
                 )
-            ax.set(xlabel=key, ylabel=metric.replace("_", " "), title=f"{metric.replace('_', ' ')} vs {key}")
+            ax.set(xlabel=key, ylabel=f"test {metric.label}", title=f"test {metric.label} vs {key}")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
-        acc_ax.set_ylim(-0.02, 1.02)
-        losses = [r["test_loss"] for r in rows if r["status"] == "completed" and r["test_loss"]]
-        if losses and min(losses) > 0 and max(losses) / min(losses) > 100:
-            loss_ax.set_yscale("log")
+            if metric.limits is not None:
+                lo, hi = metric.limits
+                ax.set_ylim(lo - 0.02 * (hi - lo), hi + 0.02 * (hi - lo))
+            values = [r[column] for r in rows if r["status"] == "completed" and r.get(column) is not None]
+            if metric.better == "min" and values and min(values) > 0 and max(values) / min(values) > 100:
+                ax.set_yscale("log")  # an error that spans decades: the loss or the MAE of diverse runs
     if title:
         fig.suptitle(title)
     write_figure(fig, path, dpi=100)  # atomically, never through a symlink
@@ -724,7 +750,8 @@ def _cell(value, digits):
 def format_table(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
     """A compact text table of the runs: index, swept values, status, final metrics, errors."""
     columns = [("#", "index", 0), *((k, k, 0) for k in keys), ("status", "status", 0)]
-    columns += [("train loss", "train_loss", 4), ("test loss", "test_loss", 4), ("test acc", "test_accuracy", 3)]
+    columns += [("train loss", "train_loss", LOSS.digits), ("test loss", "test_loss", LOSS.digits)]
+    columns += [(f"test {m.short}", f"test_{m.name}", m.digits) for m in _reported(rows)[:-1]]  # the loss is in
     columns += [("seconds", "seconds", 1)]
     if any(row["error"] for row in rows):
         columns.append(("error", "error", 0))

@@ -64,6 +64,7 @@ from micronet.rundir import (
     read_history,
     start_run_dir,
 )
+from micronet.tasks import LOSS, TASKS
 
 __all__ = ["run", "resume", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir", "check_out"]
 
@@ -438,12 +439,12 @@ def _summary_status(run_dir):
 
 def _final_line(summary, task, run_dir):
     """One line: the saved model's scores on each split, the time and the run directory."""
-    scores = ("acc", "accuracy") if task == "classification" else ("r2", "r2")
+    headline = TASKS[task].headline_metric
     parts = []
     for split in ("train", "val", "test"):
         if summary.get(f"{split}_loss") is not None:
-            loss, score = summary[f"{split}_loss"], summary[f"{split}_{scores[1]}"]
-            parts.append(f"{split} loss {loss:.4f} {scores[0]} {score:.3f}")
+            loss, score = summary[f"{split}_loss"], summary[f"{split}_{headline.name}"]
+            parts.append(f"{split} {LOSS.short} {LOSS.show(loss)} {headline.short} {headline.show(score)}")
     if summary.get("stopped_early"):
         parts.append(f"stopped early at epoch {summary['epochs']}, best epoch {summary['best_epoch']}")
     return " | ".join([*parts, f"{summary['seconds']:.1f}s", str(run_dir)])

@@ -187,9 +187,13 @@ def test_the_rows_name_real_modules_and_third_party_packages():
 
 
 def test_the_engine_imports_only_the_standard_library():
-    # Its notebook display hooks (Value._repr_svg_, _repr_html_) load graph when a notebook asks.
+    # Its notebook display hooks (Value._repr_svg_, _repr_html_) load graph when a notebook asks;
+    # the activations' specs it reads are standard library only themselves.
     lazy_graph = [i for i in CODE["engine"] if target_of(i) == ("micronet", "graph") and i.lazy]
-    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib" and i not in lazy_graph] == []
+    specs = [i for i in CODE["engine"] if target_of(i) == ("micronet", "activations") and not i.lazy]
+    assert specs, "the engine reads the activation registry"
+    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib" and i not in lazy_graph + specs] == []
+    assert [i.name for i in CODE["activations"] if target_of(i)[0] != "stdlib"] == []
 
 
 def test_only_the_sweep_imports_train_and_nothing_imports_sweep_or_the_estimators():

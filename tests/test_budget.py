@@ -2,9 +2,9 @@
 alone, in one line, before anything is allocated or written."""
 
 import copy
+import dataclasses
 import re
 import tracemalloc
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -81,13 +81,44 @@ def test_the_available_memory_is_known_here_and_positive():
 
 @pytest.mark.parametrize("name", [n for n in DATASETS if n != "csv"])
 def test_the_budget_knows_the_shape_of_every_dataset(name):
-    """A dataset added without a shape rule would be estimated wrongly: this fails first."""
+    """Each dataset's spec gives its shape; a wrong or missing one would be estimated wrongly: this fails first."""
     spec = DATASETS[name]
-    dataset = SimpleNamespace(name=name, **{k: None for k in ("n_samples", "n_features", "centers", "n_classes")})
-    dataset.__dict__.update(spec.options)
+    config = parse_config({"dataset": name, "task": spec.task})
     X, y, classes = load_dataset(name, None, 0, spec.task)
     outputs = 1 if spec.task == "regression" else len(classes)
-    assert budget._shape(dataset, spec.task) == (X.shape[0], X.shape[1], outputs)
+    assert budget._shape(config.dataset, spec.task) == (X.shape[0], X.shape[1], outputs)
+
+
+@pytest.mark.parametrize("dataset", [
+    {"name": "blobs", "n_samples": 40, "n_features": 5, "centers": 4},
+    {"name": "classification", "n_samples": 30, "n_features": 6, "n_classes": 4, "n_informative": 3},
+    {"name": "gaussian_quantiles", "n_samples": 20, "n_features": 3, "n_classes": 5},
+    {"name": "regression", "n_samples": 25, "n_features": 7},
+    {"name": "friedman1", "n_samples": 30, "n_features": 6},
+    {"name": "sine", "n_samples": 12},
+    {"name": "moons", "n_samples": 10},
+])
+def test_the_shape_follows_the_options(dataset):
+    spec = DATASETS[dataset["name"]]
+    config = parse_config({"dataset": dataset, "task": spec.task})
+    X, y, classes = load_dataset(dataset["name"], config.dataset.options(), 0, spec.task)
+    outputs = 1 if spec.task == "regression" else len(classes)
+    assert spec.shape(config.dataset.options()) == (X.shape[0], X.shape[1], outputs)
+    assert spec.one_input_regression(config.dataset.options()) is (dataset["name"] == "sine")
+
+
+def test_a_dataset_whose_shape_only_the_data_can_tell_is_checked_after_loading(monkeypatch, tmp_path):
+    """A registered dataset without a shape loads and trains; the budget checks the loaded data instead
+    (a missing shape used to crash load_config with a TypeError)."""
+    from micronet.data import DatasetSpec
+
+    monkeypatch.setitem(DATASETS, "grid", DatasetSpec(lambda options, seed: DATASETS["moons"].load(
+        {"n_samples": 20, "noise": 0.0}, seed)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**TINY, "dataset": "grid"}))
+    config = load_config(tmp_path / "c.yaml")
+    assert budget.config_problem(config) is None and DATASETS["grid"].one_input_regression({}) is None
+    huge = dataclasses.replace(config, model=dataclasses.replace(config.model, hidden=[10**4, 10**4]))
+    assert "over micronet's budget" in budget.data_problem(huge, 20, 2, 2)
 
 
 def test_a_csv_too_large_for_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):

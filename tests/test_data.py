@@ -81,9 +81,13 @@ def test_an_option_of_another_dataset_is_refused():
         load_dataset("mnist")
 
 
-def test_fewer_than_two_classes_is_an_error():
-    with pytest.raises(DataError, match="need at least 2"):
+def test_fewer_than_two_classes_is_an_error(tmp_path):
+    with pytest.raises(DataError, match="dataset.centers must be an int >= 2, got 1"):  # the option's rule
         load_dataset("blobs", {"n_samples": 2, "centers": 1})
+    path = tmp_path / "one.csv"
+    path.write_text("x,label\n1,a\n2,a\n3,a\n")
+    with pytest.raises(DataError, match="need at least 2"):  # the data's own check
+        load_dataset("csv", {"path": str(path), "target": "label"})
 
 
 # ----- split ------------------------------------------------------------------

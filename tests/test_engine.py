@@ -52,6 +52,18 @@ def test_repr_shows_data_grad_and_label():
     assert repr(Value(2.5, label="w")) == "Value(data=2.5, grad=0.0, label='w')"
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda a, b: Value(5.0, (a, b), "+"), r"Value takes \(data, label: str\), got \(tuple, str\) after data; "
+                                            r"for micrograd's Value\(data, _children, _op\) use micronet.micrograd.Value"),
+    (lambda a, b: Value(5.0, (a, b)), r"got \(tuple\) after data; .* or make a node with make_node\(data, children"),
+    (lambda a, b: Value(5.0, [a]), r"got \(list\) after data"),
+    (lambda a, b: Value(5.0, 7), r"^Value label must be a str, got int: 7$"),
+])
+def test_micrograds_constructor_on_micronets_value_says_where_it_lives(make, message):
+    with pytest.raises(TypeError, match=message):
+        make(Value(2.0), Value(3.0))
+
+
 def test_op_and_label_are_kept_for_graph_export():
     a = Value(1.0, label="a")
     b = (a * 2).tanh()
@@ -294,8 +306,28 @@ def test_tanh_and_sigmoid_stay_nodes_of_their_own():
         (out,) = dots(w, x, activation=activation)
         assert out._op == activation and out._prev[0]._op == "dot"
     assert dots(w, x, activation="linear")[0]._op == "dot"
-    with pytest.raises(ValueError, match="dots activation must be relu, tanh, sigmoid, linear or None, got 'gelu'"):
+    with pytest.raises(ValueError, match="dots activation must be one of relu, tanh, sigmoid, linear, got 'gelu'"):
         dots(w, x, activation="gelu")
+
+
+def test_an_activation_folds_into_the_dot_node_where_its_slope_is_exactly_0_or_1():
+    """A saturated sigmoid is a constant like an off relu; tanh at 0 keeps the dot's own local derivatives."""
+    w, x = [[Value(50.0)], [Value(-50.0)], [Value(0.0)], [Value(1.0)]], [Value(1.0)]
+    high, low, zero, middle = dots(w, x, activation="sigmoid")
+    assert (high._op, high._prev, high.data) == ("sigmoid(dot)", (), 1.0)  # s(50) rounds to 1: slope 0
+    assert (low._op, low._prev[0]._op) == ("sigmoid", "dot")  # s(-50) ~ 2e-22: slope ~2e-22, not 0
+    assert (zero._op, middle._op) == ("sigmoid", "sigmoid")
+    (tanh0,) = dots([[Value(0.0)]], x, activation="tanh")
+    assert (tanh0._op, tanh0._prev[1], tanh0._local) == ("tanh(dot)", x[0], (1.0, 0.0))
+    for activation in ("sigmoid", "tanh", "relu"):  # the same gradients, folded or not
+        grads = []
+        for fused in (True, False):
+            for v in (*[row[0] for row in w], x[0]):
+                v.grad = 0.0
+            with contextlib.nullcontext() if fused else unfused():
+                sum(dots(w, x, activation=activation)).backward()
+            grads.append([v.grad for v in (*[row[0] for row in w], x[0])])
+        assert grads[0] == grads[1], activation
 
 
 def test_unfused_holds_only_in_its_own_thread():

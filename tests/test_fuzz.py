@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from micronet import engine
+from micronet.activations import ACTIVATIONS
 from micronet.checkpoint import Checkpoint, load_checkpoint
 from micronet.config import ConfigError, RunConfig, load_config, parse_config
 from micronet.data import prepare_data
@@ -159,7 +160,10 @@ UNARY = {
     "abs": Value.abs,  # also reaches __abs__
     "sin": Value.sin,
     "cos": Value.cos,
+    # every registered activation through Value.activate, so that a new one is fuzzed too
+    **{f"activate:{name}": (lambda v, name=name: v.activate(name)) for name in ACTIVATIONS},
 }
+KINKS = {"relu": (0.0,), "abs": (0.0,), **{f"activate:{name}": spec.kinks for name, spec in ACTIVATIONS.items()}}
 # With a number on the left these reach __radd__, __rsub__, __rmul__, __rtruediv__, __rpow__.
 BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "**": operator.pow}
 REACHED_DUNDERS = {"__neg__", *(f"__{n}__" for n in ("add", "sub", "mul", "truediv", "pow")),
@@ -210,7 +214,7 @@ def graphs(draw, depth=3):
             return ("dot", [node(below) for _ in range(n)], [operand() for _ in range(n)], bias)
         if kind == "dots":
             rows = [[node(below) for _ in range(n)] for _ in range(draw(st.integers(1, 3)))]
-            return ("dots", rows, [operand() for _ in range(n)])
+            return ("dots", rows, [operand() for _ in range(n)], draw(st.sampled_from([None, *ACTIVATIONS])))
         return ("log_softmax_at", [node(below) for _ in range(n)], draw(st.integers(0, n - 1)))
 
     return node(depth)
@@ -232,8 +236,8 @@ def build(node, xs, check=True):
         return node[1]
     if kind == "unary":
         a = build(node[2], xs, check)
-        if check and node[1] in ("relu", "abs") and abs(a.data) < MARGIN:
-            raise NotSmooth("near relu's kink")
+        if check and any(abs(a.data - kink) < MARGIN for kink in KINKS.get(node[1], ())):
+            raise NotSmooth("near a kink")
         if check and node[1] == "log" and a.data < MARGIN:
             raise NotSmooth("near log's domain edge")
         out = UNARY[node[1]](a)
@@ -253,7 +257,11 @@ def build(node, xs, check=True):
         out = dot(weights, inputs, None if node[3] is None else build(node[3], xs, check))
     elif kind == "dots":
         rows = [[build(w, xs, check) for w in row] for row in node[1]]
-        out = sum(dots(rows, [build(x, xs, check) for x in node[2]]))
+        inputs = [build(x, xs, check) for x in node[2]]
+        kinks = () if node[3] is None else ACTIVATIONS[node[3]].kinks
+        if check and any(abs(z.data - kink) < MARGIN for z in dots(rows, inputs) for kink in kinks):
+            raise NotSmooth("a pre-activation near a kink")
+        out = sum(dots(rows, inputs, activation=node[3]))
     else:
         out = log_softmax_at([build(v, xs, check) for v in node[1]], node[2])
     if check and not abs(out.data) <= LARGEST:
@@ -277,7 +285,7 @@ def test_fuzz_random_graphs_match_central_differences(graph, point):
 def test_the_fuzzed_graphs_use_every_engine_op():
     """A new op on Value or in engine.__all__ must be added to the grammar above."""
     methods = {name for name, attribute in vars(Value).items() if callable(attribute) and not name.startswith("_")}
-    assert methods - {"backward"} <= set(UNARY)
+    assert methods - {"backward"} <= set(UNARY) | {"activate"}
     dunders = {name for name in vars(Value) if name.startswith("__") and name not in
                {"__init__", "__repr__", "__slots__", "__module__", "__doc__", "__qualname__", "__firstlineno__",
                 "__static_attributes__"} and callable(getattr(Value, name))}

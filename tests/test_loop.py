@@ -61,6 +61,23 @@ def test_min_delta_requires_a_large_enough_improvement():
     assert stopper.best == 1.0 and stopper.best_epoch == 1
 
 
+def test_a_tie_with_the_best_is_not_an_improvement():
+    # Keras's rule: the metric must beat the best, so a plateau at the best value counts against patience.
+    stopper = EarlyStopping(patience=2)
+    assert feed(stopper, [1.0, 1.0, 1.0]) == [3]
+    assert (stopper.best_epoch, stopper.wait) == (1, 2)
+    rising = EarlyStopping("val_accuracy", patience=2)
+    assert feed(rising, [0.5, 0.5, 0.5], key="val_accuracy") == [3] and rising.best_epoch == 1
+
+
+def test_an_improvement_of_exactly_min_delta_is_a_tie():
+    stopper = EarlyStopping(patience=2, min_delta=0.25)
+    assert feed(stopper, [1.0, 0.75, 0.5]) == []  # 0.75 is 0.25 better: a tie; 0.5 is 0.5 better: the new best
+    assert (stopper.best, stopper.best_epoch, stopper.wait) == (0.5, 3, 0)
+    rising = EarlyStopping("val_accuracy", patience=1, min_delta=0.25)
+    assert feed(rising, [0.25, 0.5], key="val_accuracy") == [2] and rising.best_epoch == 1
+
+
 def test_auto_mode_maximises_accuracy_and_r2():
     assert EarlyStopping("val_accuracy").mode == "max" and EarlyStopping("r2").mode == "max"
     assert EarlyStopping("val_mae").mode == "min"
@@ -204,6 +221,17 @@ def test_an_int_early_stopping_monitors_the_training_loss_without_validation(moo
     assert history.history["loss"][best - 1] == min(history.history["loss"])
 
 
+def test_an_int_early_stopping_monitors_the_validation_loss_when_validating(moons):
+    X, y = moons
+    # lr 1 makes the two losses disagree: validation is best at epoch 5, training at epoch 7.
+    history = micronet.fit(MLP(2, [16, 2], seed=0), X, y, epochs=200, lr=1.0, momentum=0.9, validation_split=0.25,
+                           early_stopping=3, seed=0, progress=False)
+    val_loss, loss = history.history["val_loss"], history.history["loss"]
+    best = history.best_epoch
+    assert history.stopped_early and len(history) == best + 3
+    assert val_loss[best - 1] == min(val_loss) and loss[best - 1] != min(loss)
+
+
 class StopAt:
     def __init__(self, epoch, by_flag):
         self.epoch, self.by_flag, self.calls, self.stop_training = epoch, by_flag, [], False
@@ -224,6 +252,30 @@ def test_a_callback_ends_training_after_the_epoch_it_asks_in(moons, by_flag):
     callback = StopAt(3, by_flag)
     history = micronet.fit(MLP(2, [4, 2], seed=0), X, y, epochs=10, callbacks=[callback], progress=False)
     assert callback.calls == [1, 2, 3] and history.epoch == [1, 2, 3] and not history.stopped_early
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(epoch)
+
+
+@pytest.mark.parametrize("by_flag", [False, True])
+def test_every_callback_sees_the_last_epoch_when_an_earlier_one_stops(moons, by_flag):
+    X, y = moons
+    first, later = StopAt(2, by_flag), Recorder()
+    history = micronet.fit(MLP(2, [4, 2], seed=0), X, y, epochs=10, callbacks=[first, later], progress=False)
+    assert first.calls == later.calls == [1, 2] and history.epoch == [1, 2]
+
+
+def test_every_callback_sees_the_epoch_early_stopping_ends_on(moons):
+    X, y = moons
+    recorder = Recorder()
+    history = micronet.fit(MLP(2, [4, 2], seed=0), X, y, epochs=300, lr=2.0, early_stopping=3, callbacks=[recorder],
+                           seed=0, progress=False)
+    assert history.stopped_early and recorder.calls == history.epoch == list(range(1, len(history) + 1))
 
 
 def test_callbacks_get_a_copy_of_the_logs(moons):
@@ -271,6 +323,24 @@ def test_a_custom_module_and_a_custom_loss(moons):
     assert history.history["accuracy"][-1] > 0.8
 
 
+def test_fit_trains_every_parameter_of_a_model_holding_layers_in_a_dict(moons):
+    X, y = moons
+
+    class Blocks(micronet.Module):
+        def __init__(self):
+            self.blocks = {"a": micronet.Layer(2, 3, activation="tanh", seed=0),
+                           "b": micronet.Layer(3, 2, activation="linear", seed=1)}
+
+        def __call__(self, x):
+            return self.blocks["b"](self.blocks["a"](x))
+
+    model = Blocks()
+    before = weights(model)
+    assert len(before) == 9 + 8
+    micronet.fit(model, X, y, epochs=2, progress=False)
+    assert all(a != b for a, b in zip(weights(model), before))
+
+
 @pytest.mark.parametrize(
     "change, error, message",
     [
@@ -280,16 +350,16 @@ def test_a_custom_module_and_a_custom_loss(moons):
         ({"y": np.full(200, 2)}, ValueError, r"y holds class index 2, but the model has 2 outputs"),
         ({"y": np.full(200, -1)}, ValueError, r"class indices 0..k-1, got -1"),
         ({"y": np.full(200, 0.5)}, ValueError, "integer class indices"),
-        ({"validation_split": 1.5}, ValueError, r"validation_split must be a fraction in \(0, 1\), got 1.5"),
+        ({"validation_split": 1.5}, ValueError, r"validation_split= must be a finite number in \[0, 1\), got 1.5"),
         ({"validation_split": 0.001}, ValueError, "validation_split=0.001 gives 1 validation sample for 2 classes"),
-        ({"epochs": 0}, ValueError, "epochs must be an int >= 1, got 0"),
-        ({"batch_size": "half"}, ValueError, "batch_size must be an int >= 1"),
-        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of sgd, adam"),
-        ({"lr": -1.0}, ValueError, "lr must be > 0"),
+        ({"epochs": 0}, ValueError, "epochs= must be an int >= 1, got 0"),
+        ({"batch_size": "half"}, ValueError, "batch_size= must be an int >= 1 or 'full', got 'half'"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer= must be one of sgd, adam; got 'rmsprop'"),
+        ({"lr": -1.0}, ValueError, "lr= must be a finite number > 0, got -1.0"),
         ({"learning_rate": 0.1}, TypeError, "unexpected keyword argument.*learning_rate"),
         ({"loss": "nll"}, ValueError, "loss must be one of"),
-        ({"backend": "gpu"}, ValueError, "backend must be 'compiled' or 'eager'"),
-        ({"early_stopping": "yes"}, TypeError, "early_stopping must be a patience"),
+        ({"backend": "gpu"}, ValueError, "backend= must be one of compiled, eager; got 'gpu'"),
+        ({"early_stopping": "yes"}, TypeError, "early_stopping= must be a patience"),
     ],
 )
 def test_bad_arguments_are_refused_before_training(moons, change, error, message):
@@ -305,7 +375,7 @@ def test_bad_arguments_are_refused_before_training(moons, change, error, message
 def test_an_optimizer_instance_with_lr_is_an_error(moons):
     X, y = moons
     model = MLP(2, [4, 2], seed=0)
-    with pytest.raises(ValueError, match="lr cannot be combined with an optimizer instance"):
+    with pytest.raises(ValueError, match="lr= cannot be combined with an optimizer instance"):
         micronet.fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.1), lr=0.2)
     with pytest.raises(ValueError, match="must be built on model.parameters"):
         micronet.fit(model, X, y, optimizer=SGD(MLP(2, [4, 2], seed=1).parameters(), lr=0.1))

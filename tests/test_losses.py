@@ -296,8 +296,8 @@ def test_get_loss_results_pickle_and_compare_by_meaning():
     (("cross_entropy", "regression"), {}, r"regression loss must be one of mse, l1, huber, got 'cross_entropy' \('cross_entropy' is a classification loss\)"),
     (("mse", "ranking"), {}, r"task must be one of classification, regression, got 'ranking'"),
     (("huber", "regression"), {"delta": 0.0}, r"huber delta must be a finite number > 0, got 0.0"),
-    (("huber", "regression"), {"margin": 1.0}, r"regression loss 'huber' takes delta; got margin"),
-    (("mse", "regression"), {"delta": 1.0}, r"regression loss 'mse' takes no options; got delta"),
+    (("huber", "regression"), {"margin": 1.0}, r"huber margin does not apply to regression loss 'huber' \(it takes: delta\)"),
+    (("mse", "regression"), {"delta": 1.0}, r"mse delta does not apply to regression loss 'mse' \(it takes: no options\)"),
     (("hinge",), {"margin": math.nan}, r"hinge margin must be a finite number, got nan"),
 ])
 def test_get_loss_refuses_unknown_names_tasks_and_options(args, kwargs, message):

@@ -2,10 +2,12 @@
 
 import json
 import math
+import pickle
 import random
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from micronet.engine import Value
@@ -35,6 +37,65 @@ def test_calls_always_return_a_list():
     assert len(Neuron(3, seed=0)([1.0, 2.0, 3.0])) == 1
     out = MLP(2, [16, 1, 1], seed=0)([0.5, -0.5])  # micrograd breaks on a width-1 hidden layer
     assert isinstance(out, list) and len(out) == 1 and isinstance(out[0], Value)
+
+
+OUTPUT_HINT = r": micronet models return a list of Values, one per output; take out\[0\] for a single output"
+MICROGRAD_HABITS = [  # (what micrograd code does with model(x), what the error says it did)
+    (lambda out, y: 1 + out, r"^int \+ a model's output \(a list of 1 Value\)"),
+    (lambda out, y: out - 1.0, r"^a model's output \(a list of 1 Value\) - float"),
+    (lambda out, y: (out - y) ** 2, r"- Value"),
+    (lambda out, y: -y * out, r"^Value \* a model's output"),
+    (lambda out, y: np.int64(-1) * out, r"^int64 \* a model's output"),  # NumPy would empty the list
+    (lambda out, y: 2 * out, r"^int \* a model's output"),  # a list would repeat
+    (lambda out, y: out * np.float64(0.5), r"\* float64"),
+    (lambda out, y: np.array([1.0]) / out, r"^ndarray / a model's output"),
+    (lambda out, y: sum([out, out]), r"^int \+ a model's output"),
+    (lambda out, y: out ** 2, r"\*\* int"),
+    (lambda out, y: 2 ** out, r"^int \*\* a model's output"),
+    (lambda out, y: out / 2, r"/ int"),
+    (lambda out, y: -out, r"^-a model's output"),
+    (lambda out, y: abs(out), r"^abs\(a model's output"),
+    (lambda out, y: float(out), r"^float\(a model's output"),
+]
+
+
+@pytest.mark.parametrize("habit, given", MICROGRAD_HABITS)
+def test_arithmetic_on_a_models_output_list_says_to_take_an_element(habit, given):
+    out = MLP(2, [3, 1], seed=0)([0.5, -0.5])
+    with pytest.raises(TypeError, match=given + ".*" + OUTPUT_HINT):
+        habit(out, Value(1.0))
+    assert len(out) == 1 and isinstance(out[0], Value)  # nothing was changed on the way
+
+
+def test_value_attributes_on_a_models_output_list_say_to_take_an_element():
+    out = Layer(2, 2, seed=0)([0.5, -0.5])
+    for name in ("data", "grad", "backward", "relu"):
+        with pytest.raises(AttributeError, match=rf"^a model's output \(a list of 2 Values\) has no .{name}{OUTPUT_HINT}"):
+            getattr(out, name)
+    assert not hasattr(out, "label_") and not hasattr(out, "_repr_svg_")  # other names: a plain AttributeError
+    with pytest.raises(TypeError, match=r"a list of 2 Values\) \+= int"):
+        out += 1
+
+
+def test_a_models_output_is_still_a_list_for_list_operations():
+    out = Neuron(2, seed=0)([0.5, -0.5])
+    v = Value(2.0)
+    assert isinstance(out, list) and out + [v] == [out[0], v] and out == [out[0]]
+    out += [v]
+    assert out == [out[0], v] and sum(out).data == out[0].data + 2.0
+    assert [x.data for x in pickle.loads(pickle.dumps(out))] == [x.data for x in out]
+    assert np.array([x.data for x in out]).shape == (2,) and np.asarray(out, dtype=object).shape == (2,)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: Neuron(3, nonlin=False), "Neuron"),
+    (lambda: Layer(3, 2, nonlin=True), "Layer"),
+])
+def test_micrograds_nonlin_keyword_gets_micronets_spelling(make, name):
+    with pytest.raises(TypeError, match=rf"^{name} takes activation=, not micrograd's nonlin= \(got nonlin=\w+\): "
+                                        rf"nonlin=True is activation='relu', nonlin=False is activation='linear'; "
+                                        rf"micronet.micrograd.{name} takes nonlin= as micrograd does$"):
+        make()
 
 
 @pytest.mark.parametrize("module", [Neuron(3, seed=0), Layer(3, 2, seed=0), MLP(3, [4, 2], seed=0)])
@@ -77,8 +138,8 @@ def test_weights_scale_with_fan_in_and_biases_start_at_zero():
 def test_hidden_layers_use_the_activation_and_the_last_is_linear():
     model = MLP(2, [3, 3, 2], activation="sigmoid", seed=0)
     assert [layer.activation for layer in model.layers] == ["sigmoid", "sigmoid", "linear"]
-    assert set(ACTIVATIONS) == {"relu", "tanh", "sigmoid", "linear"}
-    with pytest.raises(ValueError, match="activation must be one of relu, tanh, sigmoid, linear, got 'gelu'"):
+    assert list(ACTIVATIONS)[:4] == ["relu", "tanh", "sigmoid", "linear"]  # the registry's, in its order
+    with pytest.raises(ValueError, match=f"activation must be one of {', '.join(ACTIVATIONS)}, got 'gelu'"):
         MLP(2, [3], activation="gelu")
 
 
@@ -150,6 +211,138 @@ def test_custom_module_finds_values_modules_and_lists_in_attribute_order():
     names = [n for n, _ in model.named_parameters()]
     assert names[0] == "trunk.neurons.0.w.0" and names[-1] == "scale"
     assert "heads.1.b" in names and len(model.parameters()) == 9 + 4 + 4 + 1
+
+
+# ----- Modules and Values in containers ------------------------------------------------------
+
+
+class Blocks(Module):
+    """Layers in a dict whose insertion order is not the keys' sorted order, then a head."""
+
+    def __init__(self):
+        self.blocks = {"z": Layer(2, 3, seed=0), "a": Layer(3, 3, seed=1)}
+        self.head = Layer(3, 2, activation="linear", seed=2)
+
+    def __call__(self, x):
+        return self.head(self.blocks["a"](self.blocks["z"](x)))
+
+
+def test_modules_in_a_dict_are_found_in_insertion_order():
+    model = Blocks()
+    assert len(model.parameters()) == 9 + 12 + 8  # every parameter: none skipped
+    names = [name for name, _ in model.named_parameters()]
+    assert names[:4] == ["blocks.z.neurons.0.w.0", "blocks.z.neurons.0.w.1", "blocks.z.neurons.0.b",
+                         "blocks.z.neurons.1.w.0"]
+    assert names.index("blocks.z.neurons.2.b") < names.index("blocks.a.neurons.0.w.0") < names.index("head.neurons.0.b")
+    expected = [*model.blocks["z"].parameters(), *model.blocks["a"].parameters(), *model.head.parameters()]
+    assert model.parameters() == expected
+    assert [v for _, v in model.named_parameters()] == expected
+
+
+class Mixed(Module):
+    """A tuple of a module and a Value, and a list of dicts of modules and Values."""
+
+    def __init__(self):
+        self.pair = (Neuron(2, "linear", seed=0), Value(0.5))
+        self.stages = [{"enc": Layer(2, 2, seed=1), "gate": Value(2.0)}, {"enc": Layer(2, 2, seed=2)}]
+
+    def __call__(self, x):
+        for stage in self.stages:
+            x = stage["enc"](x)
+        (out,) = self.pair[0](x)
+        return [out * self.pair[1] * self.stages[0]["gate"]]
+
+
+def test_tuples_and_nested_lists_of_dicts_are_found_in_order():
+    model = Mixed()
+    names = [name for name, _ in model.named_parameters()]
+    assert names == [
+        "pair.0.w.0", "pair.0.w.1", "pair.0.b", "pair.1",
+        *(f"stages.0.enc.neurons.{i}.{p}" for i in range(2) for p in ("w.0", "w.1", "b")), "stages.0.gate",
+        *(f"stages.1.enc.neurons.{i}.{p}" for i in range(2) for p in ("w.0", "w.1", "b")),
+    ]
+    assert list(model.state_dict()) == [
+        "pair.0.w", "pair.0.b", "pair.1",
+        *(f"stages.0.enc.neurons.{i}.{p}" for i in range(2) for p in ("w", "b")), "stages.0.gate",
+        *(f"stages.1.enc.neurons.{i}.{p}" for i in range(2) for p in ("w", "b")),
+    ]
+
+
+@pytest.mark.parametrize("make", [Blocks, Mixed])
+def test_state_dicts_and_checkpoints_of_container_models_round_trip(make, tmp_path):
+    from micronet.checkpoint import load_state, save
+
+    trained, fresh = make(), make()
+    for i, p in enumerate(trained.parameters()):
+        p.data = 0.25 * i - 3.0  # every parameter distinct from a fresh model's
+    state = json.loads(json.dumps(trained.state_dict()))
+    other = make()
+    other.load_state_dict(state)
+    assert [p.data for p in other.parameters()] == [p.data for p in trained.parameters()]
+    save(trained, tmp_path / "model.json")
+    load_state(fresh, tmp_path / "model.json")
+    assert [p.data for p in fresh.parameters()] == [p.data for p in trained.parameters()]
+    assert fresh([0.5, -1.0])[0].data == trained([0.5, -1.0])[0].data
+
+
+class Tied(Module):
+    """One layer reachable three ways (an attribute, a dict entry, a list item), and some of its Values again."""
+
+    def __init__(self):
+        self.layer = Layer(2, 2, seed=0)
+        self.again = {"same": self.layer}
+        self.uses = [self.layer, Neuron(2, "linear", seed=1)]
+        self.owner = self  # a cycle back to the model is not followed
+        self.bias_again, self.weights_again = self.layer.neurons[1].b, tuple(self.layer.neurons[0].w)
+
+
+def test_a_module_reachable_twice_gives_its_parameters_once():
+    model = Tied()
+    assert model.parameters() == [*model.layer.parameters(), *model.uses[1].parameters()]
+    names = [name for name, _ in model.named_parameters()]
+    assert len(names) == 6 + 3 and names[0] == "layer.neurons.0.w.0" and names[-1] == "uses.1.b"
+    assert list(model.state_dict()) == ["layer.neurons.0.w", "layer.neurons.0.b", "layer.neurons.1.w",
+                                        "layer.neurons.1.b", "uses.1.w", "uses.1.b"]
+    other = Tied()
+    other.load_state_dict(model.state_dict())
+    assert [p.data for p in other.parameters()] == [p.data for p in model.parameters()]
+
+
+def test_a_set_of_modules_is_refused_naming_the_attribute():
+    class Heads(Module):
+        def __init__(self):
+            self.trunk = Layer(2, 2, seed=0)
+            self.heads = {Neuron(2, seed=1), Neuron(2, seed=2)}
+            self.tags = {"plain", "data"}  # a set without parameters is just data
+
+    model = Heads()
+    for method in (model.parameters, model.named_parameters, model.state_dict, model.zero_grad):
+        with pytest.raises(TypeError, match=r"^Heads.heads holds Modules or Values in a set, which has no fixed order; "
+                                            r"hold them in a list, tuple or dict$"):
+            method()
+    model.heads = [{"x": frozenset([Value(1.0)])}]
+    with pytest.raises(TypeError, match=r"^Heads.heads.0.x holds Modules or Values in a frozenset"):
+        model.parameters()
+
+
+@pytest.mark.parametrize(
+    "key, error, message",
+    [
+        (1, TypeError, r"^Keyed.blocks holds Modules or Values under the key 1 \(int\); the keys name the parameters, "
+                       r"so they must be strings$"),
+        ("a.b", ValueError, r"^Keyed.blocks holds Modules or Values under the key 'a.b'; the keys name the parameters, "
+                            r"so they must be non-empty and without '.'$"),
+        ("", ValueError, r"under the key ''"),
+    ],
+)
+def test_a_dict_key_that_cannot_name_parameters_is_refused(key, error, message):
+    class Keyed(Module):
+        def __init__(self):
+            self.blocks = {"fine": Layer(2, 2, seed=0), key: [Value(1.0)]}
+            self.plain = {1: "data", (2, 3): None}  # keys of plain data are not names
+
+    with pytest.raises(error, match=message):
+        Keyed().parameters()
 
 
 def test_reprs_are_readable():

@@ -195,7 +195,7 @@ def test_a_step_with_zero_gradient_and_no_momentum_changes_nothing():
 
 def test_schedule_drives_the_optimizer_lr():
     p = Value(0.0)
-    optimizer = SGD([p], lr=1.0)
+    optimizer = SGD([p], lr=1.0, momentum=0.0)
     schedule = StepSchedule(optimizer, step_size=2, gamma=0.5)
     moves = []
     for _ in range(6):
@@ -220,7 +220,7 @@ def test_constructing_a_schedule_records_base_lr_and_sets_lr_at_zero():
 def test_linear_defaults_are_micrograds_demo_decay():
     # micrograd's demo: learning_rate = 1.0 - 0.9*k/100 for k in range(100)
     optimizer = SGD([Value(0.0)], lr=1.0)
-    schedule = LinearSchedule(optimizer)
+    schedule = LinearSchedule(optimizer, total_iters=100)
     for k in range(100):
         assert optimizer.lr == 1.0 - 0.9 * k / 100, k
         schedule.step()
@@ -363,11 +363,11 @@ LOAD_ERRORS = [
     ("adam", lambda sd: sd.update(amsgrad=False), ValueError, "state_dict has unknown keys ['amsgrad']"),
     ("adam", lambda sd: sd.update(exp_avg=[0.0]), ValueError, "state_dict['exp_avg'] has 1 entries, but the optimizer has 2 parameters"),
     ("adam", lambda sd: sd.update(exp_avg_sq=[0.0, "x"]), TypeError, "state_dict['exp_avg_sq'][1] must be a real number, got str: 'x'"),
-    ("adam", lambda sd: sd.update(betas=[0.9, 1.0]), ValueError, "state_dict['betas'][1] must be in [0, 1), got 1.0"),
-    ("adam", lambda sd: sd.update(lr=-1.0), ValueError, "state_dict['lr'] must be >= 0 and finite, got -1.0"),
-    ("adam", lambda sd: sd.update(step=-1), ValueError, "state_dict['step'] must be >= 0, got -1"),
+    ("adam", lambda sd: sd.update(betas=[0.9, 1.0]), ValueError, "state_dict['betas'][1] must be a finite number in [0, 1), got 1.0"),
+    ("adam", lambda sd: sd.update(lr=-1.0), ValueError, "state_dict['lr'] must be a finite number >= 0, got -1.0"),
+    ("adam", lambda sd: sd.update(step=-1), ValueError, "state_dict['step'] must be an int >= 0, got -1"),
     ("sgd", lambda sd: sd.update(momentum_buffer=[1.0, 2.0, 3.0]), ValueError, "state_dict['momentum_buffer'] has 3 entries, but the optimizer has 2 parameters"),
-    ("sgd", lambda sd: sd.update(nesterov=True, momentum=0.0), ValueError, "state_dict has nesterov=True with momentum=0.0"),
+    ("sgd", lambda sd: sd.update(nesterov=True, momentum=0.0), ValueError, "state_dict['nesterov'] needs state_dict['momentum'] > 0, got 0.0"),
     ("sgd", lambda sd: sd.update(momentum=0.0), ValueError, "state_dict has a momentum_buffer but momentum=0.0"),
     ("sgd", lambda sd: sd.update(optimizer="adam"), ValueError, "state_dict['optimizer'] is 'adam', but this is a 'sgd' optimizer"),
 ]
@@ -403,7 +403,7 @@ def test_schedule_load_state_dict_rejects_another_schedule_and_stays_unchanged()
     changed = dict(schedule.state_dict(), params={"step_size": 4, "gamma": 0.1})
     with pytest.raises(ValueError, match=re.escape("state_dict['params'] is {'step_size': 4, 'gamma': 0.1}, but this schedule has {'step_size': 3, 'gamma': 0.1}")):
         schedule.load_state_dict(changed)
-    with pytest.raises(ValueError, match=re.escape("state_dict['t'] must be >= 0, got -2")):
+    with pytest.raises(ValueError, match=re.escape("state_dict['t'] must be an int >= 0, got -2")):
         schedule.load_state_dict(dict(schedule.state_dict(), t=-2))
     with pytest.raises(ValueError, match=re.escape("state_dict is missing keys ['base_lr']")):
         schedule.load_state_dict({"schedule": "step", "t": 1, "params": {"step_size": 3, "gamma": 0.1}})
@@ -418,33 +418,33 @@ def p2():
 
 
 INVALID = [
-    (lambda: SGD(p2(), lr=-0.1), ValueError, "lr must be > 0 and finite, got -0.1"),
-    (lambda: SGD(p2(), lr=0), ValueError, "lr must be > 0 and finite, got 0"),
-    (lambda: SGD(p2(), lr=math.inf), ValueError, "lr must be > 0 and finite, got inf"),
-    (lambda: SGD(p2(), lr=math.nan), ValueError, "lr must be > 0 and finite, got nan"),
-    (lambda: SGD(p2(), lr=True), TypeError, "lr must be a real number, got bool: True"),
-    (lambda: SGD(p2(), lr="0.1"), TypeError, "lr must be a real number, got str: '0.1'"),
-    (lambda: SGD(p2(), lr=0.1, momentum=1.0), ValueError, "momentum must be in [0, 1), got 1.0"),
-    (lambda: SGD(p2(), lr=0.1, momentum=-0.5), ValueError, "momentum must be in [0, 1), got -0.5"),
-    (lambda: SGD(p2(), lr=0.1, momentum="0.9"), TypeError, "momentum must be a real number, got str: '0.9'"),
-    (lambda: SGD(p2(), lr=0.1, weight_decay=-0.01), ValueError, "weight_decay must be >= 0 and finite, got -0.01"),
-    (lambda: SGD(p2(), lr=0.1, weight_decay=math.inf), ValueError, "weight_decay must be >= 0 and finite, got inf"),
-    (lambda: SGD(p2(), lr=0.1, weight_decay=False), TypeError, "weight_decay must be a real number, got bool: False"),
-    (lambda: SGD(p2(), lr=0.1, nesterov=True), ValueError, "nesterov=True needs momentum > 0, got momentum=0.0"),
-    (lambda: SGD(p2(), lr=0.1, momentum=0.9, nesterov=1), TypeError, "nesterov must be True or False, got int: 1"),
+    (lambda: SGD(p2(), lr=-0.1), ValueError, "lr must be a finite number > 0, got -0.1"),
+    (lambda: SGD(p2(), lr=0), ValueError, "lr must be a finite number > 0, got 0"),
+    (lambda: SGD(p2(), lr=math.inf), ValueError, "lr must be a finite number > 0, got inf"),
+    (lambda: SGD(p2(), lr=math.nan), ValueError, "lr must be a finite number > 0, got nan"),
+    (lambda: SGD(p2(), lr=True), TypeError, "lr must be a finite number > 0, got True"),
+    (lambda: SGD(p2(), lr="0.1"), TypeError, "lr must be a finite number > 0, got '0.1'"),
+    (lambda: SGD(p2(), lr=0.1, momentum=1.0), ValueError, "momentum must be a finite number in [0, 1), got 1.0"),
+    (lambda: SGD(p2(), lr=0.1, momentum=-0.5), ValueError, "momentum must be a finite number in [0, 1), got -0.5"),
+    (lambda: SGD(p2(), lr=0.1, momentum="0.9"), TypeError, "momentum must be a finite number in [0, 1), got '0.9'"),
+    (lambda: SGD(p2(), lr=0.1, weight_decay=-0.01), ValueError, "weight_decay must be a finite number >= 0, got -0.01"),
+    (lambda: SGD(p2(), lr=0.1, weight_decay=math.inf), ValueError, "weight_decay must be a finite number >= 0, got inf"),
+    (lambda: SGD(p2(), lr=0.1, weight_decay=False), TypeError, "weight_decay must be a finite number >= 0, got False"),
+    (lambda: SGD(p2(), lr=0.1, momentum=0.0, nesterov=True), ValueError, "nesterov needs momentum > 0, got 0.0"),
+    (lambda: SGD(p2(), lr=0.1, momentum=0.9, nesterov=1), TypeError, "nesterov must be true or false, got 1"),
     (lambda: SGD([], lr=0.1), ValueError, "params must contain at least one Value, got an empty list"),
     (lambda: SGD(iter(()), lr=0.1), ValueError, "params must contain at least one Value, got an empty list"),
     (lambda: SGD([Value(1.0), 2.0], lr=0.1), TypeError, "params[1] must be a Value, got float: 2.0"),
     (lambda: SGD(Value(1.0), lr=0.1), TypeError, "params must be an iterable of Values (such as model.parameters()), got Value"),
     (lambda: SGD([Value(1.0)] * 2, lr=0.1), ValueError, "params[1] is the same Value as params[0]"),
-    (lambda: Adam(p2(), lr=0.0), ValueError, "lr must be > 0 and finite, got 0.0"),
-    (lambda: Adam(p2(), betas=(1.0, 0.999)), ValueError, "betas[0] must be in [0, 1), got 1.0"),
-    (lambda: Adam(p2(), betas=(0.9, -0.1)), ValueError, "betas[1] must be in [0, 1), got -0.1"),
-    (lambda: Adam(p2(), betas=0.9), TypeError, "betas must be a pair (beta1, beta2), got 0.9"),
-    (lambda: Adam(p2(), betas=(0.9, True)), TypeError, "betas[1] must be a real number, got bool: True"),
-    (lambda: Adam(p2(), eps=0.0), ValueError, "eps must be > 0 and finite, got 0.0"),
-    (lambda: Adam(p2(), eps=-1e-8), ValueError, "eps must be > 0 and finite, got -1e-08"),
-    (lambda: Adam(p2(), weight_decay=-1), ValueError, "weight_decay must be >= 0 and finite, got -1"),
+    (lambda: Adam(p2(), lr=0.0), ValueError, "lr must be a finite number > 0, got 0.0"),
+    (lambda: Adam(p2(), betas=(1.0, 0.999)), ValueError, "betas[0] must be a finite number in [0, 1), got 1.0"),
+    (lambda: Adam(p2(), betas=(0.9, -0.1)), ValueError, "betas[1] must be a finite number in [0, 1), got -0.1"),
+    (lambda: Adam(p2(), betas=0.9), TypeError, "betas must be a pair (beta1, beta2) of finite numbers, each in [0, 1), got 0.9"),
+    (lambda: Adam(p2(), betas=(0.9, True)), TypeError, "betas[1] must be a finite number in [0, 1), got True"),
+    (lambda: Adam(p2(), eps=0.0), ValueError, "eps must be a finite number > 0, got 0.0"),
+    (lambda: Adam(p2(), eps=-1e-8), ValueError, "eps must be a finite number > 0, got -1e-08"),
+    (lambda: Adam(p2(), weight_decay=-1), ValueError, "weight_decay must be a finite number >= 0, got -1"),
     (lambda: Adam([]), ValueError, "params must contain at least one Value, got an empty list"),
 ]
 
@@ -454,22 +454,22 @@ def sched(cls, **params):
 
 
 INVALID += [
-    (lambda: sched(StepSchedule, step_size=0), ValueError, "step_size must be >= 1, got 0"),
-    (lambda: sched(StepSchedule, step_size=2.5), TypeError, "step_size must be an integer, got float: 2.5"),
-    (lambda: sched(StepSchedule, step_size=True), TypeError, "step_size must be an integer, got bool: True"),
-    (lambda: sched(StepSchedule, step_size=3, gamma=0.0), ValueError, "gamma must be > 0 and finite, got 0.0"),
-    (lambda: sched(ExponentialSchedule, gamma=-0.5), ValueError, "gamma must be > 0 and finite, got -0.5"),
-    (lambda: sched(ExponentialSchedule, gamma="0.9"), TypeError, "gamma must be a real number, got str: '0.9'"),
-    (lambda: sched(CosineSchedule, T_max=0), ValueError, "T_max must be >= 1, got 0"),
-    (lambda: sched(CosineSchedule, T_max=10, eta_min=-0.1), ValueError, "eta_min must be >= 0 and finite, got -0.1"),
-    (lambda: sched(LinearSchedule, start_factor=0.0), ValueError, "start_factor must be in (0, 1], got 0.0"),
-    (lambda: sched(LinearSchedule, start_factor=1.5), ValueError, "start_factor must be in (0, 1], got 1.5"),
-    (lambda: sched(LinearSchedule, end_factor=-0.1), ValueError, "end_factor must be in [0, 1], got -0.1"),
-    (lambda: sched(LinearSchedule, end_factor=1.1), ValueError, "end_factor must be in [0, 1], got 1.1"),
-    (lambda: sched(LinearSchedule, total_iters=0), ValueError, "total_iters must be >= 1, got 0"),
-    (lambda: sched(InverseScalingSchedule, power_t=-0.5), ValueError, "power_t must be >= 0 and finite, got -0.5"),
-    (lambda: sched(ConstantSchedule).lr_at(-1), ValueError, "t must be >= 0, got -1"),
-    (lambda: sched(ConstantSchedule).lr_at(1.0), TypeError, "t must be an integer, got float: 1.0"),
+    (lambda: sched(StepSchedule, step_size=0), ValueError, "step_size must be an int >= 1, got 0"),
+    (lambda: sched(StepSchedule, step_size=2.5), TypeError, "step_size must be an int >= 1, got 2.5"),
+    (lambda: sched(StepSchedule, step_size=True), TypeError, "step_size must be an int >= 1, got True"),
+    (lambda: sched(StepSchedule, step_size=3, gamma=0.0), ValueError, "gamma must be a finite number > 0, got 0.0"),
+    (lambda: sched(ExponentialSchedule, gamma=-0.5), ValueError, "gamma must be a finite number > 0, got -0.5"),
+    (lambda: sched(ExponentialSchedule, gamma="0.9"), TypeError, "gamma must be a finite number > 0, got '0.9'"),
+    (lambda: sched(CosineSchedule, T_max=0), ValueError, "T_max must be an int >= 1, got 0"),
+    (lambda: sched(CosineSchedule, T_max=10, eta_min=-0.1), ValueError, "eta_min must be a finite number >= 0, got -0.1"),
+    (lambda: sched(LinearSchedule, start_factor=0.0, total_iters=10), ValueError, "start_factor must be a finite number in (0, 1], got 0.0"),
+    (lambda: sched(LinearSchedule, start_factor=1.5, total_iters=10), ValueError, "start_factor must be a finite number in (0, 1], got 1.5"),
+    (lambda: sched(LinearSchedule, end_factor=-0.1, total_iters=10), ValueError, "end_factor must be a finite number in [0, 1], got -0.1"),
+    (lambda: sched(LinearSchedule, end_factor=1.1, total_iters=10), ValueError, "end_factor must be a finite number in [0, 1], got 1.1"),
+    (lambda: sched(LinearSchedule, total_iters=0), ValueError, "total_iters must be an int >= 1, got 0"),
+    (lambda: sched(InverseScalingSchedule, power_t=-0.5), ValueError, "power_t must be a finite number >= 0, got -0.5"),
+    (lambda: sched(ConstantSchedule).lr_at(-1), ValueError, "t must be an int >= 0, got -1"),
+    (lambda: sched(ConstantSchedule).lr_at(1.0), TypeError, "t must be an int >= 0, got 1.0"),
     (lambda: ConstantSchedule(0.1), TypeError, "a schedule needs an optimizer with a float lr, got float"),
 ]
 
@@ -484,9 +484,9 @@ def test_lr_attribute_is_checked_when_set_but_may_reach_zero():
     optimizer = SGD(p2(), lr=0.1)
     optimizer.lr = 0  # a schedule may anneal to exactly zero
     assert optimizer.lr == 0.0 and type(optimizer.lr) is float
-    with pytest.raises(ValueError, match=re.escape("lr must be >= 0 and finite, got -0.5")):
+    with pytest.raises(ValueError, match=re.escape("lr must be a finite number >= 0, got -0.5")):
         optimizer.lr = -0.5
-    with pytest.raises(TypeError, match=re.escape("lr must be a real number, got str: 'fast'")):
+    with pytest.raises(TypeError, match=re.escape("lr must be a finite number >= 0, got 'fast'")):
         optimizer.lr = "fast"
     assert optimizer.lr == 0.0
 
@@ -568,7 +568,7 @@ def test_twin_store_and_load_round_trip_the_state():
 
 
 def test_sgd_twin_keeps_no_buffer_without_momentum_and_starts_one_with_it():
-    opt = SGD([Value(1.0)], lr=0.1)
+    opt = SGD([Value(1.0)], lr=0.1, momentum=0.0)
     twin = array_twin(opt)
     twin.step(np.array([1.0]), np.array([2.0]))
     twin.store()

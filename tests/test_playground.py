@@ -12,6 +12,7 @@ import builtins
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -31,14 +32,21 @@ with warnings.catch_warnings():  # starlette >= 1.9 prefers httpx2 but still tak
     from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from micronet.config import ConfigError
+from micronet.config import HIDDEN_ACTIVATIONS, ConfigError, config_to_dict, parse_config
+from micronet.data import DATASETS
+from micronet.losses import TASKS as TASK_LOSSES
+from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE
 from micronet.playground import cli
 from micronet.playground.server import create_app
 from micronet.playground.trainer import (
+    CONTROLS,
+    DATASET_NAMES,
     GRID,
     THUMB,
     SetupError,
     Trainer,
+    in_page_words,
+    options,
     setup_to_config,
 )
 
@@ -123,7 +131,6 @@ def test_the_largest_allowed_setup_is_accepted():
     ({"optimizer": {"name": "sgd", "lr": -1}}, r"optimizer.lr must be a finite number > 0, got -1"),
     ({"model": {"hidden": [0]}}, r"model.hidden\[0\] must be an int >= 1, got 0"),
     ({"seed": -1}, r"seed must be an int in \[0, 4294967295\], got -1"),
-    ({"dataset": {"name": "sine"}, "loss": "cross_entropy"}, r"dataset 'sine' is a regression dataset"),
     ({"dataset": {"name": "blobs", "noise": 0.1}}, r"dataset.noise does not apply to dataset 'blobs'"),
 ])
 def test_everything_else_is_parse_configs_word(setup, message):
@@ -131,7 +138,89 @@ def test_everything_else_is_parse_configs_word(setup, message):
         setup_to_config(setup)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+ALL_LOSSES = sorted({name for registry in TASK_LOSSES.values() for name in registry})
+
+
+@pytest.mark.parametrize("dataset", DATASET_NAMES)
+def test_the_page_offers_and_accepts_exactly_the_losses_the_trainer_takes_for_a_dataset(dataset):
+    """For every loss of any task: the page lists it, the playground accepts it and micronet-train does, or none."""
+    offered = options()["datasets"][dataset]["losses"]
+    for loss in ALL_LOSSES:
+        try:
+            parse_config({"dataset": dataset, "task": DATASETS[dataset].task, "loss": loss})
+            trainer_takes = True
+        except ConfigError:
+            trainer_takes = False
+        try:
+            config = setup_to_config({"dataset": {"name": dataset}, "loss": loss})
+            assert (config.task, config.loss.name) == (DATASETS[dataset].task, loss)
+            playground_takes = True
+        except SetupError as e:
+            assert "task" not in str(e)
+            playground_takes = False
+        assert (loss in offered) == playground_takes == trainer_takes, (dataset, loss)
+    assert options()["datasets"][dataset]["task"] == DATASETS[dataset].task
+
+
+def test_mse_on_moons_is_classification_as_in_the_trainer():
+    config = setup_to_config({**SMALL, "loss": "mse"})
+    assert (config.task, config.loss.name) == ("classification", "mse")
+    assert parse_config(config_to_dict(config)) == config  # the export says task: classification
+    trainer = Trainer(config)
+    trainer.train_epoch()
+    assert set(trainer.history[0]) >= {"train_loss", "train_accuracy", "test_accuracy"}
+
+
+def test_without_a_loss_a_setup_takes_the_trainers_default_for_its_dataset():
+    assert setup_to_config({"dataset": {"name": "sine"}}).loss.name == "mse"
+    assert setup_to_config({"dataset": {"name": "moons"}}).loss.name == "cross_entropy"
+
+
+def test_switching_sine_then_moons_then_sine_works(client):
+    """The page's way of switching: the new dataset with its defaults, the loss dropped when the task changes."""
+    sid = new_session(client, {**SMALL, "loss": "mse"})  # moons with mse
+    steps = [
+        ({"dataset": {"name": "sine", "n_samples": 120, "test_size": 0.25}}, "regression", "mse"),
+        ({"dataset": {"name": "moons", "n_samples": 120, "test_size": 0.25}}, "classification", "cross_entropy"),
+        ({"dataset": {"name": "sine", "n_samples": 120, "test_size": 0.25}}, "regression", "mse"),
+        ({"dataset": {"name": "moons", "n_samples": 120, "test_size": 0.25}, "loss": "mse"}, "classification", "mse"),
+    ]
+    for change, task, loss in steps:
+        setup = {**{k: v for k, v in state(client, sid)["setup"].items() if k != "loss"}, **change}
+        r = client.put(f"/api/sessions/{sid}/setup", json=setup, headers=ORIGIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["setup"]["loss"] == loss and r.json()["setup"]["dataset"]["name"] == change["dataset"]["name"]
+        assert client.post(f"/api/sessions/{sid}/step", headers=ORIGIN).status_code == 200
+        assert client.get(f"/api/sessions/{sid}/export").status_code == 200
+        assert f"task: {task}" in client.get(f"/api/sessions/{sid}/export").text
+
+
+def test_the_page_names_its_controls_and_colours_from_the_server(client):
+    page = options()
+    assert page["controls"] == CONTROLS
+    assert page["palette"] == {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE}
+    assert client.get("/api/options").json() == json.loads(json.dumps(page))
+    html, script = client.get("/").text, client.get("/app.js").text
+    for key in CONTROLS:
+        assert f'data-control="{key}"' in html or f'"{key}"' in script, key  # every label comes from CONTROLS
+    hexes = {c.lower() for c in re.findall(r"#[0-9a-fA-F]{6}\b", script)}
+    assert not hexes & {c.lower() for c in CLASS_COLORS}  # no second copy of the palette
+
+
+@pytest.mark.parametrize("message, shown", [
+    ("optimizer.lr must be a finite number > 0, got -1", "Learning rate must be a finite number > 0, got -1"),
+    ("model.hidden[0] must be an int >= 1, got 0", "Neurons in hidden layer 1 must be an int >= 1, got 0"),
+    ("dataset.n_samples=4 with dataset.test_size=0.1 gives 1 test sample",
+     "Samples 4 with Test fraction 0.1 gives 1 test sample"),
+    ("dataset.noise does not apply to dataset 'blobs'", "Noise does not apply to dataset 'blobs'"),
+    ("unknown setting dataset.'path'; dataset takes: name", "unknown setting dataset.'path'; dataset takes: name"),
+    ("the loss went to nan; train_loss and loss.delta", "the loss went to nan; train_loss and loss.delta"),
+])
+def test_refusals_name_the_pages_controls(message, shown):
+    assert in_page_words(message) == shown
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
 def test_drawn_outputs_are_the_models_own(activation):
     """The page's numpy forward pass gives the compiled executor's logits."""
     trainer = Trainer(setup_to_config({**SMALL, "model": {"hidden": [5, 4], "activation": activation}}))
@@ -233,22 +322,28 @@ BAD_BODIES = [
     ("{not json", 400, "not valid JSON"),
     ("[" * 5000 + "]" * 5000, 400, "not valid JSON|the setup must be"),
     ('{"seed": 1' + "0" * 5000 + "}", 400, "not valid JSON"),
-    ('{"optimizer": {"name": "sgd", "lr": NaN}}', 400, "optimizer.lr must be a finite number > 0"),
-    ('{"optimizer": {"name": "sgd", "lr": 1e400}}', 400, "optimizer.lr must be a finite number > 0"),
-    ('{"optimizer": {"name": "sgd", "lr": "fast"}}', 400, "optimizer.lr must be a finite number > 0, got 'fast'"),
-    ('{"seed": 4294967296}', 400, r"seed must be an int in \[0, 4294967295\], got 4294967296"),
-    ('{"seed": true}', 400, "seed must be an int"),
-    ('{"dataset": {"name": "moons", "n_samples": 100000000}}', 400, "n_samples must be <= 2000"),
-    ('{"dataset": {"name": "moons", "n_samples": 1}}', 400, "dataset.n_samples must be an int >= 2, got 1"),
-    ('{"dataset": {"name": "moons", "n_samples": 4, "test_size": 0.1}}', 400, "n_samples=4"),
-    ('{"dataset": {"name": "moons", "test_size": 1.5}}', 400, r"dataset.test_size must be a finite number in \(0, 1\)"),
+    ('{"optimizer": {"name": "sgd", "lr": NaN}}', 400, "^Learning rate must be a finite number > 0"),
+    ('{"optimizer": {"name": "sgd", "lr": 1e400}}', 400, "^Learning rate must be a finite number > 0"),
+    ('{"optimizer": {"name": "sgd", "lr": "fast"}}', 400, "^Learning rate must be a finite number > 0, got 'fast'"),
+    ('{"seed": 4294967296}', 400, r"^Seed must be an int in \[0, 4294967295\], got 4294967296"),
+    ('{"seed": true}', 400, "^Seed must be an int"),
+    ('{"dataset": {"name": "moons", "n_samples": 100000000}}', 400, "^Samples must be <= 2000 in the playground"),
+    ('{"dataset": {"name": "moons", "n_samples": 1}}', 400, "^Samples must be an int >= 2, got 1"),
+    ('{"dataset": {"name": "moons", "n_samples": 4, "test_size": 0.1}}', 400,
+     "^Samples 4 with Test fraction 0.1 gives 1 test sample for 2 classes"),
+    ('{"dataset": {"name": "moons", "test_size": 1.5}}', 400, r"^Test fraction must be a finite number in \(0, 1\)"),
+    ('{"dataset": {"name": "iris"}}', 400, "^Dataset must be one of moons, circles, blobs, xor, spiral, sine"),
     ('{"dataset": {"name": "csv", "path": "/etc/passwd", "target": "x"}}', 400, "unknown setting dataset.'path'"),
-    ('{"model": {"hidden": "16"}}', 400, "model.hidden must be a list of ints"),
-    ('{"model": {"hidden": [1000000000]}}', 400, "must be at most 32"),
-    ('{"model": {"hidden": [2, 2, 2, 2, 2, 2, 2]}}', 400, "at most 6 layers"),
-    ('{"model": {"hidden": [16], "activation": "linear"}}', 400, "model.activation must be one of relu, tanh, sigmoid"),
-    ('{"loss": "mse2"}', 400, "loss must be one of"),
-    ('{"training": {"batch_size": 0}}', 400, "training.batch_size must be an int >= 1 or 'full', got 0"),
+    ('{"model": {"hidden": "16"}}', 400, "^Hidden layers must be a list of ints"),
+    ('{"model": {"hidden": [4, 1000000000]}}', 400, "^Neurons in hidden layer 2 must be at most 32 in the playground"),
+    ('{"model": {"hidden": [4, 0]}}', 400, "^Neurons in hidden layer 2 must be an int >= 1, got 0"),
+    ('{"model": {"hidden": [2, 2, 2, 2, 2, 2, 2]}}', 400, "^Hidden layers must have at most 6 layers"),
+    ('{"model": {"hidden": [16], "activation": "linear"}}', 400, "^Activation must be one of relu, tanh, sigmoid"),
+    ('{"loss": "mse2"}', 400, "^Loss must be one of"),
+    ('{"loss": "l1"}', 400, "^Loss 'l1' does not fit the moons dataset; its losses are cross_entropy, hinge, mse$"),
+    ('{"dataset": {"name": "sine"}, "loss": {"name": "hinge"}}', 400,
+     "^Loss 'hinge' does not fit the sine dataset; its losses are mse, l1, huber$"),
+    ('{"training": {"batch_size": 0}}', 400, "^Batch size must be an int >= 1 or 'full', got 0"),
     ('{"training": {"batch_size": 16, "backend": "eager"}}', 400, "unknown setting training.'backend'"),
 ]
 

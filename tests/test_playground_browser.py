@@ -173,12 +173,99 @@ def test_sine_shows_the_fitted_curve(page, tmp_path):
     page.screenshot(path=str(tmp_path / "sine.png"), full_page=True)
 
 
-def test_a_refused_setup_shows_the_servers_message(page):
+def test_a_refused_setup_shows_the_trainers_rule_in_the_pages_words(page):
     page.fill("#seed", "-3")
     page.dispatch_event("#seed", "change")
     wait_for(page, "!document.getElementById('message').hidden")
-    assert "seed must be an int in [0, 4294967295], got -3" in page.text_content("#message")
+    label = page.text_content("label:has(#seed) .label")
+    assert label == "Seed"  # the control's name, from the server
+    assert page.text_content("#message") == f"{label} must be an int in [0, 4294967295], got -3"
     assert page.input_value("#seed") == "0"  # the control shows the setup the server kept
+
+
+def loss_menu(page):
+    return page.evaluate("[...document.getElementById('loss').options].map((o) => o.value)")
+
+
+def pick(page, dataset, task):
+    page.click(f"#datasets button[data-name={dataset}]")
+    wait_for(page, f"window.playground.setup.dataset.name === '{dataset}' && window.playground.scene"
+                   f" && window.playground.scene.task === '{task}'")
+    assert page.is_hidden("#message"), page.text_content("#message")
+
+
+def test_sine_moons_and_back_each_switch_works_and_the_loss_menu_follows(page):
+    pick(page, "sine", "regression")
+    assert loss_menu(page) == ["mse", "l1", "huber"] and page.input_value("#loss") == "mse"
+    pick(page, "moons", "classification")  # refused before: mse made the task regression
+    assert loss_menu(page) == ["cross_entropy", "hinge", "mse"] and page.input_value("#loss") == "cross_entropy"
+    page.select_option("#loss", "mse")  # offered, so accepted: the trainer's one-hot mse
+    wait_for(page, "window.playground.setup.loss === 'mse' && window.playground.version >= 3")
+    assert page.is_hidden("#message")
+    page.click("#step")
+    wait_for(page, "window.playground.epoch === 1 && window.playground.history.length === 1")
+    assert 0 <= float(page.text_content("#test-score")) <= 1
+    pick(page, "sine", "regression")
+    assert page.input_value("#loss") == "mse" and page.text_content("#test-score-name") == "Test R²"
+    page.select_option("#loss", "huber")
+    wait_for(page, "window.playground.setup.loss === 'huber'")
+    pick(page, "moons", "classification")
+    assert page.input_value("#loss") == "cross_entropy"
+    page.select_option("#loss", "hinge")
+    wait_for(page, "window.playground.setup.loss === 'hinge'")
+    pick(page, "circles", "classification")
+    assert page.input_value("#loss") == "hinge"  # the same task keeps its loss
+
+
+def test_a_reload_keeps_a_working_session_and_not_a_diverged_one(page):
+    first = page.evaluate("window.playground.session")
+    page.reload()
+    wait_for(page, "window.playground.framesDrawn > 0")
+    assert page.evaluate("window.playground.session") == first  # a working session survives a reload
+    page.evaluate("""fetch(`/api/sessions/${window.playground.session}/setup`, {method: "PUT",
+        headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({...window.playground.setup, optimizer: {name: "sgd", lr: 1e300}})})""")
+    page.click("#step")
+    wait_for(page, "window.playground.status === 'diverged'")
+    assert page.is_disabled("#play")
+    page.reload()
+    wait_for(page, "window.playground.framesDrawn > 0")
+    assert page.evaluate("window.playground.session") != first
+    assert page.evaluate("[window.playground.status, window.playground.epoch]") == ["paused", 0]
+    assert page.evaluate("window.playground.setup.optimizer.lr") == 1e300  # the same setup, from epoch 0
+    assert page.is_enabled("#play")
+
+
+def test_the_page_draws_classes_in_the_palettes_colours(page):
+    """Class 0 and 1 as in the PNGs and the GIF: the legend, and the centre of the most isolated point of each."""
+    from micronet.palette import CLASS_COLORS, rgb
+
+    expected = [[round(255 * v) for v in rgb(c)] for c in CLASS_COLORS[:2]]
+    wait_for(page, "window.playground.scene && window.playground.scene.task === 'classification'")
+    legend = page.evaluate("[...document.querySelectorAll('#legend i')].map((i) => getComputedStyle(i).backgroundColor)")
+    assert legend == [f"rgb({r}, {g}, {b})" for r, g, b in expected]
+    assert page.evaluate(POINT_COLOURS) == expected
+
+
+POINT_COLOURS = """(() => {
+  const scene = window.playground.scene;
+  const canvas = document.getElementById("boundary");
+  const ratio = canvas.width / 400;
+  const [x0, x1, y0, y1] = scene.extent;
+  const at = (x) => [((x[0] - x0) / (x1 - x0)) * 400, 400 - ((x[1] - y0) / (y1 - y0)) * 400];
+  const all = [...scene.train.x, ...scene.test.x].map(at);
+  return [0, 1].map((label) => {
+    let best = null, room = -1;
+    scene.train.x.forEach((x, i) => {
+      if (scene.train.y[i] !== label) return;
+      const [cx, cy] = at(x);
+      const gap = Math.min(...all.map(([px, py]) => Math.hypot(px - cx, py - cy) || Infinity));
+      if (gap > room) { room = gap; best = [cx, cy]; }
+    });
+    const pixel = canvas.getContext("2d").getImageData(Math.floor(best[0] * ratio), Math.floor(best[1] * ratio), 1, 1);
+    return [...pixel.data.slice(0, 3)];
+  });
+})()"""
 
 
 def test_frame_rate_while_training_moons(page, capsys):

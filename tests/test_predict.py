@@ -7,9 +7,11 @@ on paper.
 
 import csv
 import io
+import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -73,6 +75,57 @@ def test_the_model_is_traced_once_and_follows_later_parameter_changes(monkeypatc
     assert traced == [2]  # one trace, reused
     np.testing.assert_allclose(second, eager_outputs(model, X5), rtol=1e-12, atol=1e-15)  # but the new weights are used
     assert not np.array_equal(first, second)
+
+
+def scale_weights(model):
+    for p in model.parameters():
+        p.data *= -2.0
+
+
+def replace_a_bias(model):
+    model.layers[1].neurons[0].b = Value(5.0)
+
+
+def switch_the_hidden_activation(model):
+    model.layers[0].activation = "tanh"
+
+
+def add_a_layer(model):
+    model.layers.append(Layer(2, 3, activation="linear", seed=1))
+
+
+def replace_a_layer(model):
+    model.layers[0] = Layer(2, 4, activation="sigmoid", seed=2)
+
+
+@pytest.mark.parametrize("change", [scale_weights, replace_a_bias, switch_the_hidden_activation, add_a_layer,
+                                    replace_a_layer])
+def test_predict_follows_a_model_changed_after_a_first_predict(change):
+    model = MLP(2, [4, 2], seed=0)
+    first = model_outputs(model, X5)
+    change(model)
+    second = model_outputs(model, X5)
+    np.testing.assert_allclose(second, eager_outputs(model, X5), rtol=1e-12, atol=1e-15)
+    assert second.shape != first.shape or not np.allclose(second, first)
+    assert micronet.predict(model, X5).tolist() == np.argmax(eager_outputs(model, X5), axis=1).tolist()
+
+
+class Scaled(Module):
+    """A constant stored on the module: the trace bakes it in."""
+
+    def __init__(self):
+        self.layer = Layer(2, 2, activation="linear", seed=0)
+        self.scale = 2.0
+
+    def __call__(self, x):
+        return [v * self.scale for v in self.layer(x)]
+
+
+def test_predict_follows_a_constant_changed_after_a_first_predict():
+    model = Scaled()
+    first = model_outputs(model, X5)
+    model.scale = -3.0
+    np.testing.assert_allclose(model_outputs(model, X5), -1.5 * first, rtol=1e-12)
 
 
 class Branchy(Module):
@@ -276,6 +329,23 @@ def test_cli_matches_a_csv_runs_columns_by_name_and_ignores_the_label(csv_run, t
     assert header == ["prediction", "proba_down", "proba_up"]
     expected = load(csv_run / "run").predict(np.array([[2.0, 1.0], [0.5, -3.0]]))  # the run's order: b, a
     assert [row[0] for row in rows] == expected.tolist()
+
+
+def test_the_csv_header_fallback_drops_the_label_column(csv_run, tmp_path, capsys):
+    # A checkpoint written before feature names were stored: the columns come from the header of the CSV the run
+    # was trained on ("b,kind,a"), without the label column "kind".
+    old = tmp_path / "old"
+    old.mkdir()
+    saved = json.loads((csv_run / "run" / "model.json").read_text())
+    assert saved.pop("feature_names") == ["b", "a"]
+    (old / "model.json").write_text(json.dumps(saved))
+    shutil.copy(csv_run / "run" / "config.yaml", old / "config.yaml")
+    assert load(old).feature_names_in_ is None
+    (tmp_path / "new.csv").write_text("a,kind,b,id\n1.0,?,2.0,7\n-3.0,?,0.5,8\n")
+    code, out, err = run_main([old, tmp_path / "new.csv"], capsys)
+    assert (code, err) == (0, "")
+    expected = load(csv_run / "run").predict(np.array([[2.0, 1.0], [0.5, -3.0]]))  # the run's order: b, a
+    assert [row[0] for row in rows_of(out)[1:]] == expected.tolist()
 
 
 def test_cli_refuses_a_csv_missing_a_feature_column(csv_run, tmp_path, capsys):

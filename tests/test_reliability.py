@@ -1208,7 +1208,7 @@ def _edit_config(edit):
 # (edit of the resolved config.yaml, the key the message must name)
 CONFIG_EDITS = {
     "activation": (lambda c: c["model"].update(activation="relu"), "model.activation"),
-    "loss": (lambda c: c.update(loss="hinge"), "loss"),
+    "loss": (lambda c: c.update(loss="mse"), "loss"),
     "seed": (lambda c: c.update(seed=8), "seed"),
     "dataset-option": (lambda c: c["dataset"].update(noise=0.3), "dataset.noise"),
     "test-size": (lambda c: c["dataset"].update(test_size=0.3), "dataset.test_size"),
@@ -1555,7 +1555,7 @@ def test_an_estimator_hidden_that_is_not_a_list_is_named():
     from micronet.sklearn import MicronetClassifier
 
     X, y = np.array([[0.0, 1.0], [1.0, 0.0]] * 5), np.array([0, 1] * 5)
-    with pytest.raises(ValueError, match=r"hidden must be a list of layer widths .*got 5"):
+    with pytest.raises(ValueError, match=r"hidden must be a list of ints >= 1 \(layer widths; \[\] for a linear model\), got 5"):
         MicronetClassifier(hidden=5).fit(X, y)
 
 

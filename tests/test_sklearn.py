@@ -10,12 +10,14 @@ from sklearn.base import clone
 from sklearn.datasets import load_iris, make_moons
 from sklearn.exceptions import NotFittedError
 from sklearn.inspection import DecisionBoundaryDisplay
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import micronet
+from micronet.data import split_validation
 from micronet.loop import Diverged
 from micronet.nn import MLP
 from micronet.sklearn import MicronetClassifier, MicronetRegressor
@@ -104,10 +106,18 @@ def test_bad_input_raises_value_error(X, y, message):
 
 def test_bad_hyper_parameters_are_named_at_fit():
     X, y = make_moons(20, random_state=0)
-    with pytest.raises(ValueError, match="optimizer.lr must be a finite number > 0, got -1.0"):
+    with pytest.raises(ValueError, match="^lr must be a finite number > 0, got -1.0$"):
         MicronetClassifier(lr=-1.0).fit(X, y)
-    with pytest.raises(ValueError, match="model.activation must be one of"):
+    with pytest.raises(ValueError, match=r"^activation must be one of relu, tanh, sigmoid; got 'gelu' \(did you mean 'relu'\?\)$"):
         MicronetClassifier(activation="gelu").fit(X, y)
+    with pytest.raises(ValueError, match="^epochs must be an int >= 1, got 0$"):
+        MicronetRegressor(epochs=0).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match=r"^momentum does not apply to optimizer 'adam' \(it takes: lr, betas, eps"):
+        MicronetRegressor(momentum=0.5).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="^nesterov needs momentum > 0, got 0.0$"):
+        MicronetClassifier(momentum=0.0, nesterov=True).fit(X, y)
+    with pytest.raises(ValueError, match="^tol must be a finite number >= 0, got -1$"):
+        MicronetClassifier(tol=-1).fit(X, y)
 
 
 def test_predict_before_fit_and_wrong_feature_count(moons):
@@ -178,6 +188,33 @@ def test_early_stopping_keeps_the_best_validation_epoch(moons):
     assert all(round(s * 40, 9).is_integer() for s in scores)  # 40 of 200 rows validate
 
 
+def test_early_stopping_ends_with_the_best_epochs_weights_scored_on_the_labels():
+    X, y = make_moons(200, noise=0.3, random_state=0)
+    labels = np.array(["down", "up"])[y]
+    clf = MicronetClassifier(hidden=(8,), epochs=300, lr=0.3, early_stopping=True, validation_fraction=0.2,
+                             n_iter_no_change=3, random_state=0).fit(X, labels)
+    scores = clf.validation_scores_
+    assert scores[-1] < clf.best_validation_score_ == max(scores)  # the last epoch is not the best
+    # The held-out rows are the ones split_validation draws (on the class indices) with the random_state as seed.
+    _, _, X_val, y_val = split_validation(X, y, 0.2, 0, stratify=True, name="validation_fraction")
+    assert np.mean(clf.predict(X_val) == np.array(["down", "up"])[y_val]) == clf.best_validation_score_
+
+
+@pytest.mark.parametrize("n_outputs", [1, 2])
+def test_regressor_early_stopping_keeps_the_best_epoch_and_scores_it_in_the_targets_units(n_outputs):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, size=(200, 2))
+    # Targets far from mean 0 and scale 1, so a score on the scaled targets could not pass for one in their units.
+    Y = np.column_stack([100 * X[:, 0] + 30 * np.sin(3 * X[:, 1]) + 500, 0.01 * X[:, 1] ** 2 - 3])
+    y = Y[:, 0] if n_outputs == 1 else Y
+    reg = MicronetRegressor(hidden=(16,), epochs=300, lr=0.05, early_stopping=True, validation_fraction=0.2,
+                            n_iter_no_change=3, random_state=0).fit(X, y)
+    scores = reg.validation_scores_
+    assert scores[-1] < reg.best_validation_score_ == max(scores)
+    _, _, X_val, y_val = split_validation(X, y, 0.2, 0, stratify=False, name="validation_fraction")
+    assert r2_score(y_val, reg.predict(X_val)) == pytest.approx(reg.best_validation_score_, abs=1e-12)
+
+
 def test_module_accepts_a_module_or_a_builder_and_never_changes_the_given_one(moons):
     X, y = moons
     net = TwoLayers(2, 2)
@@ -201,8 +238,10 @@ def test_a_module_of_the_wrong_shape_is_named(moons):
 
 def test_hidden_must_be_a_list_of_widths(moons):
     X, y = moons
-    with pytest.raises(ValueError, match=r"hidden must be a list of layer widths such as \(16, 16\), got 5"):
+    with pytest.raises(ValueError, match=r"^hidden must be a list of ints >= 1 \(layer widths; \[\] for a linear model\), got 5$"):
         MicronetClassifier(hidden=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"^hidden\[1\] must be an int >= 1, got 0$"):
+        MicronetClassifier(hidden=(4, 0)).fit(X, y)
 
 
 def test_a_diverged_fit_leaves_the_estimator_unfitted(moons):

@@ -167,6 +167,41 @@ def test_sweep_writes_a_run_directory_per_point_and_one_csv_row_per_run(config, 
     assert pixels[..., :3].std() > 0.05  # not a blank canvas
 
 
+def test_a_regression_sweep_reports_r2_and_mae_in_its_csv_table_and_panels(tmp_path, monkeypatch, capsys):
+    """`micronet-sweep sine optimizer.lr=0.01,0.1`: the columns and panels come from the regression task's metrics."""
+    import matplotlib.figure
+
+    drawn = []
+
+    class RecordedFigure(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            drawn.append(self)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", RecordedFigure)
+    out = tmp_path / "sweep"
+    quick = ["training.epochs=3", "dataset.n_samples=60", "model.hidden=[4]", "optimizer.schedule=constant"]
+    assert main(["sine", "optimizer.lr=0.01,0.1", *quick, "--out", str(out), "--no-progress"]) == 0
+
+    table = read_csv(out / "sweep.csv")
+    assert list(table[0]) == ["index", "run_dir", "optimizer.lr", "status", "error", "train_loss", "train_mae",
+                              "train_r2", "test_loss", "test_mae", "test_r2", "seconds", "epochs"]
+    for row in table:
+        summary = json.loads((Path(row["run_dir"]) / "summary.json").read_text())
+        assert float(row["test_r2"]) == summary["test_r2"] and float(row["test_mae"]) == summary["test_mae"]
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == "# optimizer.lr status train loss test loss test r2 test mae seconds".split()
+
+    (figure,) = drawn
+    panels = figure.axes
+    assert [ax.get_title() for ax in panels] == [f"test {m} vs optimizer.lr" for m in ("R²", "MAE", "loss")]
+    for ax, column in zip(panels, ("test_r2", "test_mae", "test_loss")):
+        (line,) = ax.get_lines()
+        assert list(line.get_xdata()) == [0.01, 0.1]
+        assert list(line.get_ydata()) == [float(row[column]) for row in table]  # no empty panel
+    assert matplotlib.image.imread(out / "sweep.png").shape[1] >= 1600  # three panels side by side
+
+
 def test_a_diverging_run_is_recorded_and_the_others_complete(config, tmp_path, capsys):
     out = tmp_path / "sweep"
     status = main([str(config), "optimizer.lr=1e200,0.1", "--out", str(out)])

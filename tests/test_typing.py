@@ -8,8 +8,15 @@ every parameter and its return.
 """
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+import micronet
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "micronet"
@@ -84,3 +91,67 @@ def test_the_gate_tools_are_pinned_exactly_in_the_test_extra():
     test_extra = re.search(r"^test = \[(.*?)^\]", pyproject, flags=re.M | re.S).group(1)
     for tool in ("ruff", "mypy", "types-PyYAML"):
         assert re.search(rf'"{tool}==\d+(\.\d+)+"', test_extra), f"{tool} is not pinned with == in the test extra"
+
+
+# ----- the package's lazy names, typed for users ---------------------------------------------
+
+
+def test_every_lazy_top_level_name_is_imported_for_the_type_checker():
+    """Each name `micronet.__getattr__` loads on first use is imported, re-exported, under `if TYPE_CHECKING:`."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    typed = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for statement in node.body:
+                if isinstance(statement, ast.ImportFrom):
+                    typed.update({a.asname: f"{statement.module}" for a in statement.names if a.asname == a.name})
+    assert typed == micronet._LAZY
+
+
+USER_SCRIPT = """
+import numpy as np
+
+import micronet
+
+model = micronet.MLP(2, [4, 2], seed=0)
+X, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+history = micronet.fit(model, X, y, epochs=1, early_stopping=micronet.EarlyStopping(patience=2))
+reveal_type(history)
+reveal_type(history.best_epoch)
+reveal_type(micronet.History)
+reveal_type(micronet.save(model, "model.json"))
+reveal_type(micronet.load_state(model, "model.json"))
+reveal_type(micronet.load("run"))
+reveal_type(micronet.load("run").predict(X))
+reveal_type(micronet.predict_proba(model, X))
+reveal_type(micronet.Predictor(model))
+labels = micronet.predict(model, X)
+micronet.fit(model, X, y, epochs="many")
+"""
+
+
+@pytest.mark.slow  # mypy on a user script and the modules it reaches, without a cache: about 15 s
+def test_a_users_mypy_sees_the_lazy_names_types(tmp_path):
+    (tmp_path / "script.py").write_text(USER_SCRIPT)
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")  # the user's own settings, not the package's
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", "--cache-dir", str(tmp_path / "cache"),
+         "--follow-imports=silent", "script.py"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    revealed = re.findall(r'^script\.py:\d+: note: Revealed type is "(.*)"$', done.stdout, flags=re.M)
+    expected = [
+        r"micronet\.loop\.History",
+        r"int \| None",
+        r"def \(rows: .*\) -> micronet\.loop\.History",  # the class itself
+        r"pathlib\.Path",
+        r"micronet\.nn\.Module",
+        r"micronet\.predict\.Predictor",
+        r"numpy\.ndarray\[.*\]",
+        r"numpy\.ndarray\[.*\]",
+        r"micronet\.predict\.Predictor",
+    ]
+    assert len(revealed) == len(expected) and all(map(re.fullmatch, expected, revealed)), done.stdout
+    # The one error: a wrong keyword type is caught, where `Any` would have let it through.
+    errors = re.findall(r"^script\.py:\d+: error: (.*)$", done.stdout, flags=re.M)
+    assert errors == ['Argument "epochs" to "fit" has incompatible type "str"; expected "int"  [arg-type]'], done.stdout

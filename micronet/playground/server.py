@@ -43,7 +43,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from micronet.config import ConfigError
 from micronet.data import DataError
 from micronet.playground.sessions import DEFAULT_SPEED, IDLE_SECONDS, MAX_SESSIONS, Conflict, Session, Sessions
-from micronet.playground.trainer import SetupError, Trainer, options, setup_to_config
+from micronet.playground.trainer import SetupError, Trainer, in_page_words, options, setup_to_config
 
 __all__ = ["create_app", "LOOPBACK_HOSTS", "HEADER_TIMEOUT", "connection_cap", "guarded_protocol", "quiet_logs"]
 
@@ -163,12 +163,12 @@ def _speed(body: object) -> float | None:
 
 
 async def _build_trainer(setup: object) -> Trainer:
-    """A trainer for a setup, or 400 naming the problem; built off the event loop (data and tracing)."""
+    """A trainer for a setup, or 400 naming the problem in the page's words; built off the event loop."""
     try:
         config = setup_to_config(setup)
         return await asyncio.to_thread(Trainer, config)
     except (SetupError, ConfigError, DataError) as e:
-        raise _Refused(400, str(e)) from None
+        raise _Refused(400, in_page_words(str(e))) from None
 
 
 def create_app(

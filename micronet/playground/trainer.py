@@ -13,20 +13,25 @@ from __future__ import annotations
 import base64
 import copy
 import numbers
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import yaml
 
+from micronet.activations import ACTIVATIONS
 from micronet.config import HIDDEN_ACTIVATIONS, RunConfig, config_to_dict, parse_config
 from micronet.data import DATASETS, PreparedData, prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
-from micronet.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
+from micronet.losses import TASKS as TASK_LOSSES
 from micronet.optim import OPTIMIZERS
+from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE
 from micronet.predict import softmax
+from micronet.tasks import TASKS as TASK_SPECS
 
 __all__ = [
+    "CONTROLS",
     "DATASET_NAMES",
     "DEFAULT_SETUP",
     "MAX_LAYERS",
@@ -34,6 +39,7 @@ __all__ = [
     "MAX_WIDTH",
     "SetupError",
     "Trainer",
+    "in_page_words",
     "options",
     "setup_to_config",
 ]
@@ -45,14 +51,31 @@ MAX_WIDTH = 32  # neurons per hidden layer
 GRID = 100  # the output heat map is GRID x GRID cells (2 features) or GRID * 2 points (1 feature)
 THUMB = 25  # neuron thumbnails are THUMB x THUMB (every 4th cell of the grid), or THUMB * 2 points
 
-# What the page starts with: moons and a 2-16-16-2 network that separates it in a few epochs.
+# What the page starts with: moons and a 2-16-16-2 network that separates it in a few epochs. No
+# loss: a setup without one takes the trainer's default for its dataset's task.
 DEFAULT_SETUP = {
     "seed": 0,
     "dataset": {"name": "moons", "n_samples": 300, "noise": 0.1, "test_size": 0.25},
     "model": {"hidden": [16, 16], "activation": "relu"},
-    "loss": "cross_entropy",
     "optimizer": {"name": "sgd", "lr": 0.03},
     "training": {"batch_size": 10},
+}
+
+# The page's name for each setting it has a control for: its labels read them from here, and every
+# refusal the page shows speaks of these, not of config keys (`in_page_words`).
+CONTROLS = {
+    "dataset.name": "Dataset",
+    "dataset.n_samples": "Samples",
+    "dataset.noise": "Noise",
+    "dataset.cluster_std": "Spread",
+    "dataset.test_size": "Test fraction",
+    "seed": "Seed",
+    "model.hidden": "Hidden layers",
+    "model.activation": "Activation",
+    "loss": "Loss",
+    "optimizer.name": "Optimizer",
+    "optimizer.lr": "Learning rate",
+    "training.batch_size": "Batch size",
 }
 
 # The keys a request may set, per section; everything else is fixed below.
@@ -70,20 +93,63 @@ class SetupError(ValueError):
     """A request the playground refuses; the message names the setting, what it takes and what it got."""
 
 
+def _losses(name: str) -> list[str]:
+    """The losses the trainer accepts for a dataset: those registered for the dataset's task."""
+    return list(TASK_LOSSES[DATASETS[name].task])  # the page's datasets all have a task
+
+
 def options() -> dict:
-    """The choices and limits the page builds its controls from (the registries, so new entries appear)."""
+    """What the page builds its controls from: the trainer's registries and rules, so new entries appear.
+
+    Per dataset: its task, the losses the trainer accepts for it and its
+    options' defaults. Then the activations and optimizers, the page's limits,
+    its controls' names, the score shown per task, and the palette its
+    pictures share with the PNGs and the GIF.
+    """
     return {
-        "datasets": {name: DATASETS[name].task for name in DATASET_NAMES},
-        "dataset_defaults": {
-            name: {k: v for k, v in DATASETS[name].options.items() if k in _SETTABLE["dataset"]}  # type: ignore[operator]  # a tuple
+        "datasets": {
+            name: {
+                "task": DATASETS[name].task,
+                "losses": _losses(name),
+                "defaults": {k: v for k, v in DATASETS[name].defaults().items() if k in _SETTABLE["dataset"]},  # type: ignore[operator]  # a tuple
+            }
             for name in DATASET_NAMES
         },
         "activations": list(HIDDEN_ACTIVATIONS),
-        "losses": {"classification": list(CLASSIFICATION_LOSSES), "regression": list(REGRESSION_LOSSES)},
+        "activation_formulas": {name: ACTIVATIONS[name].formula for name in HIDDEN_ACTIVATIONS},
         "optimizers": list(OPTIMIZERS),
         "limits": {"n_samples": MAX_SAMPLES, "layers": MAX_LAYERS, "width": MAX_WIDTH},
+        "controls": dict(CONTROLS),
+        "scores": {  # the metric shown beside the loss, per task (micronet.tasks)
+            name: {"key": task.headline, "label": task.headline_metric.label, "digits": task.headline_metric.digits}
+            for name, task in TASK_SPECS.items()
+        },
+        "palette": {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE},
         "default": copy.deepcopy(DEFAULT_SETUP),
     }
+
+
+_KEYS = "|".join(re.escape(k) for k in sorted(CONTROLS, key=len, reverse=True))
+_CONTROL_KEY = re.compile(rf"(?<![\w.'])({_KEYS})(\[\d+\])?(?:(=)|(?![\w.]))")  # a key, maybe indexed or assigned
+
+
+def in_page_words(message: str) -> str:
+    """A refusal as the page says it: each config key becomes the name of the control that sets it.
+
+    `optimizer.lr must be a finite number > 0, got -1` becomes `Learning rate
+    must be ...`; `model.hidden[1]` becomes `neurons in hidden layer 2`. A
+    key without a dot (`seed`, `loss`) is one only where a message starts.
+    """
+
+    def control(match: re.Match) -> str:
+        key, index, equals = match.groups()
+        if "." not in key and match.start() > 0:  # "loss" or "seed" inside a sentence is the English word
+            return match.group(0)
+        name = f"neurons in hidden layer {int(index[1:-1]) + 1}" if index else CONTROLS[key]
+        return name + (" " if equals else "")
+
+    text = _CONTROL_KEY.sub(control, message)
+    return text[:1].upper() + text[1:] if _CONTROL_KEY.match(message) else text
 
 
 def _show(value: Any) -> str:
@@ -132,19 +198,28 @@ def _check_limits(setup: dict) -> None:
 def setup_to_config(setup: Any) -> RunConfig:
     """The validated run config of a request's setup, or SetupError / ConfigError naming what is wrong.
 
-    The playground fixes what makes a session reproducible from its export:
-    a constant learning rate (a decaying one would depend on the run's
-    length), the compiled backend, shuffling, no validation split and no
-    early stopping. `training.epochs` is a placeholder until export.
+    The dataset sets the task (the page has no control for it), and a setup
+    without a loss takes the trainer's default for that task. The playground
+    fixes what makes a session reproducible from its export: a constant
+    learning rate (a decaying one would depend on the run's length), the
+    compiled backend, shuffling, no validation split and no early stopping.
+    `training.epochs` is a placeholder until export.
     """
     setup = _check_keys(setup)
     _check_limits(setup)
+    name = setup["dataset"]["name"]
+    loss = setup.get("loss")
+    given = loss.get("name") if isinstance(loss, Mapping) else loss
+    losses = _losses(name)
+    if isinstance(given, str) and given not in losses and any(given in known for known in TASK_LOSSES.values()):
+        raise SetupError(f"loss {given!r} does not fit the {name} dataset; its losses are {', '.join(losses)}")
     mapping = {
         "name": "playground",
         "seed": setup["seed"],
+        "task": DATASETS[name].task,  # the page has no task control: the dataset decides
         "dataset": {**setup["dataset"], "standardize": True},
         "model": setup["model"],
-        "loss": setup["loss"],
+        **({} if loss is None else {"loss": loss}),  # none: the trainer's default for the task
         "optimizer": {**setup["optimizer"], "schedule": {"name": "constant", "interval": "epoch"}},
         "training": {
             **setup["training"],
@@ -182,13 +257,6 @@ def _signed_bytes(a: np.ndarray) -> tuple[str, list[float]]:
     scale = np.max(np.abs(a), axis=-1, keepdims=True)
     safe = np.where(scale > 0, scale, 1.0)
     return _bytes(128.0 + 127.0 * a / safe), np.round(scale.ravel(), 6).tolist()
-
-
-_ACTIVATE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda z: np.maximum(z, 0.0),
-    "tanh": np.tanh,
-    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),  # never overflows
-}
 
 
 class Trainer:
@@ -295,6 +363,7 @@ class Trainer:
         For drawing only; `executor.logits` gives the same logits (a test checks it).
         """
         params = self.params if params is None else params
+        activation = ACTIVATIONS[self.config.model.activation]  # the compiled executor's own batch kernel
         outputs, start = [X], 0
         layers = self.state.model.layers  # type: ignore[attr-defined]  # the playground trains MLPs
         for i, layer in enumerate(layers):
@@ -302,7 +371,7 @@ class Trainer:
             block = params[start : start + n_out * (n_in + 1)].reshape(n_out, n_in + 1)
             start += block.size
             Z = outputs[-1] @ block[:, :n_in].T + block[:, n_in]
-            outputs.append(Z if i == len(layers) - 1 else _ACTIVATE[self.config.model.activation](Z))
+            outputs.append(Z if i == len(layers) - 1 else activation.batch(np, Z))
         return outputs
 
     def _grid(self) -> np.ndarray:

@@ -5,9 +5,11 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const CLASS_COLOURS = ["#e8833a", "#2f7fc1", "#3aa655", "#8e5ac8", "#d64545", "#1fa2a8", "#b8860b", "#5c6bc0"];
-  const NEGATIVE = [232, 131, 58];   // orange
-  const POSITIVE = [47, 127, 193];   // blue
+  // The palette is the server's (micronet.palette, the same as the PNGs' and the GIF's), set from /api/options.
+  let CLASS_COLOURS = [];
+  let NEGATIVE = null;   // weights and neuron outputs below zero: [r, g, b]
+  let POSITIVE = null;   // and above
+  const classColour = (k) => CLASS_COLOURS[k % CLASS_COLOURS.length];
   const LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
   const BATCH_SIZES = [1, 5, 10, 16, 32, 64, 128, "full"];
   const SESSION_KEY = "micronet-playground-session";
@@ -131,17 +133,26 @@
   }
 
   function buildControls(options) {
+    CLASS_COLOURS = options.palette.classes;
+    NEGATIVE = hexRgb(options.palette.negative);
+    POSITIVE = hexRgb(options.palette.positive);
+    // Every control's label is the server's name for it, the one its refusals use.
+    for (const label of document.querySelectorAll("[data-control]")) {
+      label.textContent = options.controls[label.dataset.control];
+    }
+    $("datasets").setAttribute("aria-label", options.controls["dataset.name"]);
     fillSelect($("lr"), LEARNING_RATES);
     fillSelect($("activation"), options.activations);
+    for (const option of $("activation").options) option.title = `${option.value}(x) = ${options.activation_formulas[option.value]}`;
     fillSelect($("optimizer"), options.optimizers);
     fillSelect($("batch_size"), BATCH_SIZES);
     $("n_samples").max = options.limits.n_samples;
     const box = $("datasets");
-    for (const [name, task] of Object.entries(options.datasets)) {
+    for (const [name, spec] of Object.entries(options.datasets)) {
       const button = document.createElement("button");
       button.setAttribute("role", "radio");
       button.dataset.name = name;
-      button.title = `${name} (${task})`;
+      button.title = `${name} (${spec.task})`;
       const icon = document.createElement("canvas");
       icon.width = icon.height = 56;
       drawDatasetIcon(icon, name);
@@ -151,26 +162,28 @@
     }
   }
 
+  // A new dataset with its own defaults. Its losses are the ones the trainer takes for it; when the task
+  // changes the loss is left to the trainer's default for the new task (mse means one thing for classes,
+  // another for numbers), and within a task the chosen loss stays.
   function pickDataset(name) {
-    const task = ui.options.datasets[name];
+    const spec = ui.options.datasets[name];
     return changeSetup((setup) => {
       const old = setup.dataset;
-      setup.dataset = { ...ui.options.dataset_defaults[name], name, n_samples: old.n_samples, test_size: old.test_size };
-      const losses = ui.options.losses[task];
-      if (!losses.includes(setup.loss)) setup.loss = losses[0];
+      const sameTask = ui.options.datasets[old.name].task === spec.task;
+      setup.dataset = { ...spec.defaults, name, n_samples: old.n_samples, test_size: old.test_size };
+      if (!sameTask || !spec.losses.includes(setup.loss)) delete setup.loss;
     });
   }
 
   function showSetup(setup) {
     if (!setup) return;
     const ds = setup.dataset;
-    const task = ui.options.datasets[ds.name];
     for (const button of $("datasets").children) {
       button.setAttribute("aria-checked", String(button.dataset.name === ds.name));
     }
     setSlider("n_samples", ds.n_samples, (v) => String(v));
     const spread = ds.name === "blobs";
-    $("noise-name").textContent = spread ? "Spread" : "Noise";
+    $("noise-name").textContent = ui.options.controls[spread ? "dataset.cluster_std" : "dataset.noise"];
     const noise = $("noise");
     noise.min = spread ? 0.1 : 0;
     noise.max = spread ? 3 : ds.name === "sine" ? 1 : 0.5;
@@ -178,14 +191,14 @@
     setSlider("noise", spread ? ds.cluster_std : ds.noise, (v) => Number(v).toFixed(2));
     setSlider("test_size", ds.test_size, (v) => Number(v).toFixed(2));
     $("seed").value = setup.seed;
-    fillSelect($("loss"), ui.options.losses[task]);
+    fillSelect($("loss"), ui.options.datasets[ds.name].losses);
     $("loss").value = setup.loss;
     $("activation").value = setup.model.activation;
     $("optimizer").value = setup.optimizer.name;
     selectValue($("lr"), setup.optimizer.lr);
     selectValue($("batch_size"), setup.training.batch_size);
     const n = setup.model.hidden.length;
-    $("layer-count").textContent = `${n} hidden layer${n === 1 ? "" : "s"}`;
+    $("layer-count").textContent = `${ui.options.controls["model.hidden"]}: ${n}`;
     $("add-layer").disabled = n >= ui.options.limits.layers;
     $("remove-layer").disabled = n === 0;
   }
@@ -204,12 +217,13 @@
 
   function showScoreNames() {
     const regression = ui.scene && ui.scene.task === "regression";
-    $("test-score-name").textContent = regression ? "Test R²" : "Test accuracy";
-    $("train-score-name").textContent = regression ? "Train R²" : "Train accuracy";
+    const score = ui.scene ? ui.options.scores[ui.scene.task] : null;
+    $("test-score-name").textContent = score ? `Test ${score.label}` : "Test score";
+    $("train-score-name").textContent = score ? `Train ${score.label}` : "Train score";
     const legend = $("legend");
     legend.replaceChildren();
     if (!ui.scene) return;
-    const entries = regression ? [["data", "#52606d"]] : ui.scene.classes.map((c, i) => [`class ${c}`, CLASS_COLOURS[i % 8]]);
+    const entries = regression ? [["data", "#52606d"]] : ui.scene.classes.map((c, i) => [`class ${c}`, classColour(i)]);
     for (const [text, colour] of entries) {
       const item = document.createElement("span");
       const dot = document.createElement("i");
@@ -309,11 +323,12 @@
     status.textContent = ui.status === "diverged" ? `stopped: ${ui.error}` : [ui.status, ui.note].filter(Boolean).join(" — ");
     const rows = ui.history;
     const last = rows.length ? rows[rows.length - 1] : null;
-    const score = ui.scene && ui.scene.task === "regression" ? "r2" : "accuracy";
+    const score = ui.scene ? ui.options.scores[ui.scene.task] : null;
+    const key = score ? score.key : "";
     $("train-loss").textContent = last ? last.train_loss.toFixed(3) : "–";
     $("test-loss").textContent = last && "test_loss" in last ? last.test_loss.toFixed(3) : "–";
-    $("train-score").textContent = last ? last[`train_${score}`].toFixed(3) : "–";
-    $("test-score").textContent = last && `test_${score}` in last ? last[`test_${score}`].toFixed(3) : "–";
+    $("train-score").textContent = last && `train_${key}` in last ? last[`train_${key}`].toFixed(score.digits) : "–";
+    $("test-score").textContent = last && `test_${key}` in last ? last[`test_${key}`].toFixed(score.digits) : "–";
   }
 
   // ----- drawing ----------------------------------------------------------------
@@ -390,7 +405,7 @@
       scratch.width = scratch.height = n;
       const sctx = scratch.getContext("2d");
       const image = sctx.createImageData(n, n);
-      const colours = scene.classes.map((_, i) => hexRgb(CLASS_COLOURS[i % 8]));
+      const colours = scene.classes.map((_, i) => hexRgb(classColour(i)));
       for (let i = 0; i < n * n; i++) {
         const c = colours[labels[i]];
         const t = 0.75 * (strength[i] / 255);
@@ -405,7 +420,7 @@
       const dot = (x, y, label, test) => {
         ctx.beginPath();
         ctx.arc(px(x[0]), py(x[1]), 3.6, 0, 2 * Math.PI);
-        ctx.fillStyle = CLASS_COLOURS[label % 8];
+        ctx.fillStyle = classColour(label);
         ctx.fill();
         ctx.lineWidth = test ? 1.6 : 1;
         ctx.strokeStyle = test ? "#1f2933" : "#ffffff";
@@ -439,7 +454,7 @@
         if (i === 0) ctx.moveTo(px(x), py(y)); else ctx.lineTo(px(x), py(y));
       });
       ctx.lineWidth = 2.5;
-      ctx.strokeStyle = CLASS_COLOURS[1];
+      ctx.strokeStyle = ui.options.palette.positive;
       ctx.stroke();
     }
   }
@@ -537,7 +552,7 @@
       const [cx, cy] = centre(outputs, j);
       const label = scene.classes ? scene.classes[j] : "y";
       if (scene.classes) {
-        ctx.fillStyle = CLASS_COLOURS[j % 8];
+        ctx.fillStyle = classColour(j);
         ctx.fillRect(cx + node / 2 + 5, cy - 4, 8, 8);
         ctx.fillStyle = "#6b7785";
       }
@@ -624,7 +639,7 @@
     for (const [x, y, c] of points) {
       ctx.beginPath();
       ctx.arc(6 + ((x - lx) / (hx - lx || 1)) * (s - 12), s - 6 - ((y - ly) / (hy - ly || 1)) * (s - 12), 2, 0, 2 * Math.PI);
-      ctx.fillStyle = c < 0 ? "#52606d" : CLASS_COLOURS[c];
+      ctx.fillStyle = c < 0 ? "#52606d" : classColour(c);
       ctx.fill();
     }
   }
@@ -639,6 +654,11 @@
       let summary = null;
       const saved = sessionStorage.getItem(SESSION_KEY);
       if (saved) summary = await api("GET", `/api/sessions/${saved}`).catch(() => null);
+      // A reload keeps the tab's session only while it can train: a diverged one gives way to a fresh
+      // session of the same setup, from epoch 0 (and one the server has dropped, to the default setup).
+      if (summary && summary.status !== "paused" && summary.status !== "playing") {
+        summary = await api("POST", "/api/sessions", summary.setup).catch(() => null);
+      }
       if (!summary) summary = await api("POST", "/api/sessions", {});
       ui.session = summary.session;
       sessionStorage.setItem(SESSION_KEY, ui.session);
