@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "Optimizer",
     "SGD",
     "Adam",
     "ConstantSchedule",
@@ -143,7 +144,7 @@ def _float_list(name: str, values: object, length: int) -> list[float]:
 # ----- optimizers -----------------------------------------------------------
 
 
-class _Optimizer(ABC):
+class Optimizer(ABC):
     """What SGD and Adam share: the parameter list, `lr`, and `zero_grad`."""
 
     name = ""
@@ -188,7 +189,7 @@ class _Optimizer(ABC):
         return f"{type(self).__name__}({len(self.params)} params, {self._hyper_repr()})"
 
 
-class SGD(_Optimizer):
+class SGD(Optimizer):
     """Stochastic gradient descent with PyTorch's momentum and Nesterov rule.
 
     For each parameter p with gradient grad, in this order:
@@ -271,7 +272,7 @@ class SGD(_Optimizer):
         )
 
 
-class Adam(_Optimizer):
+class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's bias correction and L2 weight decay.
 
     With t the step number (1 on the first step) and m, v starting at 0:
@@ -466,10 +467,10 @@ class ArrayTwin(Protocol):
 
 
 # optimizer class -> its twin on arrays
-ARRAY_TWINS: dict[type[_Optimizer], Callable[[Any], ArrayTwin]] = {SGD: SGDArrays, Adam: AdamArrays}
+ARRAY_TWINS: dict[type[Optimizer], Callable[[Any], ArrayTwin]] = {SGD: SGDArrays, Adam: AdamArrays}
 
 
-def array_twin(optimizer: _Optimizer) -> ArrayTwin:
+def array_twin(optimizer: Optimizer) -> ArrayTwin:
     """The optimizer's twin on arrays, or TypeError for a class without one (a subclass
     too: it may step differently)."""
     twin = ARRAY_TWINS.get(type(optimizer))
@@ -496,7 +497,7 @@ class _Schedule(ABC):
     name = ""
     _param_names: tuple[str, ...] = ()
 
-    def __init__(self, optimizer: _Optimizer) -> None:
+    def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(getattr(optimizer, "lr", None), float):
             raise TypeError(
                 f"a schedule needs an optimizer with a float lr, got {type(optimizer).__name__}"
@@ -565,7 +566,7 @@ class StepSchedule(_Schedule):
     name = "step"
     _param_names = ("step_size", "gamma")
 
-    def __init__(self, optimizer: _Optimizer, *, step_size: int, gamma: float = 0.1) -> None:
+    def __init__(self, optimizer: Optimizer, *, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _integer("step_size", step_size, 1)
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
@@ -580,7 +581,7 @@ class ExponentialSchedule(_Schedule):
     name = "exponential"
     _param_names = ("gamma",)
 
-    def __init__(self, optimizer: _Optimizer, *, gamma: float) -> None:
+    def __init__(self, optimizer: Optimizer, *, gamma: float) -> None:
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
@@ -599,7 +600,7 @@ class CosineSchedule(_Schedule):
     name = "cosine"
     _param_names = ("T_max", "eta_min")
 
-    def __init__(self, optimizer: _Optimizer, *, T_max: int, eta_min: float = 0.0) -> None:
+    def __init__(self, optimizer: Optimizer, *, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _integer("T_max", T_max, 1)
         self.eta_min = _non_negative("eta_min", eta_min)
         super().__init__(optimizer)
@@ -619,7 +620,7 @@ class LinearSchedule(_Schedule):
     name = "linear"
     _param_names = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer: _Optimizer, *, start_factor: float = 1.0, end_factor: float = 0.1,
+    def __init__(self, optimizer: Optimizer, *, start_factor: float = 1.0, end_factor: float = 0.1,
                  total_iters: int = 100) -> None:
         self.start_factor = _number("start_factor", start_factor, lambda x: 0.0 < x <= 1.0, "in (0, 1]")
         self.end_factor = _number("end_factor", end_factor, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
@@ -640,7 +641,7 @@ class InverseScalingSchedule(_Schedule):
     name = "invscaling"
     _param_names = ("power_t",)
 
-    def __init__(self, optimizer: _Optimizer, *, power_t: float = 0.5) -> None:
+    def __init__(self, optimizer: Optimizer, *, power_t: float = 0.5) -> None:
         self.power_t = _non_negative("power_t", power_t)
         super().__init__(optimizer)
 
