@@ -355,7 +355,7 @@ def moons_compiled(layers, params, X, y):
 def session_gradient(compiled, session, X, y):
     """The gradient the session's optimizer applies (loss gradient + weight decay), parameters unchanged."""
     grads = np.zeros_like(session.p)
-    compiled._loss_and_grad(X, y, session.p, grads)
+    compiled.mean_loss_and_grad(X, y, session.p, grads)
     return grads + session.optimizer.weight_decay * session.p
 
 

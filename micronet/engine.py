@@ -27,7 +27,7 @@ from typing import Any, TypeGuard
 
 from micronet.activations import Activation, get_activation
 
-__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
+__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at", "topological_order", "unfused"]
 
 
 class Value:
@@ -253,7 +253,7 @@ class Value:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            order = _topological_order(self)
+            order = topological_order(self)
             self.grad += 1.0
             for node in reversed(order):
                 locals_ = node._local
@@ -279,7 +279,7 @@ class Value:
         return repr_html(self)
 
 
-def _topological_order(root: Value) -> list[Value]:
+def topological_order(root: Value) -> list[Value]:
     """Interior nodes below `root` (and root), oldest first, their grads zeroed.
 
     A node is always created after its children, so creation order is a

@@ -7,10 +7,11 @@ from hypothesis import strategies as st
 
 from micronet.compile import CompileError, compile_model
 from micronet.config import HIDDEN_ACTIVATIONS
-from micronet.engine import Value, dot
+from micronet.engine import Value, dot, log_softmax_at
 from micronet.loop import EagerExecutor, fit
 from micronet.losses import LOSSES, cross_entropy, get_loss, huber_loss, l1_loss, mse_loss
 from micronet.nn import MLP, Layer, Module, Neuron
+from micronet.optim import SGD
 
 
 def assert_close(got, expected, rel=1e-12):
@@ -78,7 +79,7 @@ def test_logits_of_a_large_grid_match_eager_in_chunks():
 def test_layers_are_grouped_into_array_steps():
     compiled = compile_model(MLP(4, [16, 16, 3], seed=0), 4)
     kinds = [type(step).__name__ for step in compiled.program.steps]
-    assert kinds == ["_Affine", "_Map", "_Affine", "_Map", "_Affine"]
+    assert kinds == ["Affine", "Map", "Affine", "Map", "Affine"]
 
 
 class Residual(Module):
@@ -104,6 +105,39 @@ def test_a_custom_graph_runs_node_by_node_with_eager_numbers():
     compiled_loss, compiled_grads = grads_after(compile_model(model, 2, cross_entropy), model, X, y)
     assert compiled_loss == pytest.approx(eager_loss, rel=1e-12)
     assert compiled_grads == pytest.approx(eager_grads, rel=1e-12, abs=1e-15)
+
+
+class SharedBlocks(Module):
+    """One hidden block read by three steps (one reads a column twice), and one layer used twice (tied weights)."""
+
+    def __init__(self):
+        self.trunk = Layer(3, 4, activation="tanh", seed=0)
+        self.tied = Layer(4, 4, activation="tanh", seed=1)
+        self.head = Layer(4, 2, activation="linear", seed=2)
+        self.aux = Layer(4, 2, activation="linear", seed=3)
+        self.pick = Layer(3, 2, activation="linear", seed=4)
+
+    def __call__(self, x):
+        h = self.trunk(x)
+        deep = self.tied(self.tied(h))  # the same weights at two depths
+        waves = self.aux([v.sin() for v in h])  # tied and sin read all of h
+        picked = self.pick([h[2], h[0], h[0]])  # some columns of h, one of them twice
+        return [a + b + c for a, b, c in zip(self.head(deep), waves, picked)]
+
+
+def test_a_block_read_twice_and_a_layer_used_twice_sum_their_gradients_as_eager():
+    model = SharedBlocks()
+    X = np.random.default_rng(6).standard_normal((7, 3))
+    y = np.array([0, 1, 1, 0, 1, 0, 0])
+    compiled = compile_model(model, 3, cross_entropy)
+    assert [type(step).__name__ for step in compiled.program.steps].count("Affine") == 6  # trunk, tied twice, head, aux, pick
+    eager_loss, eager_grads = grads_after(EagerExecutor(model, cross_entropy), model, X, y)
+    compiled_loss, compiled_grads = grads_after(compiled, model, X, y)
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-12)
+    assert_close(compiled_grads, eager_grads)  # eager backward adds both uses' gradients into the tied weights
+    session = compiled.training_session(SGD(model.parameters(), lr=0.1))  # writes the gradient vector directly
+    session.step(X, y)
+    assert_close(session.g, eager_grads)
 
 
 class DataDependent(Module):
@@ -325,6 +359,22 @@ def test_a_custom_classification_loss_is_traced_once_per_target():
     assert sorted(compiled._loss.programs) == [-1, 1]
 
 
+def test_a_custom_loss_traced_per_class_merges_or_runs_per_class_with_eager_numbers():
+    def nll(outputs, target):  # reads the target's logit: the traces merge into one program
+        return -log_softmax_at(outputs, target)
+
+    def mixed(outputs, target):  # a different function for class 0: one program per class
+        z = outputs[target] * 0.5
+        return -log_softmax_at(outputs, target) + (z.exp() if target == 0 else z.sin())
+
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((15, 3)), np.array([2, 0, 1] * 5)
+    for loss, merges in ((nll, True), (mixed, False)):
+        compiled = agree_with_eager(MLP(3, [4, 3], seed=5), 3, loss, X, y)
+        assert sorted(compiled._loss.programs) == [0, 1, 2]
+        assert (compiled._loss.merged[0] is not None) == merges
+
+
 def test_batch_targets_are_checked_like_eager():
     model = MLP(2, [3, 2], seed=0)
     X = np.zeros((2, 2))
@@ -342,7 +392,7 @@ import copy  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from micronet.compile import TrainingSession  # noqa: E402
-from micronet.optim import SGD, Adam, CosineSchedule  # noqa: E402
+from micronet.optim import Adam, CosineSchedule  # noqa: E402
 
 OPTIMIZERS = {
     "sgd": lambda params: SGD(params, lr=0.1),
@@ -490,7 +540,7 @@ def test_close_syncs_and_detaches():
     compiled = compile_model(model, 2, cross_entropy)
     with compiled.training_session(SGD(model.parameters(), lr=0.5)) as session:
         session.step(X, y)
-    assert compiled._session is None and [p.data for p in model.parameters()] == session.p.tolist()
+    assert compiled.session is None and [p.data for p in model.parameters()] == session.p.tolist()
 
 
 def test_sessions_are_refused_clearly():

@@ -38,7 +38,7 @@ TORCH_VERSION = "2.13.0"
 
 # What each recipe must touch: the one place for the extension, and its goldens script.
 EXTENSION_POINTS = {
-    "op": {"micronet/engine.py", "micronet/compile.py"},
+    "op": {"micronet/engine.py", "micronet/batch_kernels.py"},
     "activation": {"micronet/activations.py"},
     "dataset": {"micronet/data.py"},  # one entry: the config and the budget read it
     "loss": {"micronet/losses.py", "micronet/batch_losses.py", "experiments/make_loss_goldens.py"},
