@@ -285,3 +285,102 @@ def test_frame_rate_while_training_moons(page, capsys):
     with capsys.disabled():
         print(f"\nplayground: {frames / seconds:.1f} frames/s, {epochs / seconds:.1f} epochs/s "
               f"(moons 300, 2-16-16-2, batch 10, flat out, {seconds:.1f} s)")
+
+
+# Every request that changes something is answered `delay` ms late (a slow or loaded server), and each
+# value the epoch counter shows is recorded with the trainer version it belongs to.
+SLOW_SERVER = """(() => {
+  const realFetch = window.fetch.bind(window);
+  window.fetch = async (url, init) => {
+    const response = await realFetch(url, init);
+    if (init && init.method && init.method !== "GET") await new Promise((r) => setTimeout(r, %d));
+    return response;
+  };
+  window.shownEpochs = [];
+  document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver(() => {
+      window.shownEpochs.push([window.playground.version, Number(document.getElementById("epoch").textContent)]);
+    }).observe(document.getElementById("epoch"), { childList: true, characterData: true, subtree: true });
+  });
+})()"""
+
+
+@pytest.fixture
+def slow_page(browser, server):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(SLOW_SERVER % 700)
+    page.goto(server)
+    wait_for(page, "window.playground.framesDrawn > 0")
+    yield page
+    page.close()
+    assert errors == []
+
+
+def settled(page):
+    wait_for(page, "window.playground.pending === 0")
+    return page.evaluate("window.playground.setup")
+
+
+def test_interleaved_menus_on_a_slow_server_all_apply_in_order(slow_page):
+    page = slow_page
+    page.select_option("#lr", "0.1")
+    page.select_option("#optimizer", "adam")  # before the lr change is answered
+    assert page.input_value("#optimizer") == "adam" and page.input_value("#lr") == "0.1"  # shown at once
+    page.select_option("#activation", "tanh")
+    page.select_option("#lr", "0.01")  # a later change of the same menu wins
+    setup = settled(page)
+    assert setup["optimizer"] == {"name": "adam", "lr": 0.01} and setup["model"]["activation"] == "tanh"
+    session = page.evaluate("fetch('/api/sessions/' + window.playground.session).then((r) => r.json())")
+    assert session["setup"] == setup  # the server has it too
+    assert page.input_value("#optimizer") == "adam" and page.input_value("#lr") == "0.01"
+
+
+def test_rapid_clicks_on_a_slow_server_are_all_counted(slow_page):
+    page = slow_page
+    assert page.evaluate("window.playground.setup.model.hidden") == [16, 16]
+    plus = "#widths .width:nth-child(1) button:last-child"
+    for _ in range(8):
+        page.click(plus)
+        time.sleep(0.1)
+    page.click("#add-layer")
+    page.click("#widths .width:nth-child(2) button:first-child")  # minus on the second layer
+    page.select_option("#lr", "0.3")
+    setup = settled(page)
+    assert setup["model"]["hidden"] == [24, 15, 16] and setup["optimizer"]["lr"] == 0.3
+    assert page.text_content("#widths .width:nth-child(1) span") == "24"
+    session = page.evaluate("fetch('/api/sessions/' + window.playground.session).then((r) => r.json())")
+    assert session["setup"]["model"]["hidden"] == [24, 15, 16]
+
+
+def test_a_refused_change_among_queued_ones_is_dropped_alone(slow_page):
+    page = slow_page
+    page.select_option("#lr", "0.1")
+    page.fill("#seed", "-3")
+    page.dispatch_event("#seed", "change")
+    page.select_option("#activation", "tanh")
+    setup = settled(page)
+    assert setup["optimizer"]["lr"] == 0.1 and setup["model"]["activation"] == "tanh" and setup["seed"] == 0
+    assert page.text_content("#message") == "Seed must be an int in [0, 4294967295], got -3"
+    assert page.input_value("#seed") == "0"
+
+
+def test_play_and_changes_on_a_slow_server_never_show_an_older_epoch(slow_page):
+    page = slow_page
+    page.select_option("#speed", "30")
+    page.click("#play")
+    wait_for(page, "window.playground.epoch > 5")
+    version = page.evaluate("window.playground.version")
+    page.select_option("#lr", "0.1")  # a new trainer: epochs count from 0 again, under a new version
+    page.click("#step")  # queued behind the change: one epoch of the new setup
+    settled(page)
+    wait_for(page, f"window.playground.version === {version + 1} && window.playground.epoch === 1")
+    page.click("#play")
+    wait_for(page, "window.playground.epoch > 5")
+    page.click("#play")
+    wait_for(page, "window.playground.status === 'paused' && window.playground.pending === 0")
+    shown = page.evaluate("window.shownEpochs")
+    assert len(shown) > 10
+    assert all(a <= b for a, b in zip(shown, shown[1:])), shown  # (version, epoch) never goes back
+    assert page.evaluate("window.playground.setup.optimizer.lr") == 0.1

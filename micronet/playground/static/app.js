@@ -16,7 +16,7 @@
 
   // What the tests (and the curious) can read: window.playground.
   const ui = window.playground = {
-    session: null, options: null, setup: null, version: -1, epoch: 0, status: "connecting",
+    session: null, options: null, setup: null, version: -1, epoch: 0, status: "connecting", pending: 0,
     history: [], scene: null, frame: null, framesDrawn: 0, drawMilliseconds: 0,
   };
   let socket = null;
@@ -48,24 +48,80 @@
     if (text) messageTimer = setTimeout(() => { box.hidden = true; }, 10000);
   }
 
-  async function act(method, tail, body) {
-    try {
-      const summary = await api(method, sessionPath(tail), body);
-      showMessage("");
-      applySummary(summary);
-      return summary;
-    } catch (error) {
-      showMessage(error.message);
-      showSetup(ui.setup);  // the server kept its setup: show it again
-      return null;
-    }
+  // Every change and every action goes through one queue, one request at a time, in the order the user
+  // made them: a slow answer never lets a later change overtake an earlier one. A setup change is a
+  // function of the setup (not a finished setup), applied at once to what the page shows (`ui.setup`, the
+  // setup the user wants) and, when its turn comes, to the setup the server last confirmed; changes
+  // waiting together go as one request. A refused change is dropped alone, with the server's message.
+  const queue = [];
+  let confirmed = null;  // the setup the server last confirmed
+  let sending = false;
+
+  function enqueue(item) {
+    queue.push(item);
+    ui.pending = queue.length;
+    if (!sending) drain();
   }
 
-  // A new setup: the server validates it and starts over, or refuses and keeps the old one.
+  function act(method, tail, body) {
+    enqueue({ method, tail, body });
+  }
+
   function changeSetup(mutate) {
-    const setup = structuredClone(ui.setup);
-    mutate(setup);
-    return act("PUT", "/setup", setup);
+    if (ui.setup) {
+      const shown = structuredClone(ui.setup);
+      mutate(shown);
+      ui.setup = shown;
+      showSetup(ui.setup);
+    }
+    enqueue({ mutate });
+  }
+
+  // What the page shows: the confirmed setup with every change still waiting applied on top, in order.
+  function showDesired() {
+    if (!confirmed) return;
+    const setup = structuredClone(confirmed);
+    for (const item of queue) if (item.mutate) item.mutate(setup);
+    ui.setup = setup;
+    showSetup(ui.setup);
+  }
+
+  async function drain() {
+    sending = true;
+    let refused = false;  // a refusal's message stays up while the changes queued with it go on
+    while (queue.length) {
+      let batch = 1;
+      if (queue[0].mutate) while (batch < queue.length && queue[batch].mutate && !queue[0].single) batch += 1;
+      const items = queue.slice(0, batch);
+      let request = items[0];
+      if (items[0].mutate) {
+        const setup = structuredClone(confirmed);
+        for (const item of items) item.mutate(setup);
+        request = { method: "PUT", tail: "/setup", body: setup };
+      }
+      try {
+        const summary = await api(request.method, sessionPath(request.tail), request.body);
+        queue.splice(0, batch);
+        if (!refused) showMessage("");
+        applySummary(summary);
+      } catch (error) {
+        if (batch > 1) {  // one of several changes is refused: try them one by one, to drop only that one
+          for (const item of items) item.single = true;
+          continue;
+        }
+        queue.splice(0, 1);
+        refused = true;
+        showMessage(error.message);
+      }
+      ui.pending = queue.length;
+      showDesired();
+    }
+    sending = false;
+  }
+
+  // Answers and frames may arrive in any order: nothing older than what the page shows is shown.
+  function isStale(summary) {
+    return summary.version < ui.version || (summary.version === ui.version && summary.epoch < ui.epoch);
   }
 
   function applySummary(summary) {
@@ -81,9 +137,9 @@
     ui.speed = summary.speed;
     ui.note = summary.note;
     ui.error = summary.error;
-    if (summary.setup && JSON.stringify(summary.setup) !== JSON.stringify(ui.setup)) {
-      ui.setup = summary.setup;
-      showSetup(ui.setup);
+    if (summary.setup && summary.version === ui.version) {
+      confirmed = summary.setup;
+      if (!sending) showDesired();
     }
     showStatus();
   }
@@ -100,7 +156,7 @@
         showStatus();
         return;
       }
-      if (message.version < ui.version) {  // about a trainer that has since been replaced
+      if (isStale(message)) {  // about a trainer since replaced, or an epoch older than the one shown
         ws.send("drawn");
         return;
       }
@@ -201,6 +257,7 @@
     $("layer-count").textContent = `${ui.options.controls["model.hidden"]}: ${n}`;
     $("add-layer").disabled = n >= ui.options.limits.layers;
     $("remove-layer").disabled = n === 0;
+    if (ui.scene) buildWidthControls();
   }
 
   function setSlider(id, value, format) {
@@ -243,13 +300,15 @@
       const minus = document.createElement("button");
       minus.textContent = "−";
       minus.title = `fewer neurons in hidden layer ${i + 1}`;
-      minus.disabled = width <= 1;
-      minus.addEventListener("click", () => changeSetup((s) => { s.model.hidden[i] = width - 1; }));
+      minus.disabled = width <= 1;  // each click changes the width it finds when its turn comes
+      minus.addEventListener("click", () => changeSetup((s) => { if (i < s.model.hidden.length) s.model.hidden[i] = Math.max(1, s.model.hidden[i] - 1); }));
       const plus = document.createElement("button");
       plus.textContent = "+";
       plus.title = `more neurons in hidden layer ${i + 1}`;
       plus.disabled = width >= ui.options.limits.width;
-      plus.addEventListener("click", () => changeSetup((s) => { s.model.hidden[i] = width + 1; }));
+      plus.addEventListener("click", () => changeSetup((s) => {
+        if (i < s.model.hidden.length) s.model.hidden[i] = Math.min(ui.options.limits.width, s.model.hidden[i] + 1);
+      }));
       const count = document.createElement("span");
       count.textContent = String(width);
       item.append(minus, count, plus);
@@ -281,25 +340,27 @@
         const v = Number($(id).value);
         $(`${id}-value`).textContent = id === "n_samples" ? String(v) : v.toFixed(2);
       });
-      $(id).addEventListener("change", () => changeSetup((s) => {
+      $(id).addEventListener("change", () => {
         const v = Number($(id).value);
-        if (id === "noise") s.dataset[s.dataset.name === "blobs" ? "cluster_std" : "noise"] = v;
-        else s.dataset[id] = v;
-      }));
+        changeSetup((s) => {
+          if (id === "noise") s.dataset[s.dataset.name === "blobs" ? "cluster_std" : "noise"] = v;
+          else s.dataset[id] = v;
+        });
+      });
     }
-    $("seed").addEventListener("change", () => changeSetup((s) => { s.seed = Number($("seed").value); }));
+    $("seed").addEventListener("change", () => { const v = Number($("seed").value); changeSetup((s) => { s.seed = v; }); });
     $("regenerate").addEventListener("click", () => changeSetup((s) => { s.seed = (s.seed + 1) % 4294967296; }));
-    $("lr").addEventListener("change", () => changeSetup((s) => { s.optimizer.lr = Number($("lr").value); }));
-    $("activation").addEventListener("change", () => changeSetup((s) => { s.model.activation = $("activation").value; }));
-    $("loss").addEventListener("change", () => changeSetup((s) => { s.loss = $("loss").value; }));
-    $("optimizer").addEventListener("change", () => changeSetup((s) => { s.optimizer.name = $("optimizer").value; }));
-    $("batch_size").addEventListener("change", () => changeSetup((s) => {
-      const v = $("batch_size").value;
-      s.training.batch_size = v === "full" ? "full" : Number(v);
-    }));
+    $("lr").addEventListener("change", () => { const v = Number($("lr").value); changeSetup((s) => { s.optimizer.lr = v; }); });
+    $("activation").addEventListener("change", () => { const v = $("activation").value; changeSetup((s) => { s.model.activation = v; }); });
+    $("loss").addEventListener("change", () => { const v = $("loss").value; changeSetup((s) => { s.loss = v; }); });
+    $("optimizer").addEventListener("change", () => { const v = $("optimizer").value; changeSetup((s) => { s.optimizer.name = v; }); });
+    $("batch_size").addEventListener("change", () => {
+      const v = $("batch_size").value === "full" ? "full" : Number($("batch_size").value);
+      changeSetup((s) => { s.training.batch_size = v; });
+    });
     $("add-layer").addEventListener("click", () => changeSetup((s) => {
       const hidden = s.model.hidden;
-      hidden.push(hidden.length ? hidden[hidden.length - 1] : 4);
+      if (hidden.length < ui.options.limits.layers) hidden.push(hidden.length ? hidden[hidden.length - 1] : 4);
     }));
     $("remove-layer").addEventListener("click", () => changeSetup((s) => { s.model.hidden.pop(); }));
     $("show-test").addEventListener("change", () => requestAnimationFrame(draw));
@@ -460,8 +521,7 @@
   }
 
   // Column centres and node size of the network view, shared by the canvas and the width buttons.
-  function networkLayout() {
-    const sizes = ui.scene.layers;
+  function networkLayout(sizes = ui.scene.layers) {
     const width = $("network-box").clientWidth;
     const tallest = Math.max(...sizes);
     const node = Math.max(10, Math.min(40, Math.floor(540 / tallest) - 6));
@@ -474,7 +534,9 @@
 
   function placeWidthControls() {
     if (!ui.scene) return;
-    const layout = networkLayout();
+    // The buttons follow the setup the user wants, which may be ahead of the network drawn.
+    const layers = ui.scene.layers;
+    const layout = networkLayout([layers[0], ...ui.setup.model.hidden, layers[layers.length - 1]]);
     [...$("widths").children].forEach((item, i) => { item.style.left = `${layout.columns[i + 1]}px`; });
   }
 
