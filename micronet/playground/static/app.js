@@ -252,12 +252,75 @@
     $("activation").value = setup.model.activation;
     $("optimizer").value = setup.optimizer.name;
     selectValue($("lr"), setup.optimizer.lr);
+    showOptimizerOptions(setup.optimizer);
     selectValue($("batch_size"), setup.training.batch_size);
     const n = setup.model.hidden.length;
     $("layer-count").textContent = `${ui.options.controls["model.hidden"]}: ${n}`;
     $("add-layer").disabled = n >= ui.options.limits.layers;
     $("remove-layer").disabled = n === 0;
     if (ui.scene) buildWidthControls();
+  }
+
+  // The chosen optimizer's own options (SGD's momentum, Adam's betas), from the trainer's table with its defaults.
+  function showOptimizerOptions(optimizer) {
+    const box = $("optimizer-options");
+    const table = ui.options.optimizer_options[optimizer.name] || {};
+    if (box.dataset.optimizer !== optimizer.name) {
+      box.dataset.optimizer = optimizer.name;
+      box.replaceChildren(...Object.entries(table).map(([key, fallback]) => {
+        const label = document.createElement("label");
+        label.className = "field";
+        const name = document.createElement("span");
+        name.className = "label";
+        name.textContent = ui.options.controls[`optimizer.${key}`];
+        const input = document.createElement("input");
+        input.id = `optimizer-${key}`;
+        input.type = typeof fallback === "boolean" ? "checkbox" : Array.isArray(fallback) ? "text" : "number";
+        if (input.type === "number") input.step = "any";
+        input.addEventListener("change", () => {
+          const v = input.type === "checkbox" ? input.checked
+            : input.type === "text" ? input.value.split(",").map((part) => Number(part.trim()))
+              : Number(input.value);
+          changeSetup((s) => { if (s.optimizer.name === optimizer.name) s.optimizer[key] = v; });
+        });
+        label.append(name, input);
+        return label;
+      }));
+    }
+    for (const [key, fallback] of Object.entries(table)) {
+      const input = $(`optimizer-${key}`);
+      const value = key in optimizer ? optimizer[key] : fallback;
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else input.value = Array.isArray(value) ? value.join(", ") : String(value);
+    }
+  }
+
+  // "Share": the whole setup in the address, as #setup=JSON. Opening the link on any micronet playground
+  // starts a session of that setup: the same data, network and first weights (the seed is in it).
+  function shareLink(setup) {
+    return `${location.origin}${location.pathname}#setup=${encodeURIComponent(JSON.stringify(setup))}`;
+  }
+
+  function share() {
+    const link = shareLink(ui.setup);
+    history.replaceState(null, "", link);
+    $("share-link").value = link;
+    $("share-box").hidden = false;
+    $("share-link").select();
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(link).catch(() => {});
+  }
+
+  // The setup a shared link carries, or null; a link that is not one is said so, and the page goes on.
+  function linkedSetup() {
+    const match = location.hash.match(/^#setup=(.*)$/s);
+    if (!match) return null;
+    history.replaceState(null, "", location.pathname);  // a reload then keeps the session it opened
+    try {
+      return JSON.parse(decodeURIComponent(match[1]));
+    } catch (error) {
+      showMessage("this link's setup cannot be read (it is not JSON); opened the default setup instead");
+      return null;
+    }
   }
 
   function setSlider(id, value, format) {
@@ -280,13 +343,20 @@
     const legend = $("legend");
     legend.replaceChildren();
     if (!ui.scene) return;
-    const entries = regression ? [["data", "#52606d"]] : ui.scene.classes.map((c, i) => [`class ${c}`, classColour(i)]);
-    for (const [text, colour] of entries) {
+    const entries = regression ? [["train points", "#52606d", false], ["test points", "#ffffff", true]]
+      : ui.scene.classes.map((c, i) => [`class ${c}`, classColour(i), false]);
+    for (const [text, colour, hollow] of entries) {
       const item = document.createElement("span");
       const dot = document.createElement("i");
       dot.style.background = colour;
+      if (hollow) dot.className = "hollow";
       item.append(dot, text);
       legend.append(item);
+    }
+    if (!regression) {
+      const rims = document.createElement("span");
+      rims.textContent = "white rim: train, dark rim: test";
+      legend.append(rims);
     }
   }
 
@@ -353,7 +423,11 @@
     $("lr").addEventListener("change", () => { const v = Number($("lr").value); changeSetup((s) => { s.optimizer.lr = v; }); });
     $("activation").addEventListener("change", () => { const v = $("activation").value; changeSetup((s) => { s.model.activation = v; }); });
     $("loss").addEventListener("change", () => { const v = $("loss").value; changeSetup((s) => { s.loss = v; }); });
-    $("optimizer").addEventListener("change", () => { const v = $("optimizer").value; changeSetup((s) => { s.optimizer.name = v; }); });
+    $("optimizer").addEventListener("change", () => {
+      const v = $("optimizer").value;  // another optimizer's options start from the trainer's defaults
+      changeSetup((s) => { if (s.optimizer.name !== v) s.optimizer = { name: v, lr: s.optimizer.lr }; });
+    });
+    $("share").addEventListener("click", share);
     $("batch_size").addEventListener("change", () => {
       const v = $("batch_size").value === "full" ? "full" : Number($("batch_size").value);
       changeSetup((s) => { s.training.batch_size = v; });
@@ -634,8 +708,9 @@
     for (const row of rows) top = Math.max(top, row.train_loss, row.test_loss ?? 0);
     top = top > 0 ? top * 1.05 : 1;
     const pad = 6;
+    const strip = 18;  // below the plot: the labels and the key
     const px = (i) => pad + (rows.length === 1 ? 0 : (i / (rows.length - 1)) * (width - 2 * pad));
-    const py = (v) => height - pad - (v / top) * (height - 2 * pad);
+    const py = (v) => height - strip - (v / top) * (height - strip - pad);
     const line = (key, colour, dash) => {
       if (!(key in rows[0])) return;
       ctx.beginPath();
@@ -646,17 +721,33 @@
       ctx.stroke();
       ctx.setLineDash([]);
     };
-    line("test_loss", "#9aa5b1", [4, 3]);
-    line("train_loss", "#1f2933", []);
-    ctx.fillStyle = "#6b7785";
+    const splits = ui.options.palette.splits;
+    line("test_loss", splits.test, [4, 3]);
+    line("train_loss", splits.train, []);
+    // The labels sit in a strip below the plot, where no curve goes.
     ctx.font = "11px system-ui, sans-serif";
-    ctx.textAlign = "right";
-    ctx.fillText("— train   - - test   loss", width - 8, 14);
+    ctx.textBaseline = "middle";
+    const y = height - strip / 2;
     ctx.textAlign = "left";
-    ctx.fillText(top.toPrecision(2), pad + 2, 14);
-    ctx.fillText("0", pad + 2, height - pad - 4);
+    ctx.fillStyle = "#6b7785";
+    ctx.fillText(`loss 0 to ${top.toPrecision(2)}`, pad, y);
     ctx.textAlign = "right";
-    ctx.fillText(`epoch ${rows[rows.length - 1].epoch}`, width - 8, height - pad - 4);
+    ctx.fillText(`epoch ${rows[rows.length - 1].epoch}`, width - pad, y);
+    ctx.textAlign = "left";
+    let x = 150;
+    for (const [name, dash] of [["train", []], ["test", [4, 3]]]) {
+      ctx.beginPath();
+      ctx.setLineDash(dash);
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + 18, y);
+      ctx.strokeStyle = splits[name];
+      ctx.lineWidth = 1.8;
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#6b7785";
+      ctx.fillText(name, x + 22, y);
+      x += 62;
+    }
   }
 
   // Little previews of the datasets for the picker (drawn here, for looks only).
@@ -714,7 +805,14 @@
       buildControls(ui.options);
       wireControls();
       let summary = null;
-      const saved = sessionStorage.getItem(SESSION_KEY);
+      const linked = linkedSetup();
+      if (linked) {  // validated by the server like any setup; a refused one is said, and the page goes on
+        summary = await api("POST", "/api/sessions", linked).catch((error) => {
+          showMessage(`this link's setup is refused: ${error.message}`);
+          return null;
+        });
+      }
+      const saved = summary ? null : sessionStorage.getItem(SESSION_KEY);
       if (saved) summary = await api("GET", `/api/sessions/${saved}`).catch(() => null);
       // A reload keeps the tab's session only while it can train: a diverged one gives way to a fresh
       // session of the same setup, from epoch 0 (and one the server has dropped, to the default setup).
