@@ -7,11 +7,11 @@ keep more sessions than allowed, keep training a forgotten tab, or export a
 config that `micronet-train` does not turn into the very same run.
 """
 
+import asyncio
 import base64
 import builtins
 import csv
 import io
-import asyncio
 import json
 import re
 import shutil

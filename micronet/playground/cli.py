@@ -36,7 +36,7 @@ def _arguments(argv, prog):
     )
     parser.add_version()
     parser.add_argument("config", nargs="?",
-                        help="open on this config: a YAML file or the name of a shipped config, as micronet-train reads it")
+                        help="open on this config: a YAML file or a shipped config's name, as micronet-train reads it")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; anything else is reachable by others)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0: any free port)")
@@ -156,11 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://{shown}:{port}/"
     # A wildcard bind (a classroom) answers to the loopback names, this machine's name, the --allow-host
     # names and bare IP addresses: the Host check stays, and no DNS-rebinding page can name a bare address.
-    hosts = _allowed_hosts(args.host)
-    wildcard = hosts is None
-    if wildcard:
-        hosts = [*LOOPBACK_HOSTS, socket.gethostname().lower()]
-    hosts = [*hosts, *(name.lower() for name in args.allow_host)]
+    named = _allowed_hosts(args.host)
+    wildcard = named is None
+    hosts = [*(named or [*LOOPBACK_HOSTS, socket.gethostname().lower()]), *(name.lower() for name in args.allow_host)]
     app = create_app(hosts, max_sessions=args.max_sessions, setup=setup, any_address=wildcard)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="auto", ws_max_size=4096,
                             timeout_graceful_shutdown=2)
