@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.request
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 
@@ -43,6 +44,8 @@ def _view(base: str, sid: str, stop: threading.Event) -> None:
                 ws.recv(timeout=1.0)
             except TimeoutError:
                 continue
+            except ConnectionClosed:  # the server stopped at the end of the measurement
+                return
             ws.send("drawn")
 
 

@@ -435,6 +435,8 @@ def test_a_shared_link_opens_the_same_setup_and_first_weights(page, browser):
         assert other.evaluate(weights) == page.evaluate(weights)  # the same first weights
     finally:
         other.close()
+    page.select_option("#activation", "relu")
+    assert page.is_hidden("#share-box")  # its link was of the setup before the change
 
 
 def test_a_bad_link_is_refused_with_the_trainers_message_and_the_page_works(browser, server):

@@ -68,6 +68,7 @@
   }
 
   function changeSetup(mutate) {
+    $("share-box").hidden = true;  // its link is of the setup before this change
     if (ui.setup) {
       const shown = structuredClone(ui.setup);
       mutate(shown);
