@@ -8,7 +8,7 @@ load matplotlib for them.
 
 from __future__ import annotations
 
-__all__ = ["CLASS_COLORS", "NEGATIVE", "POSITIVE", "class_colors", "rgb"]
+__all__ = ["CLASS_COLORS", "NEGATIVE", "POSITIVE", "SPLIT_COLORS", "class_colors", "rgb"]
 
 # Class k is CLASS_COLORS[k % 20]: matplotlib's tab10 (class 0 blue, class 1 orange), then
 # beyond ten classes the lighter shades of the same ten (the light half of tab20).
@@ -19,6 +19,8 @@ CLASS_COLORS = (
 # Signed values (the playground's weights and neuron outputs): orange below zero, blue above,
 # as in TensorFlow Playground; the two first class colours, so the page shows one blue and one orange.
 NEGATIVE, POSITIVE = CLASS_COLORS[1], CLASS_COLORS[0]
+# Curves per split (the training-curve PNGs and the playground's loss chart): tab10's blue, orange, green.
+SPLIT_COLORS = {"train": CLASS_COLORS[0], "validation": CLASS_COLORS[1], "test": CLASS_COLORS[2]}
 
 
 def rgb(color: str) -> tuple[float, float, float]:

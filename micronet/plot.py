@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
 from micronet.files import write_figure
-from micronet.palette import class_colors
+from micronet.palette import SPLIT_COLORS, class_colors
 from micronet.tasks import LOSS, TASKS, find_metric, headlines
 
 if TYPE_CHECKING:  # annotations only: nn and loop are imported when a model is drawn
@@ -53,7 +53,7 @@ DPI = 100
 # Axis labels and titles per metric name, as in metrics.csv (train_<metric>) and Keras (<metric>, val_<metric>),
 # from the task specs.
 METRICS = {m.name: (m.axis, m.title) for m in (LOSS, *(m for task in TASKS.values() for m in task.metrics))}
-SPLITS = (("train", "tab:blue"), ("validation", "tab:orange"), ("test", "tab:green"))
+SPLITS = tuple(SPLIT_COLORS.items())  # (split, colour): blue, orange, green
 
 
 def _new_figure(figsize, standalone=False, **options) -> Figure:

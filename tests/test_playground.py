@@ -7,6 +7,7 @@ keep more sessions than allowed, keep training a forgotten tab, or export a
 config that `micronet-train` does not turn into the very same run.
 """
 
+import asyncio
 import base64
 import builtins
 import csv
@@ -38,6 +39,7 @@ from micronet.losses import TASKS as TASK_LOSSES
 from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE
 from micronet.playground import cli
 from micronet.playground.server import create_app
+from micronet.playground.sessions import Sessions
 from micronet.playground.trainer import (
     CONTROLS,
     DATASET_NAMES,
@@ -198,11 +200,13 @@ def test_switching_sine_then_moons_then_sine_works(client):
 def test_the_page_names_its_controls_and_colours_from_the_server(client):
     page = options()
     assert page["controls"] == CONTROLS
-    assert page["palette"] == {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE}
+    assert page["palette"] == {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE,
+                               "splits": {"train": CLASS_COLORS[0], "validation": CLASS_COLORS[1], "test": CLASS_COLORS[2]}}
     assert client.get("/api/options").json() == json.loads(json.dumps(page))
     html, script = client.get("/").text, client.get("/app.js").text
     for key in CONTROLS:
-        assert f'data-control="{key}"' in html or f'"{key}"' in script, key  # every label comes from CONTROLS
+        own = key.startswith("optimizer.") and "ui.options.controls[`optimizer.${key}`]" in script  # an optimizer's option
+        assert f'data-control="{key}"' in html or f'"{key}"' in script or own, key  # every label comes from CONTROLS
     hexes = {c.lower() for c in re.findall(r"#[0-9a-fA-F]{6}\b", script)}
     assert not hexes & {c.lower() for c in CLASS_COLORS}  # no second copy of the palette
 
@@ -489,6 +493,83 @@ def test_an_idle_sessions_trainer_stops_after_ten_minutes():
         assert s["status"] == "paused" and "stopped after 10 idle minutes" in s["note"]
 
 
+def test_playing_sessions_take_turns_one_epoch_each(monkeypatch):
+    """The fair share: with one slot, epochs never overlap and two flat-out sessions alternate, epoch by epoch."""
+    running, most, order = [0], [0], []
+    real = Trainer.train_epoch
+
+    def counted(self):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.003)  # long enough for the other session to be waiting
+        real(self)
+        order.append(self.config.dataset.n_samples)
+        running[0] -= 1
+
+    monkeypatch.setattr(Trainer, "train_epoch", counted)
+
+    async def play_both():
+        sessions = Sessions(slots=1)
+        big = await sessions.create(Trainer(setup_to_config({**SMALL, "dataset": {**SMALL["dataset"], "n_samples": 800}})))
+        small = await sessions.create(Trainer(setup_to_config(SMALL)))
+        await big.play(None)
+        await small.play(None)
+        while len(order) < 40:
+            await asyncio.sleep(0.01)
+        await sessions.close_all()
+
+    asyncio.run(play_both())
+    assert most[0] == 1
+    steady = order[2:40]  # after both have started
+    assert all(a != b for a, b in zip(steady, steady[1:])), steady  # neither gets two turns in a row
+    assert steady.count(800) >= 18 and steady.count(120) >= 18
+
+
+def test_a_config_opens_as_a_setup_with_its_optimizers_options():
+    from micronet.config import load_config
+    from micronet.playground.trainer import open_config
+
+    setup = open_config(load_config("moons"))
+    assert setup["optimizer"] == {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False}
+    assert setup["dataset"]["name"] == "moons" and setup["training"] == {"batch_size": 64}
+    config = setup_to_config(setup)
+    assert config.optimizer.momentum == 0.9 and config.optimizer.schedule.name == "constant"
+    assert open_config(load_config("circles"))["dataset"]["factor"] == 0.5
+    with pytest.raises(SetupError, match=r"dataset.name must be one of moons, .* in the playground, got 'iris'"):
+        open_config(load_config("iris"))
+    with pytest.raises(SetupError, match=r"dataset.n_features must be 2 in the playground, got 3"):
+        open_config(parse_config({"dataset": {"name": "blobs", "n_features": 3}}))
+
+
+def test_an_optimizers_options_are_set_or_refused_by_the_trainers_rules():
+    config = setup_to_config({**SMALL, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.25}})
+    assert config.optimizer.momentum == 0.25 and config.optimizer.nesterov is False
+    with pytest.raises(ConfigError, match=r"optimizer.momentum does not apply to optimizer 'adam' \(it takes: lr, betas, eps, weight_decay\)"):
+        setup_to_config({**SMALL, "optimizer": {"name": "adam", "lr": 0.1, "momentum": 0.5}})
+    assert in_page_words("optimizer.momentum must be a finite number in [0, 1), got 2") \
+        == "Momentum must be a finite number in [0, 1), got 2"
+    assert options()["optimizer_options"] == {"sgd": {"momentum": 0.9, "nesterov": False},
+                                             "adam": {"betas": [0.9, 0.999], "eps": 1e-8}}
+
+
+def test_a_new_session_without_a_setup_opens_on_the_servers_config():
+    opened = {**SMALL, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.5, "nesterov": False}}
+    with TestClient(create_app(["testserver"], setup=opened)) as client:
+        assert client.get("/api/options").json()["default"] == opened
+        sid = new_session(client, {})
+        assert state(client, sid)["setup"] == opened
+
+
+def test_a_classroom_server_answers_to_its_addresses_and_named_hosts_only():
+    with TestClient(create_app(["testserver", "lab-pc.local"], any_address=True)) as client:
+        for host in ("192.168.1.5", "[fe80::1]:8765", "lab-pc.local:8765", "testserver"):
+            assert client.get("/api/options", headers={"Host": host}).status_code == 200, host
+        r = client.get("/api/options", headers={"Host": "evil.example"})
+        assert r.status_code == 400 and "and its IP addresses" in r.text
+        r = client.post("/api/sessions", json={}, headers={"Host": "192.168.1.5", "Origin": "http://evil.example"})
+        assert r.status_code == 403  # the Origin check stays
+
+
 def test_at_most_four_viewers_per_session(client):
     sid = new_session(client)
     url = f"/api/sessions/{sid}/live"
@@ -543,6 +624,11 @@ def read_metrics(run_dir: Path) -> list[dict]:
                   "loss": "hinge", "training": {"batch_size": "full"}}, id="blobs-adam-hinge-full", marks=pytest.mark.slow),
     pytest.param({**SMALL, "dataset": {"name": "sine", "n_samples": 80, "noise": 0.1, "test_size": 0.25}, "loss": "mse"},
                  id="sine-regression", marks=pytest.mark.slow),
+    pytest.param({**SMALL, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.5, "nesterov": True}},
+                 id="sgd-nesterov-momentum-0.5"),
+    pytest.param({**SMALL, "dataset": {"name": "circles", "n_samples": 100, "noise": 0.05, "factor": 0.3, "test_size": 0.25},
+                  "optimizer": {"name": "adam", "lr": 0.02, "betas": [0.8, 0.99], "eps": 1e-6}},
+                 id="circles-factor-adam-betas", marks=pytest.mark.slow),
 ])
 def test_the_exported_config_reproduces_the_session_exactly(client, tmp_path, setup):
     sid = new_session(client, setup)
@@ -582,6 +668,36 @@ def test_it_prints_the_url_and_warns_off_loopback(monkeypatch, capsys):
     assert f"http://127.0.0.1:{served[0][1]}/" in out.out and out.err == ""
     assert cli.main(["--no-browser", "--port", "0", "--host", "0.0.0.0"]) == 0
     assert "warning: --host 0.0.0.0 is not a loopback address" in capsys.readouterr().err
+
+
+def test_config_max_sessions_and_allowed_hosts_reach_the_server(monkeypatch, capsys):
+    import uvicorn
+
+    apps = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets: apps.append(self.config.app))
+    assert cli.main(["sine", "--no-browser", "--port", "0", "--max-sessions", "30",
+                     "--host", "0.0.0.0", "--allow-host", "Lab-PC.local"]) == 0
+    app = apps[0]
+    assert app.sessions.limit == 30 and "lab-pc.local" in app.hosts and "127.0.0.1" in app.hosts
+    assert app.any_address
+    with TestClient(app) as client:
+        options = client.get("/api/options", headers={"Host": "lab-pc.local"}).json()
+        assert options["default"]["dataset"]["name"] == "sine"
+        assert client.get("/api/options", headers={"Host": "evil.example"}).status_code == 400
+    assert cli.main(["--no-browser", "--port", "0"]) == 0
+    assert apps[1].sessions.limit == 8 and not apps[1].any_address
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["no-such-config.yaml"], "error: config file not found: 'no-such-config.yaml'"),
+    (["iris"], "error: dataset.name must be one of moons, circles, blobs, xor, spiral, sine in the playground, got 'iris'"),
+    (["--max-sessions", "0"], "error: --max-sessions must be >= 1, got 0"),
+    (["--allow-host", "*"], "error: --allow-host takes a host name such as lab-pc.local, got '*'"),
+])
+def test_command_line_mistakes_are_one_line_and_exit_2(capsys, argv, message):
+    assert cli.main([*argv, "--no-browser", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err  # the trainer's own message, one line
 
 
 def test_a_port_in_use_is_one_line_and_exit_2(capsys):

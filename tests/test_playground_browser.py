@@ -285,3 +285,246 @@ def test_frame_rate_while_training_moons(page, capsys):
     with capsys.disabled():
         print(f"\nplayground: {frames / seconds:.1f} frames/s, {epochs / seconds:.1f} epochs/s "
               f"(moons 300, 2-16-16-2, batch 10, flat out, {seconds:.1f} s)")
+
+
+# Every request that changes something is answered `delay` ms late (a slow or loaded server), and each
+# value the epoch counter shows is recorded with the trainer version it belongs to.
+SLOW_SERVER = """(() => {
+  const realFetch = window.fetch.bind(window);
+  window.fetch = async (url, init) => {
+    const response = await realFetch(url, init);
+    if (init && init.method && init.method !== "GET") await new Promise((r) => setTimeout(r, %d));
+    return response;
+  };
+  window.shownEpochs = [];
+  document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver(() => {
+      window.shownEpochs.push([window.playground.version, Number(document.getElementById("epoch").textContent)]);
+    }).observe(document.getElementById("epoch"), { childList: true, characterData: true, subtree: true });
+  });
+})()"""
+
+
+@pytest.fixture
+def slow_page(browser, server):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(SLOW_SERVER % 700)
+    page.goto(server)
+    wait_for(page, "window.playground.framesDrawn > 0")
+    yield page
+    page.close()
+    assert errors == []
+
+
+def settled(page):
+    wait_for(page, "window.playground.pending === 0")
+    return page.evaluate("window.playground.setup")
+
+
+def test_interleaved_menus_on_a_slow_server_all_apply_in_order(slow_page):
+    page = slow_page
+    page.select_option("#lr", "0.1")
+    page.select_option("#optimizer", "adam")  # before the lr change is answered
+    assert page.input_value("#optimizer") == "adam" and page.input_value("#lr") == "0.1"  # shown at once
+    page.select_option("#activation", "tanh")
+    page.select_option("#lr", "0.01")  # a later change of the same menu wins
+    setup = settled(page)
+    assert setup["optimizer"] == {"name": "adam", "lr": 0.01, "betas": [0.9, 0.999], "eps": 1e-8}
+    assert setup["model"]["activation"] == "tanh"
+    session = page.evaluate("fetch('/api/sessions/' + window.playground.session).then((r) => r.json())")
+    assert session["setup"] == setup  # the server has it too
+    assert page.input_value("#optimizer") == "adam" and page.input_value("#lr") == "0.01"
+
+
+def test_rapid_clicks_on_a_slow_server_are_all_counted(slow_page):
+    page = slow_page
+    assert page.evaluate("window.playground.setup.model.hidden") == [16, 16]
+    plus = "#widths .width:nth-child(1) button:last-child"
+    for _ in range(8):
+        page.click(plus)
+        time.sleep(0.1)
+    page.click("#add-layer")
+    page.click("#widths .width:nth-child(2) button:first-child")  # minus on the second layer
+    page.select_option("#lr", "0.3")
+    setup = settled(page)
+    assert setup["model"]["hidden"] == [24, 15, 16] and setup["optimizer"]["lr"] == 0.3
+    assert page.text_content("#widths .width:nth-child(1) span") == "24"
+    session = page.evaluate("fetch('/api/sessions/' + window.playground.session).then((r) => r.json())")
+    assert session["setup"]["model"]["hidden"] == [24, 15, 16]
+
+
+def test_a_refused_change_among_queued_ones_is_dropped_alone(slow_page):
+    page = slow_page
+    page.select_option("#lr", "0.1")
+    page.fill("#seed", "-3")
+    page.dispatch_event("#seed", "change")
+    page.select_option("#activation", "tanh")
+    setup = settled(page)
+    assert setup["optimizer"]["lr"] == 0.1 and setup["model"]["activation"] == "tanh" and setup["seed"] == 0
+    assert page.text_content("#message") == "Seed must be an int in [0, 4294967295], got -3"
+    assert page.input_value("#seed") == "0"
+
+
+def test_play_and_changes_on_a_slow_server_never_show_an_older_epoch(slow_page):
+    page = slow_page
+    page.select_option("#speed", "30")
+    page.click("#play")
+    wait_for(page, "window.playground.epoch > 5")
+    version = page.evaluate("window.playground.version")
+    page.select_option("#lr", "0.1")  # a new trainer: epochs count from 0 again, under a new version
+    page.click("#step")  # queued behind the change: one epoch of the new setup
+    settled(page)
+    wait_for(page, f"window.playground.version === {version + 1} && window.playground.epoch === 1")
+    page.click("#play")
+    wait_for(page, "window.playground.epoch > 5")
+    page.click("#play")
+    wait_for(page, "window.playground.status === 'paused' && window.playground.pending === 0")
+    shown = page.evaluate("window.shownEpochs")
+    assert len(shown) > 10
+    assert all(a <= b for a, b in zip(shown, shown[1:])), shown  # (version, epoch) never goes back
+    assert page.evaluate("window.playground.setup.optimizer.lr") == 0.1
+
+
+def api_session(page):
+    return page.evaluate("fetch('/api/sessions/' + window.playground.session).then((r) => r.json())")
+
+
+def test_sgds_momentum_is_shown_and_set_and_adam_shows_its_own_options(page):
+    settled(page)
+    assert page.input_value("#optimizer") == "sgd"
+    assert page.input_value("#optimizer-momentum") == "0.9"  # the trainer's default, shown
+    assert page.text_content("label:has(#optimizer-momentum) .label") == "Momentum"
+    page.fill("#optimizer-momentum", "0.5")
+    page.dispatch_event("#optimizer-momentum", "change")
+    page.check("#optimizer-nesterov")
+    setup = settled(page)
+    assert setup["optimizer"] == {"name": "sgd", "lr": 0.03, "momentum": 0.5, "nesterov": True}
+    assert api_session(page)["setup"]["optimizer"]["momentum"] == 0.5
+    page.fill("#optimizer-momentum", "1.5")
+    page.dispatch_event("#optimizer-momentum", "change")
+    wait_for(page, "!document.getElementById('message').hidden")
+    assert page.text_content("#message").startswith("Momentum must be")
+    settled(page)
+    assert page.input_value("#optimizer-momentum") == "0.5"  # the setup the server kept
+    page.select_option("#optimizer", "adam")
+    setup = settled(page)
+    assert setup["optimizer"] == {"name": "adam", "lr": 0.03, "betas": [0.9, 0.999], "eps": 1e-8}
+    assert page.is_hidden("#optimizer-momentum") or page.query_selector("#optimizer-momentum") is None
+    assert page.input_value("#optimizer-betas") == "0.9, 0.999"
+
+
+def test_a_shared_link_opens_the_same_setup_and_first_weights(page, browser):
+    page.click("#datasets button[data-name=circles]")
+    page.select_option("#activation", "tanh")
+    page.fill("#seed", "7")
+    page.dispatch_event("#seed", "change")
+    setup = settled(page)
+    page.click("#share")
+    link = page.input_value("#share-link")
+    assert "#setup=" in link and page.url == link
+    other = browser.new_page()
+    try:
+        other.goto(link)
+        wait_for(other, "window.playground.framesDrawn > 0")
+        assert other.evaluate("window.playground.session") != page.evaluate("window.playground.session")
+        assert other.evaluate("window.playground.setup") == setup
+        assert "#" not in other.url  # a reload keeps the session the link opened
+        weights = "fetch('/api/sessions/' + window.playground.session + '/model').then((r) => r.json())"
+        assert other.evaluate(weights) == page.evaluate(weights)  # the same first weights
+    finally:
+        other.close()
+    page.select_option("#activation", "relu")
+    assert page.is_hidden("#share-box")  # its link was of the setup before the change
+
+
+def test_a_bad_link_is_refused_with_the_trainers_message_and_the_page_works(browser, server):
+    from urllib.parse import quote
+
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        bad = {"seed": -3, "dataset": {"name": "moons"}}
+        page.goto(f"{server}#setup={quote(json.dumps(bad))}")
+        wait_for(page, "window.playground.framesDrawn > 0")
+        assert page.text_content("#message") == \
+            "this link's setup is refused: Seed must be an int in [0, 4294967295], got -3"
+        page.click("#step")
+        wait_for(page, "window.playground.epoch === 1")
+        page.goto("about:blank")
+        page.goto(f"{server}#setup=%7Bnot-json")
+        wait_for(page, "window.playground.framesDrawn > 0")
+        assert "cannot be read" in page.text_content("#message")
+    finally:
+        page.close()
+    assert errors == []
+
+
+CURVE_PIXELS = """((colours) => {
+  const canvas = document.getElementById("curves");
+  const ratio = canvas.width / 400;
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  const strip = canvas.height - Math.round(18 * ratio);
+  const counts = colours.map(() => [0, 0]);  // per colour: pixels in the plot, pixels in the label strip
+  for (let y = 0; y < canvas.height; y++) for (let x = 0; x < canvas.width; x++) {
+    const i = 4 * (y * canvas.width + x);
+    colours.forEach(([r, g, b], k) => {
+      if (Math.abs(data[i] - r) < 12 && Math.abs(data[i + 1] - g) < 12 && Math.abs(data[i + 2] - b) < 12) {
+        const key = x > 140 * ratio && x < 280 * ratio;  // the key's two short lines
+        if (y < strip) counts[k][0] += 1; else if (!key) counts[k][1] += 1;
+      }
+    });
+  }
+  return counts;
+})"""
+
+
+def test_the_loss_curves_have_the_palettes_split_colours_and_labels_keep_off_them(page):
+    from micronet.palette import SPLIT_COLORS, rgb
+
+    page.select_option("#speed", "30")
+    page.click("#play")
+    wait_for(page, "window.playground.epoch > 20")
+    page.click("#play")
+    wait_for(page, "window.playground.status === 'paused'")
+    colours = [[round(255 * v) for v in rgb(SPLIT_COLORS[split])] for split in ("train", "test")]
+    (train_plot, train_strip), (test_plot, test_strip) = page.evaluate(f"{CURVE_PIXELS}({json.dumps(colours)})")
+    assert train_plot > 100 and test_plot > 20  # both curves drawn, each in its own colour
+    assert train_strip == 0 and test_strip == 0  # nothing of a curve where the labels are
+    assert page.evaluate("window.playground.options.palette.splits.train") == SPLIT_COLORS["train"]
+
+
+def test_sines_legend_names_train_and_test_points(page):
+    pick(page, "sine", "regression")
+    items = page.evaluate("[...document.querySelectorAll('#legend span')].map((s) => [s.textContent, "
+                          "s.querySelector('i') ? s.querySelector('i').className : null])")
+    assert items == [["train points", ""], ["test points", "hollow"]]
+    pick(page, "moons", "classification")
+    texts = page.evaluate("[...document.querySelectorAll('#legend span')].map((s) => s.textContent)")
+    assert texts == ["class 0", "class 1", "white rim: train, dark rim: test"]
+
+
+def test_a_server_opened_on_a_config_starts_there(browser, tmp_path):
+    config = tmp_path / "class.yaml"
+    config.write_text("seed: 5\ndataset: {name: spiral, n_samples: 400, noise: 0.1}\n"
+                      "model: {hidden: [12, 12, 6], activation: tanh}\n"
+                      "optimizer: {name: sgd, lr: 0.05, momentum: 0.6}\ntraining: {epochs: 50, batch_size: 16}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "micronet.playground", str(config), "--no-browser", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    page = browser.new_page()
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline() if ready else ""
+        assert line.startswith("micronet playground: http://127.0.0.1:"), (line, proc.poll())
+        page.goto(line.split()[2])
+        wait_for(page, "window.playground.framesDrawn > 0")
+        setup = page.evaluate("window.playground.setup")
+        assert setup["seed"] == 5 and setup["dataset"]["name"] == "spiral" and setup["model"]["hidden"] == [12, 12, 6]
+        assert page.input_value("#optimizer-momentum") == "0.6"
+        page.screenshot(path=str(tmp_path / "opened.png"), full_page=True)
+    finally:
+        page.close()
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import math
@@ -97,23 +98,33 @@ class _CheckHost:
 
     sessions: Sessions  # set by create_app, for tests and the curious
 
-    def __init__(self, app, hosts: Iterable[str] | None):
+    def __init__(self, app, hosts: Iterable[str] | None, any_address: bool = False):
         self.app = app
         self.hosts = None if hosts is None else {h.lower() for h in hosts}
+        self.any_address = any_address  # also a bare IP address: no rebinding page can name one
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket") and self.hosts is not None:  # None: a wildcard bind
             headers = dict(scope["headers"])
             name = _host_name(headers.get(b"host", b"").decode("latin-1"))
-            if name not in self.hosts:
+            if name not in self.hosts and not (self.any_address and _is_address(name)):
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                hosts = ", ".join(sorted(self.hosts))
+                hosts = ", ".join(sorted(self.hosts)) + (" and its IP addresses" if self.any_address else "")
                 response = PlainTextResponse(f"unexpected Host header; this server answers to {hosts}", status_code=400)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _is_address(name: str | None) -> bool:
+    """True for an IP address as a Host header gives it (`192.168.1.5`, `[fe80::1]`)."""
+    try:
+        ipaddress.ip_address((name or "").strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _same_origin(headers) -> bool:
@@ -178,9 +189,18 @@ def create_app(
     idle_seconds: float = IDLE_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     reap_every: float = 15.0,
+    setup: dict | None = None,
+    any_address: bool = False,
 ) -> _CheckHost:
-    """The playground as an ASGI app. `hosts`: the names a Host header may give (None: any, for a wildcard bind)."""
+    """The playground as an ASGI app. `hosts`: the names a Host header may give (None: any, for a wildcard bind).
+
+    `any_address`: a Host header may also be a bare IP address (a classroom's `--host 0.0.0.0`).
+    `setup`: what a new session with no setup of its own opens on (`micronet-playground CONFIG`).
+    """
     sessions = Sessions(max_sessions, idle_seconds, clock)
+    page_options = options()
+    if setup is not None:
+        page_options["default"] = setup
     static = _static_files()
 
     def session_of(request) -> Session:
@@ -208,10 +228,11 @@ def create_app(
         return Response(body, media_type=kind, headers=_HEADERS)
 
     async def get_options(request):
-        return _ok(options())
+        return _ok(page_options)
 
     async def create(request):
-        trainer = await _build_trainer(await _json_body(request))
+        body = await _json_body(request)
+        trainer = await _build_trainer(setup if body == {} and setup is not None else body)
         session = await sessions.create(trainer)
         return _ok(session.summary(history=True), 201)
 
@@ -314,7 +335,7 @@ def create_app(
             reaper.cancel()
             await sessions.close_all()
 
-    app = _CheckHost(Starlette(routes=routes, lifespan=lifespan), hosts)
+    app = _CheckHost(Starlette(routes=routes, lifespan=lifespan), hosts, any_address)
     app.sessions = sessions  # for tests and the curious
     return app
 

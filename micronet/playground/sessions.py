@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -35,7 +36,8 @@ class Conflict(Exception):
 class Session:
     """One browser tab's trainer, with play/pause/step/replace as coroutines."""
 
-    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float]) -> None:
+    def __init__(self, sid: str, trainer: Trainer, clock: Callable[[], float],
+                 turns: asyncio.Semaphore | None = None) -> None:
         self.id = sid
         self.trainer = trainer
         self.version = 0  # bumped whenever the trainer is replaced (new setup, reset)
@@ -49,6 +51,7 @@ class Session:
         self._changed = asyncio.Event()
         self._wake = asyncio.Event()  # set by pause, to end a play loop's wait between epochs
         self.viewers = 0
+        self._turns = turns or asyncio.Semaphore(1)  # shared by the server's sessions: see Sessions
 
     @property
     def playing(self) -> bool:
@@ -137,7 +140,7 @@ class Session:
         try:
             while self._task is me and self.trainer.error is None:
                 started = loop.time()
-                async with self._lock:
+                async with self._turns, self._lock:
                     if self._task is not me:
                         break
                     await asyncio.to_thread(self.trainer.train_epoch)
@@ -170,7 +173,7 @@ class Session:
         await self.pause()
         if self.trainer.error is not None:
             raise Conflict(f"{self.trainer.error}; reset or change the setup to start again")
-        async with self._lock:
+        async with self._turns, self._lock:
             await asyncio.to_thread(self.trainer.train_epoch)
         self._notify()
 
@@ -190,11 +193,21 @@ class Session:
 
 
 class Sessions:
-    """At most `limit` sessions; a new one evicts the one idle longest; idle ones stop training."""
+    """At most `limit` sessions; a new one evicts the one idle longest; idle ones stop training.
+
+    The fair share: every epoch of every session takes a turn from one
+    first-come, first-served queue, and at most `slots` epochs run at once
+    (one per core). A tab playing flat out queues again behind everyone
+    waiting after each epoch, so each playing session gets one epoch per
+    round: none is starved, and a slow epoch delays the others by at most
+    one epoch of its own.
+    """
 
     def __init__(self, limit: int = MAX_SESSIONS, idle_seconds: float = IDLE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, slots: int | None = None) -> None:
         self.limit = limit
+        self.slots = slots or os.cpu_count() or 1
+        self._turns = asyncio.Semaphore(self.slots)  # asyncio's semaphore serves its waiters in order
         self.idle_seconds = idle_seconds
         self.clock = clock
         self._sessions: dict[str, Session] = {}
@@ -210,7 +223,7 @@ class Sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_seen)
             del self._sessions[oldest.id]
             await oldest.close("this session was closed to make room for a newer one; reload the page")
-        session = Session(secrets.token_urlsafe(16), trainer, self.clock)
+        session = Session(secrets.token_urlsafe(16), trainer, self.clock, self._turns)
         self._sessions[session.id] = session
         return session
 

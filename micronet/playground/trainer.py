@@ -26,7 +26,7 @@ from micronet.data import DATASETS, PreparedData, prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.losses import TASKS as TASK_LOSSES
 from micronet.optim import OPTIMIZERS
-from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE
+from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE, SPLIT_COLORS
 from micronet.predict import softmax
 from micronet.tasks import TASKS as TASK_SPECS
 
@@ -40,6 +40,7 @@ __all__ = [
     "SetupError",
     "Trainer",
     "in_page_words",
+    "open_config",
     "options",
     "setup_to_config",
 ]
@@ -61,6 +62,14 @@ DEFAULT_SETUP = {
     "training": {"batch_size": 10},
 }
 
+
+def _own_options(name: str) -> dict[str, Any]:
+    """An optimizer's own options with their declared defaults: all it takes but lr, which has its own
+    control, and weight_decay, an L2 penalty the page does not offer."""
+    return {key: list(o.default) if isinstance(o.default, tuple) else o.default
+            for key, o in OPTIMIZERS[name].options.items() if key not in ("lr", "weight_decay")}
+
+
 # The page's name for each setting it has a control for: its labels read them from here, and every
 # refusal the page shows speaks of these, not of config keys (`in_page_words`).
 CONTROLS = {
@@ -76,15 +85,19 @@ CONTROLS = {
     "optimizer.name": "Optimizer",
     "optimizer.lr": "Learning rate",
     "training.batch_size": "Batch size",
+    # each optimizer's own options, as the optimizer declares them (micronet.optim)
+    **{f"optimizer.{key}": key.capitalize() for name in OPTIMIZERS for key in _own_options(name)},
 }
 
 # The keys a request may set, per section; everything else is fixed below.
 _SETTABLE: dict[str, tuple[str, ...] | None] = {
     "seed": None,
-    "dataset": ("name", "n_samples", "noise", "cluster_std", "test_size"),
+    # every option of the page's datasets (circles' factor, blobs' centers too: an opened config may set them)
+    "dataset": ("name", "n_samples", "noise", "cluster_std", "test_size",
+                *dict.fromkeys(k for n in DATASET_NAMES for k in DATASETS[n].options if k != "n_features")),
     "model": ("hidden", "activation"),
     "loss": ("name",),
-    "optimizer": ("name", "lr"),
+    "optimizer": ("name", "lr", *dict.fromkeys(k for name in OPTIMIZERS for k in _own_options(name))),
     "training": ("batch_size",),
 }
 
@@ -118,13 +131,16 @@ def options() -> dict:
         "activations": list(HIDDEN_ACTIVATIONS),
         "activation_formulas": {name: ACTIVATIONS[name].formula for name in HIDDEN_ACTIVATIONS},
         "optimizers": list(OPTIMIZERS),
+        # per optimizer, its own options and their defaults: the page shows them and lets the user set them
+        "optimizer_options": {name: copy.deepcopy(_own_options(name)) for name in OPTIMIZERS},
         "limits": {"n_samples": MAX_SAMPLES, "layers": MAX_LAYERS, "width": MAX_WIDTH},
         "controls": dict(CONTROLS),
         "scores": {  # the metric shown beside the loss, per task (micronet.tasks)
             name: {"key": task.headline, "label": task.headline_metric.label, "digits": task.headline_metric.digits}
             for name, task in TASK_SPECS.items()
         },
-        "palette": {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE},
+        "palette": {"classes": list(CLASS_COLORS), "negative": NEGATIVE, "positive": POSITIVE,
+                    "splits": dict(SPLIT_COLORS)},
         "default": copy.deepcopy(DEFAULT_SETUP),
     }
 
@@ -186,6 +202,8 @@ def _check_limits(setup: dict) -> None:
     n = dataset.get("n_samples")
     if isinstance(n, numbers.Real) and not isinstance(n, bool) and n > MAX_SAMPLES:  # type: ignore[operator]  # Real vs int
         raise SetupError(f"dataset.n_samples must be <= {MAX_SAMPLES} in the playground, got {_show(n)}")
+    if dataset.get("n_features", 2) != 2:
+        raise SetupError(f"dataset.n_features must be 2 in the playground, got {_show(dataset['n_features'])}")
     hidden = model.get("hidden")
     if isinstance(hidden, (list, tuple)):
         if len(hidden) > MAX_LAYERS:
@@ -236,15 +254,37 @@ def setup_to_config(setup: Any) -> RunConfig:
 def config_setup(config: RunConfig) -> dict:
     """The setup a config came from, with every default filled in (what the page shows)."""
     dataset = {"name": config.dataset.name, "test_size": config.dataset.test_size}
-    dataset.update({k: getattr(config.dataset, k) for k in DATASETS[config.dataset.name].options})
+    dataset.update({k: getattr(config.dataset, k) for k in DATASETS[config.dataset.name].options
+                    if k != "n_features"})  # the page draws two features (blobs' default)
     return {
         "seed": config.seed,
         "dataset": dataset,
         "model": {"hidden": list(config.model.hidden), "activation": config.model.activation},
         "loss": config.loss.name,
-        "optimizer": {"name": config.optimizer.name, "lr": config.optimizer.lr},
+        "optimizer": {"name": config.optimizer.name, "lr": config.optimizer.lr,
+                      **{k: getattr(config.optimizer, k) for k in _own_options(config.optimizer.name)}},
         "training": {"batch_size": config.training.batch_size},
     }
+
+
+def open_config(config: RunConfig) -> dict:
+    """The playground's setup for a run config (`micronet-playground CONFIG`), or SetupError if it cannot show it.
+
+    The page opens on the config's data, network, loss and optimizer with the
+    same seed, so the same data and first weights. What the playground fixes
+    (a constant learning rate, whole epochs, no early stopping) replaces the
+    config's own settings of those; a dataset or size the page cannot show is
+    refused with the playground's rule.
+    """
+    name = config.dataset.name
+    if name not in DATASET_NAMES:
+        raise SetupError(f"dataset.name must be one of {', '.join(DATASET_NAMES)} in the playground, got {name!r}")
+    features = getattr(config.dataset, "n_features", None)
+    if name == "blobs" and features != 2:
+        raise SetupError(f"dataset.n_features must be 2 in the playground, got {features}")
+    setup = config_setup(config)
+    setup_to_config(setup)  # the playground's limits, and the trainer's rules once more
+    return setup
 
 
 def _bytes(a: np.ndarray) -> str:

@@ -16,7 +16,7 @@
 
   // What the tests (and the curious) can read: window.playground.
   const ui = window.playground = {
-    session: null, options: null, setup: null, version: -1, epoch: 0, status: "connecting",
+    session: null, options: null, setup: null, version: -1, epoch: 0, status: "connecting", pending: 0,
     history: [], scene: null, frame: null, framesDrawn: 0, drawMilliseconds: 0,
   };
   let socket = null;
@@ -48,24 +48,81 @@
     if (text) messageTimer = setTimeout(() => { box.hidden = true; }, 10000);
   }
 
-  async function act(method, tail, body) {
-    try {
-      const summary = await api(method, sessionPath(tail), body);
-      showMessage("");
-      applySummary(summary);
-      return summary;
-    } catch (error) {
-      showMessage(error.message);
-      showSetup(ui.setup);  // the server kept its setup: show it again
-      return null;
-    }
+  // Every change and every action goes through one queue, one request at a time, in the order the user
+  // made them: a slow answer never lets a later change overtake an earlier one. A setup change is a
+  // function of the setup (not a finished setup), applied at once to what the page shows (`ui.setup`, the
+  // setup the user wants) and, when its turn comes, to the setup the server last confirmed; changes
+  // waiting together go as one request. A refused change is dropped alone, with the server's message.
+  const queue = [];
+  let confirmed = null;  // the setup the server last confirmed
+  let sending = false;
+
+  function enqueue(item) {
+    queue.push(item);
+    ui.pending = queue.length;
+    if (!sending) drain();
   }
 
-  // A new setup: the server validates it and starts over, or refuses and keeps the old one.
+  function act(method, tail, body) {
+    enqueue({ method, tail, body });
+  }
+
   function changeSetup(mutate) {
-    const setup = structuredClone(ui.setup);
-    mutate(setup);
-    return act("PUT", "/setup", setup);
+    $("share-box").hidden = true;  // its link is of the setup before this change
+    if (ui.setup) {
+      const shown = structuredClone(ui.setup);
+      mutate(shown);
+      ui.setup = shown;
+      showSetup(ui.setup);
+    }
+    enqueue({ mutate });
+  }
+
+  // What the page shows: the confirmed setup with every change still waiting applied on top, in order.
+  function showDesired() {
+    if (!confirmed) return;
+    const setup = structuredClone(confirmed);
+    for (const item of queue) if (item.mutate) item.mutate(setup);
+    ui.setup = setup;
+    showSetup(ui.setup);
+  }
+
+  async function drain() {
+    sending = true;
+    let refused = false;  // a refusal's message stays up while the changes queued with it go on
+    while (queue.length) {
+      let batch = 1;
+      if (queue[0].mutate) while (batch < queue.length && queue[batch].mutate && !queue[0].single) batch += 1;
+      const items = queue.slice(0, batch);
+      let request = items[0];
+      if (items[0].mutate) {
+        const setup = structuredClone(confirmed);
+        for (const item of items) item.mutate(setup);
+        request = { method: "PUT", tail: "/setup", body: setup };
+      }
+      try {
+        const summary = await api(request.method, sessionPath(request.tail), request.body);
+        queue.splice(0, batch);
+        if (!refused) showMessage("");
+        applySummary(summary);
+      } catch (error) {
+        if (batch > 1) {  // one of several changes is refused: try them one by one, to drop only that one
+          for (const item of items) item.single = true;
+          continue;
+        }
+        queue.splice(0, 1);
+        refused = true;
+        showMessage(error.message);
+      }
+      ui.pending = queue.length;
+      showDesired();
+    }
+    sending = false;
+  }
+
+  // Answers and frames may arrive in any order: nothing older than what the page shows is shown.
+  function isStale(summary) {
+    return summary.version < ui.version || (summary.version === ui.version && summary.epoch < ui.epoch);
   }
 
   function applySummary(summary) {
@@ -81,9 +138,9 @@
     ui.speed = summary.speed;
     ui.note = summary.note;
     ui.error = summary.error;
-    if (summary.setup && JSON.stringify(summary.setup) !== JSON.stringify(ui.setup)) {
-      ui.setup = summary.setup;
-      showSetup(ui.setup);
+    if (summary.setup && summary.version === ui.version) {
+      confirmed = summary.setup;
+      if (!sending) showDesired();
     }
     showStatus();
   }
@@ -100,7 +157,7 @@
         showStatus();
         return;
       }
-      if (message.version < ui.version) {  // about a trainer that has since been replaced
+      if (isStale(message)) {  // about a trainer since replaced, or an epoch older than the one shown
         ws.send("drawn");
         return;
       }
@@ -196,11 +253,75 @@
     $("activation").value = setup.model.activation;
     $("optimizer").value = setup.optimizer.name;
     selectValue($("lr"), setup.optimizer.lr);
+    showOptimizerOptions(setup.optimizer);
     selectValue($("batch_size"), setup.training.batch_size);
     const n = setup.model.hidden.length;
     $("layer-count").textContent = `${ui.options.controls["model.hidden"]}: ${n}`;
     $("add-layer").disabled = n >= ui.options.limits.layers;
     $("remove-layer").disabled = n === 0;
+    if (ui.scene) buildWidthControls();
+  }
+
+  // The chosen optimizer's own options (SGD's momentum, Adam's betas), from the trainer's table with its defaults.
+  function showOptimizerOptions(optimizer) {
+    const box = $("optimizer-options");
+    const table = ui.options.optimizer_options[optimizer.name] || {};
+    if (box.dataset.optimizer !== optimizer.name) {
+      box.dataset.optimizer = optimizer.name;
+      box.replaceChildren(...Object.entries(table).map(([key, fallback]) => {
+        const label = document.createElement("label");
+        label.className = "field";
+        const name = document.createElement("span");
+        name.className = "label";
+        name.textContent = ui.options.controls[`optimizer.${key}`];
+        const input = document.createElement("input");
+        input.id = `optimizer-${key}`;
+        input.type = typeof fallback === "boolean" ? "checkbox" : Array.isArray(fallback) ? "text" : "number";
+        if (input.type === "number") input.step = "any";
+        input.addEventListener("change", () => {
+          const v = input.type === "checkbox" ? input.checked
+            : input.type === "text" ? input.value.split(",").map((part) => Number(part.trim()))
+              : Number(input.value);
+          changeSetup((s) => { if (s.optimizer.name === optimizer.name) s.optimizer[key] = v; });
+        });
+        label.append(name, input);
+        return label;
+      }));
+    }
+    for (const [key, fallback] of Object.entries(table)) {
+      const input = $(`optimizer-${key}`);
+      const value = key in optimizer ? optimizer[key] : fallback;
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else input.value = Array.isArray(value) ? value.join(", ") : String(value);
+    }
+  }
+
+  // "Share": the whole setup in the address, as #setup=JSON. Opening the link on any micronet playground
+  // starts a session of that setup: the same data, network and first weights (the seed is in it).
+  function shareLink(setup) {
+    return `${location.origin}${location.pathname}#setup=${encodeURIComponent(JSON.stringify(setup))}`;
+  }
+
+  function share() {
+    const link = shareLink(ui.setup);
+    history.replaceState(null, "", link);
+    $("share-link").value = link;
+    $("share-box").hidden = false;
+    $("share-link").select();
+    if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(link).catch(() => {});
+  }
+
+  // The setup a shared link carries, or null; a link that is not one is said so, and the page goes on.
+  function linkedSetup() {
+    const match = location.hash.match(/^#setup=(.*)$/s);
+    if (!match) return null;
+    history.replaceState(null, "", location.pathname);  // a reload then keeps the session it opened
+    try {
+      return JSON.parse(decodeURIComponent(match[1]));
+    } catch (error) {
+      showMessage("this link's setup cannot be read (it is not JSON); opened the default setup instead");
+      return null;
+    }
   }
 
   function setSlider(id, value, format) {
@@ -223,13 +344,20 @@
     const legend = $("legend");
     legend.replaceChildren();
     if (!ui.scene) return;
-    const entries = regression ? [["data", "#52606d"]] : ui.scene.classes.map((c, i) => [`class ${c}`, classColour(i)]);
-    for (const [text, colour] of entries) {
+    const entries = regression ? [["train points", "#52606d", false], ["test points", "#ffffff", true]]
+      : ui.scene.classes.map((c, i) => [`class ${c}`, classColour(i), false]);
+    for (const [text, colour, hollow] of entries) {
       const item = document.createElement("span");
       const dot = document.createElement("i");
       dot.style.background = colour;
+      if (hollow) dot.className = "hollow";
       item.append(dot, text);
       legend.append(item);
+    }
+    if (!regression) {
+      const rims = document.createElement("span");
+      rims.textContent = "white rim: train, dark rim: test";
+      legend.append(rims);
     }
   }
 
@@ -243,13 +371,15 @@
       const minus = document.createElement("button");
       minus.textContent = "−";
       minus.title = `fewer neurons in hidden layer ${i + 1}`;
-      minus.disabled = width <= 1;
-      minus.addEventListener("click", () => changeSetup((s) => { s.model.hidden[i] = width - 1; }));
+      minus.disabled = width <= 1;  // each click changes the width it finds when its turn comes
+      minus.addEventListener("click", () => changeSetup((s) => { if (i < s.model.hidden.length) s.model.hidden[i] = Math.max(1, s.model.hidden[i] - 1); }));
       const plus = document.createElement("button");
       plus.textContent = "+";
       plus.title = `more neurons in hidden layer ${i + 1}`;
       plus.disabled = width >= ui.options.limits.width;
-      plus.addEventListener("click", () => changeSetup((s) => { s.model.hidden[i] = width + 1; }));
+      plus.addEventListener("click", () => changeSetup((s) => {
+        if (i < s.model.hidden.length) s.model.hidden[i] = Math.min(ui.options.limits.width, s.model.hidden[i] + 1);
+      }));
       const count = document.createElement("span");
       count.textContent = String(width);
       item.append(minus, count, plus);
@@ -281,25 +411,31 @@
         const v = Number($(id).value);
         $(`${id}-value`).textContent = id === "n_samples" ? String(v) : v.toFixed(2);
       });
-      $(id).addEventListener("change", () => changeSetup((s) => {
+      $(id).addEventListener("change", () => {
         const v = Number($(id).value);
-        if (id === "noise") s.dataset[s.dataset.name === "blobs" ? "cluster_std" : "noise"] = v;
-        else s.dataset[id] = v;
-      }));
+        changeSetup((s) => {
+          if (id === "noise") s.dataset[s.dataset.name === "blobs" ? "cluster_std" : "noise"] = v;
+          else s.dataset[id] = v;
+        });
+      });
     }
-    $("seed").addEventListener("change", () => changeSetup((s) => { s.seed = Number($("seed").value); }));
+    $("seed").addEventListener("change", () => { const v = Number($("seed").value); changeSetup((s) => { s.seed = v; }); });
     $("regenerate").addEventListener("click", () => changeSetup((s) => { s.seed = (s.seed + 1) % 4294967296; }));
-    $("lr").addEventListener("change", () => changeSetup((s) => { s.optimizer.lr = Number($("lr").value); }));
-    $("activation").addEventListener("change", () => changeSetup((s) => { s.model.activation = $("activation").value; }));
-    $("loss").addEventListener("change", () => changeSetup((s) => { s.loss = $("loss").value; }));
-    $("optimizer").addEventListener("change", () => changeSetup((s) => { s.optimizer.name = $("optimizer").value; }));
-    $("batch_size").addEventListener("change", () => changeSetup((s) => {
-      const v = $("batch_size").value;
-      s.training.batch_size = v === "full" ? "full" : Number(v);
-    }));
+    $("lr").addEventListener("change", () => { const v = Number($("lr").value); changeSetup((s) => { s.optimizer.lr = v; }); });
+    $("activation").addEventListener("change", () => { const v = $("activation").value; changeSetup((s) => { s.model.activation = v; }); });
+    $("loss").addEventListener("change", () => { const v = $("loss").value; changeSetup((s) => { s.loss = v; }); });
+    $("optimizer").addEventListener("change", () => {
+      const v = $("optimizer").value;  // another optimizer's options start from the trainer's defaults
+      changeSetup((s) => { if (s.optimizer.name !== v) s.optimizer = { name: v, lr: s.optimizer.lr }; });
+    });
+    $("share").addEventListener("click", share);
+    $("batch_size").addEventListener("change", () => {
+      const v = $("batch_size").value === "full" ? "full" : Number($("batch_size").value);
+      changeSetup((s) => { s.training.batch_size = v; });
+    });
     $("add-layer").addEventListener("click", () => changeSetup((s) => {
       const hidden = s.model.hidden;
-      hidden.push(hidden.length ? hidden[hidden.length - 1] : 4);
+      if (hidden.length < ui.options.limits.layers) hidden.push(hidden.length ? hidden[hidden.length - 1] : 4);
     }));
     $("remove-layer").addEventListener("click", () => changeSetup((s) => { s.model.hidden.pop(); }));
     $("show-test").addEventListener("change", () => requestAnimationFrame(draw));
@@ -460,8 +596,7 @@
   }
 
   // Column centres and node size of the network view, shared by the canvas and the width buttons.
-  function networkLayout() {
-    const sizes = ui.scene.layers;
+  function networkLayout(sizes = ui.scene.layers) {
     const width = $("network-box").clientWidth;
     const tallest = Math.max(...sizes);
     const node = Math.max(10, Math.min(40, Math.floor(540 / tallest) - 6));
@@ -474,7 +609,9 @@
 
   function placeWidthControls() {
     if (!ui.scene) return;
-    const layout = networkLayout();
+    // The buttons follow the setup the user wants, which may be ahead of the network drawn.
+    const layers = ui.scene.layers;
+    const layout = networkLayout([layers[0], ...ui.setup.model.hidden, layers[layers.length - 1]]);
     [...$("widths").children].forEach((item, i) => { item.style.left = `${layout.columns[i + 1]}px`; });
   }
 
@@ -572,8 +709,9 @@
     for (const row of rows) top = Math.max(top, row.train_loss, row.test_loss ?? 0);
     top = top > 0 ? top * 1.05 : 1;
     const pad = 6;
+    const strip = 18;  // below the plot: the labels and the key
     const px = (i) => pad + (rows.length === 1 ? 0 : (i / (rows.length - 1)) * (width - 2 * pad));
-    const py = (v) => height - pad - (v / top) * (height - 2 * pad);
+    const py = (v) => height - strip - (v / top) * (height - strip - pad);
     const line = (key, colour, dash) => {
       if (!(key in rows[0])) return;
       ctx.beginPath();
@@ -584,17 +722,33 @@
       ctx.stroke();
       ctx.setLineDash([]);
     };
-    line("test_loss", "#9aa5b1", [4, 3]);
-    line("train_loss", "#1f2933", []);
-    ctx.fillStyle = "#6b7785";
+    const splits = ui.options.palette.splits;
+    line("test_loss", splits.test, [4, 3]);
+    line("train_loss", splits.train, []);
+    // The labels sit in a strip below the plot, where no curve goes.
     ctx.font = "11px system-ui, sans-serif";
-    ctx.textAlign = "right";
-    ctx.fillText("— train   - - test   loss", width - 8, 14);
+    ctx.textBaseline = "middle";
+    const y = height - strip / 2;
     ctx.textAlign = "left";
-    ctx.fillText(top.toPrecision(2), pad + 2, 14);
-    ctx.fillText("0", pad + 2, height - pad - 4);
+    ctx.fillStyle = "#6b7785";
+    ctx.fillText(`loss 0 to ${top.toPrecision(2)}`, pad, y);
     ctx.textAlign = "right";
-    ctx.fillText(`epoch ${rows[rows.length - 1].epoch}`, width - 8, height - pad - 4);
+    ctx.fillText(`epoch ${rows[rows.length - 1].epoch}`, width - pad, y);
+    ctx.textAlign = "left";
+    let x = 150;
+    for (const [name, dash] of [["train", []], ["test", [4, 3]]]) {
+      ctx.beginPath();
+      ctx.setLineDash(dash);
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + 18, y);
+      ctx.strokeStyle = splits[name];
+      ctx.lineWidth = 1.8;
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#6b7785";
+      ctx.fillText(name, x + 22, y);
+      x += 62;
+    }
   }
 
   // Little previews of the datasets for the picker (drawn here, for looks only).
@@ -652,7 +806,14 @@
       buildControls(ui.options);
       wireControls();
       let summary = null;
-      const saved = sessionStorage.getItem(SESSION_KEY);
+      const linked = linkedSetup();
+      if (linked) {  // validated by the server like any setup; a refused one is said, and the page goes on
+        summary = await api("POST", "/api/sessions", linked).catch((error) => {
+          showMessage(`this link's setup is refused: ${error.message}`);
+          return null;
+        });
+      }
+      const saved = summary ? null : sessionStorage.getItem(SESSION_KEY);
       if (saved) summary = await api("GET", `/api/sessions/${saved}`).catch(() => null);
       // A reload keeps the tab's session only while it can train: a diverged one gives way to a fresh
       // session of the same setup, from epoch 0 (and one the server has dropped, to the default setup).
