@@ -44,6 +44,50 @@ def _accuracy(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> 
     return float(np.mean(outputs.argmax(axis=1) == y))
 
 
+# The last scores by (function, labels, predictions): a split's predictions often stop changing long before
+# training does, and scikit-learn's checks cost milliseconds per call, which every split pays every epoch.
+_SCORED: dict[tuple[str, bytes, bytes], float] = {}
+
+
+def _sklearn_score(function: str, outputs: np.ndarray, y: np.ndarray, **options: object) -> float:
+    """scikit-learn's `sklearn.metrics.<function>` of the predicted classes, with its warnings kept off the terminal.
+
+    A split whose predictions miss a class, or hold one its labels lack, makes
+    scikit-learn warn (balanced accuracy) or divide by zero (F1, where
+    `zero_division=0` scores such a class 0 as the warning would); a run
+    reports the number, not the warning. The arguments are already checked
+    (integer labels, finite outputs), so scikit-learn's own validation is
+    skipped.
+    """
+    predicted = outputs.argmax(axis=1)
+    truth = np.ascontiguousarray(y, dtype=np.int64)
+    key = (function, truth.tobytes(), predicted.astype(np.int64).tobytes())
+    if key in _SCORED:
+        return _SCORED[key]
+    import warnings
+
+    import sklearn
+    from sklearn import metrics
+
+    with warnings.catch_warnings(), sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        warnings.simplefilter("ignore")
+        value = float(getattr(metrics, function)(truth, predicted, **options))
+    if len(_SCORED) >= 256:
+        _SCORED.clear()
+    _SCORED[key] = value
+    return value
+
+
+def _balanced_accuracy(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> float:
+    """The mean over the split's classes of each class's recall (scikit-learn's balanced_accuracy_score)."""
+    return _sklearn_score("balanced_accuracy_score", outputs, y)
+
+
+def _macro_f1(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> float:
+    """The unweighted mean of the per-class F1 over the classes in truth or prediction (scikit-learn's f1_score)."""
+    return _sklearn_score("f1_score", outputs, y, average="macro", zero_division=0.0)
+
+
 def _columns(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, truth) as (n, k) arrays, one column per target."""
     truth = y.reshape(len(y), -1)
@@ -112,6 +156,11 @@ TASKS: dict[str, Task] = {
         (
             Metric("accuracy", better="max", compute=_accuracy, short="acc", label="accuracy", axis="accuracy",
                    title="Accuracy", digits=3, limits=(0.0, 1.0)),
+            Metric("balanced_accuracy", better="max", compute=_balanced_accuracy, short="bacc",
+                   label="balanced accuracy", axis="balanced accuracy", title="Balanced accuracy", digits=3,
+                   limits=(0.0, 1.0)),
+            Metric("f1_macro", better="max", compute=_macro_f1, short="f1", label="macro F1", axis="macro F1",
+                   title="Macro F1", digits=3, limits=(0.0, 1.0)),
         ),
         headline="accuracy",
     ),

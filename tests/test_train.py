@@ -35,7 +35,8 @@ from micronet.data import prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
 from micronet.train import main
 
-HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds"
+HEADER = ("epoch,train_loss,train_accuracy,train_balanced_accuracy,train_f1_macro,"
+          "test_loss,test_accuracy,test_balanced_accuracy,test_f1_macro,lr,seconds")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY_KEYS = {
     "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epochs", "seconds", "n_parameters", "status"
@@ -665,7 +666,8 @@ def test_early_stopping_through_the_cli_reports_and_saves_the_best_epoch(runs):
     assert float(rows[best - 1]["val_loss"]) == min(float(r["val_loss"]) for r in rows)
     assert summary["test_accuracy"] == float(rows[best - 1]["test_accuracy"])  # the saved model's, not the last
     assert f"stopped early at epoch {summary['epochs']}, best epoch {best}" in run.stdout
-    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "test_loss", "test_accuracy", "lr", "seconds"]
+    scores = ("loss", "accuracy", "balanced_accuracy", "f1_macro")
+    assert list(rows[0]) == ["epoch", *(f"{split}_{name}" for split in ("train", "val", "test") for name in scores),
+                             "lr", "seconds"]
     resumed = cli(["--resume", str(run.dir)], run.cwd)
     assert resumed.returncode == 0 and f"already stopped early after {summary['epochs']} epochs" in resumed.stdout
