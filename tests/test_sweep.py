@@ -25,7 +25,8 @@ dataset: {name: moons, n_samples: 60}
 model: {hidden: [4]}
 training: {epochs: 3, backend: compiled}
 """
-RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.json", "loss.png", "decision_boundary.png"}
+RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.json", "loss.png", "decision_boundary.png",
+             "confusion_matrix.png"}
 CSV_COLUMNS = ["index", "run_dir", "status", "error", "train_loss", "train_accuracy", "train_balanced_accuracy",
                "train_f1_macro", "test_loss", "test_accuracy", "test_balanced_accuracy", "test_f1_macro"]
 

@@ -164,9 +164,10 @@ def test_run_exits_0_with_one_final_line_naming_the_run_directory(moons):
 
 def test_run_directory_holds_exactly_the_documented_files(moons):
     names = {p.name for p in moons.dir.iterdir()}
-    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png",
+                     "confusion_matrix.png", "model.json"}
     assert is_png(moons.dir / "loss.png")
-    assert is_png(moons.dir / "decision_boundary.png")
+    assert is_png(moons.dir / "decision_boundary.png") and is_png(moons.dir / "confusion_matrix.png")
 
 
 def test_metrics_csv_has_the_header_and_one_row_per_epoch(moons):
