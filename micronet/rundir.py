@@ -30,7 +30,7 @@ import numpy as np
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
 from micronet.config import RunConfig, _show, config_to_dict, config_yaml
-from micronet.tasks import LOSS, TASKS
+from micronet.tasks import LOSS, TASKS, class_report
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
     from micronet.animate import TrainingRecorder
@@ -344,7 +344,8 @@ class RunWriter:
         )
         self.written_at = time.monotonic()
 
-    def summary(self, state: TrainState, status: str, error: str | None = None) -> dict:
+    def summary(self, state: TrainState, status: str, error: str | None = None, executor: Executor | None = None
+                ) -> dict:
         """summary.json: the status and the scores of the model as saved.
 
         With early stopping's restore_best, that model is the best epoch's,
@@ -362,6 +363,13 @@ class RunWriter:
             "seconds": sum(row["seconds"] for row in state.history),
             "n_parameters": len(state.model.parameters()),
         }
+        data = self.data
+        if executor is not None and data.task == "classification" and len(data.y_test):
+            names = data.class_names if data.class_names is not None else list(range(data.n_classes))
+            report = class_report(executor.logits(data.X_test), data.y_test, list(names))
+            summary["test_per_class"] = report["per_class"]
+            if "collapsed" in report:
+                summary["collapsed"] = report["collapsed"]
         write_json_atomic(self.dir / "summary.json", summary)
         return summary
 

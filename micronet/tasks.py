@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LOSS", "TASKS", "Metric", "Task", "find_metric", "headlines"]
+__all__ = ["LOSS", "TASKS", "Metric", "Task", "class_report", "find_metric", "headlines"]
 
 
 @dataclass(frozen=True)
@@ -190,3 +190,29 @@ def find_metric(key: str) -> Metric | None:
 def headlines() -> list[Metric]:
     """Each task's headline metric, in the registry's order: what a history is scored by when its task is unknown."""
     return [task.headline_metric for task in TASKS.values()]
+
+
+COLLAPSE_ADVICE = "the classes may be imbalanced: try training.class_weight: balanced"
+
+
+def class_report(outputs: np.ndarray, y: np.ndarray, names: list[object]) -> dict[str, object]:
+    """Per-class precision, recall and F1 of one split (scikit-learn's precision_recall_fscore_support), keyed by
+    class name, and `collapsed` when the model predicts one class for every sample of a split that holds others."""
+    import warnings
+
+    from sklearn.metrics import precision_recall_fscore_support
+
+    predicted = outputs.argmax(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y, predicted, labels=list(range(len(names))), zero_division=0.0)
+    report: dict[str, object] = {"per_class": {str(name): {"precision": float(p), "recall": float(r), "f1": float(f)}
+                                  for name, p, r, f in zip(names, precision, recall, f1)}}
+    if len(y) and len(np.unique(predicted)) == 1 and len(np.unique(y)) > 1:
+        report["collapsed"] = {
+            "predicted_class": str(names[int(predicted[0])]),
+            "balanced_accuracy": _balanced_accuracy(outputs, y, 1.0),
+            "advice": COLLAPSE_ADVICE,
+        }
+    return report
