@@ -62,8 +62,9 @@ def _sklearn_score(function: str, outputs: np.ndarray, y: np.ndarray, **options:
     predicted = outputs.argmax(axis=1)
     truth = np.ascontiguousarray(y, dtype=np.int64)
     key = (function, truth.tobytes(), predicted.astype(np.int64).tobytes())
-    if key in _SCORED:
-        return _SCORED[key]
+    known = _SCORED.get(key)  # one lookup: another thread may clear the cache between two
+    if known is not None:
+        return known
     import warnings
 
     import sklearn

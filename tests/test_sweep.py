@@ -198,7 +198,8 @@ def test_a_regression_sweep_reports_r2_and_mae_in_its_csv_table_and_panels(tmp_p
     panels = figure.axes
     assert [ax.get_title() for ax in panels] == [f"test {m} vs optimizer.lr" for m in ("R²", "MAE", "loss")]
     for ax, column in zip(panels, ("test_r2", "test_mae", "test_loss")):
-        (line,) = ax.get_lines()
+        line, star = ax.get_lines()  # the runs, and the best one by test_loss (no validation here)
+        assert star.get_label() == "best by test_loss"
         assert list(line.get_xdata()) == [0.01, 0.1]
         assert list(line.get_ydata()) == [float(row[column]) for row in table]  # no empty panel
     assert matplotlib.image.imread(out / "sweep.png").shape[1] >= 1600  # three panels side by side
