@@ -210,7 +210,7 @@ class TrainingRecorder:
 
         fig = Figure(figsize=(8.0, 3.6), dpi=80)
         _quiet_canvas(fig)
-        fig.subplots_adjust(left=0.04 if self.kind == "boundary" else 0.08, right=0.98, bottom=0.15, top=0.88,
+        fig.subplots_adjust(left=0.05 if self.kind == "boundary" else 0.08, right=0.98, bottom=0.15, top=0.88,
                             wspace=0.25)
         left, right = fig.subplots(1, 2)
         if self.kind == "curves":
@@ -240,7 +240,18 @@ class TrainingRecorder:
         colors = np.array(class_colors(n_classes))
         points = [ax.scatter(X[:, 0], X[:, 1], c=colors[y.astype(int)], marker=marker, s=16 if marker == "o" else 26,
                              edgecolors="black", linewidths=0.4) for X, y, marker, _ in self.points]
-        ax.set(xticks=[], yticks=[])
+        ax.set(xticks=[], yticks=[], xlabel="feature 0", ylabel="feature 1")
+        from matplotlib.lines import Line2D
+
+        names = self.class_names or list(range(n_classes))
+        handles = [Line2D([], [], ls="", marker="s", ms=7, mfc=colors[k], mec="black", mew=0.4, label=str(names[k]))
+                   for k in range(n_classes)]
+        if len(self.points) == 2:
+            handles += [Line2D([], [], ls="", marker=marker, ms=6, mfc="0.85", mec="black", mew=0.4, label=split)
+                        for _, _, marker, split in self.points]
+        # inside the panel, where the figure has no room beside it; redrawn over the picture with the points
+        legend = ax.legend(handles=handles, loc="best", fontsize="x-small", framealpha=0.8, handletextpad=0.2,
+                  borderpad=0.3, labelspacing=0.25)
         title = ax.set_title(" ")
         headline = TASKS["classification"].headline_metric
         score = f"{'test' if any(p[3] == 'test' for p in self.points) else 'train'}_{headline.name}"
@@ -249,7 +260,7 @@ class TrainingRecorder:
             image.set_data(self.snapshots[epoch])
             title.set_text(_caption(epoch, self.rows.get(epoch, {}), score, headline))
 
-        return draw, [image, *points, title]  # the points sit on the picture, so they are redrawn over it
+        return draw, [image, *points, legend, title]  # these sit on the picture, so they are redrawn over it
 
     def _fit_panel(self, epochs, ax):
         for X, y, _, split in self.points:

@@ -214,16 +214,22 @@ def decision_boundary(
     if len(splits) == 2:
         handles += [Line2D([], [], ls="", marker=m, ms=7, mfc="0.85", mec="black", mew=0.6, label=split)
                     for split, _, _, m in splits]
-    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                       fontsize="small", frameon=False)
-    if own_figure:  # make room on the right for the legend, measured rather than solved for
-        fig: Any = ax.figure  # the Agg figure _new_axes made
-        width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
-        left, right = 0.8, width + 0.45
-        fig_width = fig.get_figwidth()
-        ax.set_position((left / fig_width, ax.get_position().y0, 1 - (left + right) / fig_width,
-                         ax.get_position().height))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              fontsize="small", frameon=False)
+    if own_figure:
+        _room_for_legend(ax)
     return ax
+
+
+def _room_for_legend(ax) -> None:
+    """Narrow an Axes that fills its own figure so the legend outside its right edge fits, measured, not guessed."""
+    fig: Any = ax.figure  # an Agg figure from _new_axes
+    legend = ax.get_legend()
+    width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+    left, right = 0.8, width + 0.45
+    fig_width = fig.get_figwidth()
+    ax.set_position((left / fig_width, ax.get_position().y0, 1 - (left + right) / fig_width,
+                     ax.get_position().height))
 
 
 # ----- training curves ------------------------------------------------------------------
@@ -488,6 +494,7 @@ def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X_
     """decision_boundary.png: `decision_boundary` for a probability function, with both splits."""
     ax = decision_boundary(predict_proba, X_train, y_train, X_test=X_test, y_test=y_test, class_names=class_names,
                            resolution=resolution, standardized=standardized, ax=_new_axes(7.5, 5.0, standalone=True))
+    _room_for_legend(ax)  # the Axes was made here, so it may shrink for the legend as a plot's own figure does
     return save_figure(ax, path)
 
 

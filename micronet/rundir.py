@@ -30,7 +30,7 @@ import numpy as np
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
 from micronet.config import RunConfig, _show, config_to_dict, config_yaml
-from micronet.tasks import LOSS, TASKS
+from micronet.tasks import LOSS, TASKS, class_report
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
     from micronet.animate import TrainingRecorder
@@ -378,7 +378,8 @@ class RunWriter:
         )
         self.written_at = time.monotonic()
 
-    def summary(self, state: TrainState, status: str, error: str | None = None) -> dict:
+    def summary(self, state: TrainState, status: str, error: str | None = None, executor: Executor | None = None
+                ) -> dict:
         """summary.json: the status and the scores of the model as saved.
 
         With early stopping's restore_best, that model is the best epoch's,
@@ -396,6 +397,13 @@ class RunWriter:
             "seconds": sum(row["seconds"] for row in state.history),
             "n_parameters": len(state.model.parameters()),
         }
+        data = self.data
+        if executor is not None and data.task == "classification" and len(data.y_test):
+            names = data.class_names if data.class_names is not None else list(range(data.n_classes))
+            report = class_report(executor.logits(data.X_test), data.y_test, list(names))
+            summary["test_per_class"] = report["per_class"]
+            if "collapsed" in report:
+                summary["collapsed"] = report["collapsed"]
         write_json_atomic(self.dir / "summary.json", summary)
         return summary
 
@@ -405,11 +413,11 @@ class RunWriter:
         if data.task == "regression":
             one_curve = data.feature_count == 1 and data.n_outputs == 1
             return ["loss.png", "predictions.png", *(["fit.png"] if one_curve else [])]
-        return ["loss.png", "decision_boundary.png" if data.feature_count == 2 else "confusion_matrix.png"]
+        return ["loss.png", *(["decision_boundary.png"] if data.feature_count == 2 else []), "confusion_matrix.png"]
 
     def plots(self, state: TrainState, executor: Executor, should_stop: Callable[[], bool] | None = None) -> None:
-        """The run's pictures: loss.png, then decision_boundary.png or confusion_matrix.png
-        (classification), or predictions.png and, for one input, fit.png (regression).
+        """The run's pictures: loss.png, then decision_boundary.png (two features) and confusion_matrix.png
+        of the test split (classification), or predictions.png and, for one input, fit.png (regression).
         `should_stop()` is polled between them, and a stop leaves the rest undrawn."""
         from micronet import plot
         from micronet.predict import softmax
@@ -421,7 +429,8 @@ class RunWriter:
             return
         if data.task == "regression":
             self._regression_plots(plot, executor, should_stop)
-        elif data.feature_count == 2:
+            return
+        if data.feature_count == 2:
             plot.plot_decision_boundary(
                 lambda X: softmax(executor.logits(X)),
                 data.X_train, data.y_train, data.X_test, data.y_test,
@@ -429,11 +438,12 @@ class RunWriter:
                 class_names=data.class_names,
                 standardized=data.scaler is not None,
             )
-        else:
-            predicted = executor.logits(data.X_test).argmax(axis=1)
-            plot.plot_confusion_matrix(
-                data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
-            )
+            if should_stop is not None and should_stop():
+                return
+        predicted = executor.logits(data.X_test).argmax(axis=1)
+        plot.plot_confusion_matrix(
+            data.y_test, predicted, data.n_classes, self.dir / "confusion_matrix.png", data.class_names
+        )
 
     def _regression_plots(self, plot, executor, should_stop):
         """Predicted against true on the test split, and the fitted curve for one input, in original units."""

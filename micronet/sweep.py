@@ -52,13 +52,13 @@ import yaml
 from micronet.commands import CommandParser, program_name
 from micronet.config import ConfigError, load_config
 from micronet.files import write_figure, write_json_atomic, write_text_atomic
-from micronet.tasks import LOSS, TASKS
+from micronet.tasks import LOSS, TASKS, find_metric
 from micronet.train import UsageError, check_out, new_run_dir, resume, run, run_cli
 
 if TYPE_CHECKING:
     import distributed
 
-__all__ = ["parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
+__all__ = ["Selection", "parse_sweep_args", "run_sweep", "plot_sweep", "format_table", "main"]
 
 RUN_COLUMNS = ["seconds", "epochs"]  # after the metrics in every row
 EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_SIGINT = 1, 2, 130
@@ -572,18 +572,55 @@ def _dask_failure(error):
 # ----- the sweep ------------------------------------------------------------------
 
 
-def _metric_columns(tasks):
-    """sweep.csv's metric columns: the final train and test values of the loss and each task's metrics."""
+def _metric_names(tasks):
+    """The loss and every metric of these tasks, in metrics.csv's order."""
     names = [LOSS.name]
     for task in dict.fromkeys(tasks):
         names += [m.name for m in TASKS[task].metrics if m.name not in names]
-    return [f"{split}_{name}" for split in ("train", "test") for name in names]
+    return names
 
 
-def _execute(plan, results, progress=False):
+def _metric_columns(tasks, validating=False):
+    """sweep.csv's metric columns: the final train (validation) and test values of the loss and each metric."""
+    splits = ("train", "val", "test") if validating else ("train", "test")
+    names = _metric_names(tasks)
+    return [f"{split}_{name}" for split in splits for name in names]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How a sweep ranks its points: by one split's final value of one metric, best first."""
+
+    column: str  # a sweep.csv column: val_loss, val_r2, test_accuracy, ...
+    better: str  # "min" or "max", from the task spec
+    validating: bool  # whether the points hold out a validation split (else the test split ranks them)
+
+    def rank(self, rows: Sequence[Mapping]) -> list[Mapping]:
+        """The completed rows that have the value, best first (ties keep the point order)."""
+        scored = [r for r in rows if r.get("status") == "completed" and r.get(self.column) is not None]
+        return sorted(scored, key=lambda r: r[self.column] if self.better == "min" else -r[self.column])
+
+
+def _selection(configs, select):
+    """The `Selection` for `--select` (None: val_loss when validating, else test_loss), checked against the tasks."""
+    validating = any(config.training.validation_split > 0 for config in configs)
+    names = _metric_names(config.task for config in configs)
+    choices = [f"{split}_{name}" for split in (("val", "test") if validating else ("test",)) for name in names]
+    if select is None:
+        select = "val_loss" if validating else "test_loss"
+    if select not in choices:
+        hint = "" if validating or not select.startswith("val_") else " (val_ needs training.validation_split > 0)"
+        raise UsageError(f"--select must be one of {', '.join(choices)}; got {select!r}{hint}")
+    metric = find_metric(select)
+    assert metric is not None  # every choice is a task's metric
+    return Selection(select, metric.better, validating)
+
+
+def _execute(plan, results, progress=False, selection=None):
     """Collect every point's summary, then write sweep.csv and sweep.png; return the rows in point order."""
     summaries = {}
-    columns = _metric_columns(point.config.task for point in plan.points) + RUN_COLUMNS
+    validating = selection.validating if selection is not None else False
+    columns = _metric_columns((point.config.task for point in plan.points), validating) + RUN_COLUMNS
     try:
         with contextlib.closing(results):  # a generator stopped by Ctrl-C cancels what it started
             for index, summary in _progress_bar(results, progress, len(plan.points)):
@@ -591,7 +628,7 @@ def _execute(plan, results, progress=False):
     finally:  # on Ctrl-C too: sweep.csv records what finished
         rows = [_row(point, summaries.get(point.index), columns) for point in plan.points]
         _write_csv_atomic(plan.dir / "sweep.csv", list(rows[0]), rows)
-    plot_sweep(rows, plan.keys, plan.dir / "sweep.png", title=f"{plan.name}: {len(rows)} runs")
+    plot_sweep(rows, plan.keys, plan.dir / "sweep.png", title=f"{plan.name}: {len(rows)} runs", selection=selection)
     return rows
 
 
@@ -635,6 +672,7 @@ def run_sweep(
     progress: bool = False,
     cluster: "str | distributed.Client | None" = None,  # distributed is optional: imported for type checkers only
     resume: bool = False,
+    select: str | None = None,
 ) -> list[dict]:
     """Train every point of the sweep and return one row per run (the rows of sweep.csv).
 
@@ -645,13 +683,16 @@ def run_sweep(
     `joblib.parallel_config`). `cluster` runs the points on dask instead:
     "local:N" (a LocalCluster of N processes for this call), a scheduler
     address such as "tcp://host:8786", or a `distributed.Client` (left open).
+    `select` names the column that ranks the points in sweep.png (`val_loss`
+    by default when the points validate, else `test_loss`).
     Raises ConfigError or UsageError before anything is written; a failed run
     is a row whose status is not completed. `resume=True` continues the
     interrupted sweep in `out_dir` (the same config and values): completed
     points are kept, interrupted ones resume exactly from their checkpoints.
     """
+    selection = _selection([config for _, config in _check_points(config_path, sweep_args)[1]], select)
     with _prepared(config_path, sweep_args, out_dir, jobs, backend, cluster, resume) as (plan, results, _):
-        return _execute(plan, results, progress)
+        return _execute(plan, results, progress, selection)
 
 
 # ----- the plot and the table ---------------------------------------------------
@@ -692,18 +733,24 @@ def _reported(rows):
 
 
 def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.PathLike[str],
-               title: str | None = None) -> None:
-    """The final test value of each of the task's metrics and of the loss against each swept key.
+               title: str | None = None, selection: Selection | None = None) -> None:
+    """The final value of each of the task's metrics and of the loss against each swept key.
 
     One row of panels per key: accuracy and loss for classification, R², MAE
-    and loss for regression (the task specs' metrics, headline first). Runs
-    that share the other keys' values form one line. A run that did not
-    complete is a red cross on the bottom edge at its value. Drawn on a bare
-    `Figure` (no pyplot state), so it is safe in threads.
+    and loss for regression (the task specs' metrics, headline first), on
+    the validation split when `selection` ranks by it, else the test split.
+    Runs that share the other keys' values form one line; the best point by
+    `selection` is a star. A run that did not complete is a red cross on the
+    bottom edge at its value. Drawn on a bare `Figure` (no pyplot state), so
+    it is safe in threads.
     """
     from matplotlib.figure import Figure
 
     metrics = _reported(rows)
+    split = "val" if selection is not None and selection.column.startswith("val_") else "test"
+    ranked = selection.rank(rows) if selection is not None else []
+    best = ranked[0] if ranked else None
+    shown = {"val": "validation", "test": "test"}[split]
     fig = Figure(figsize=(5.5 * len(metrics), 3.8 * len(keys)), layout="constrained")
     axes = fig.subplots(len(keys), len(metrics), squeeze=False)
     for panels, key in zip(axes, keys):
@@ -713,7 +760,7 @@ def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.Path
         for row in rows:
             series.setdefault(", ".join(f"{k}={row[k]}" for k in others) or "completed runs", []).append(row)
         for metric, ax in zip(metrics, panels):
-            column = f"test_{metric.name}"
+            column = f"{split}_{metric.name}"
             x_of = _axis(ax, key, texts)
             for label, members in series.items():
                 done = sorted((x_of[r[key]], r[column]) for r in members
@@ -726,7 +773,10 @@ def plot_sweep(rows: Sequence[Mapping], keys: Sequence[str], path: str | os.Path
                     failed, [0.03] * len(failed), "x", color="red", ms=9, mew=2,
                     transform=ax.get_xaxis_transform(), label="a run here did not complete",
                 )
-            ax.set(xlabel=key, ylabel=f"test {metric.label}", title=f"test {metric.label} vs {key}")
+            if best is not None and best.get(column) is not None:
+                ax.plot([x_of[best[key]]], [best[column]], "*", color="gold", ms=16, mec="black", zorder=5,
+                        label=f"best by {selection.column}")  # type: ignore[union-attr]  # best implies selection
+            ax.set(xlabel=key, ylabel=f"{shown} {metric.label}", title=f"{shown} {metric.label} vs {key}")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize="small")
@@ -747,10 +797,22 @@ def _cell(value, digits):
     return f"{float(value):.{digits}f}" if digits else str(value)
 
 
-def format_table(rows: Sequence[Mapping], keys: Sequence[str]) -> str:
-    """A compact text table of the runs: index, swept values, status, final metrics, errors."""
+def format_table(rows: Sequence[Mapping], keys: Sequence[str], selection: Selection | None = None) -> str:
+    """A compact text table of the runs: index, swept values, status, final metrics, errors.
+
+    With a `selection`, the runs are ranked by it, best first (runs without
+    its value last, in point order), and a validation column it names is shown.
+    """
     columns = [("#", "index", 0), *((k, k, 0) for k in keys), ("status", "status", 0)]
-    columns += [("train loss", "train_loss", LOSS.digits), ("test loss", "test_loss", LOSS.digits)]
+    columns += [("train loss", "train_loss", LOSS.digits)]
+    if selection is not None:
+        ranked = selection.rank(rows)
+        rows = [*ranked, *(r for r in rows if not any(r is s for s in ranked))]
+        if selection.column.startswith("val_"):
+            metric = find_metric(selection.column)
+            assert metric is not None  # a Selection names a task's metric
+            columns += [(f"val {metric.short}", selection.column, metric.digits)]
+    columns += [("test loss", "test_loss", LOSS.digits)]
     columns += [(f"test {m.short}", f"test_{m.name}", m.digits) for m in _reported(rows)[:-1]]  # the loss is in
     columns += [("seconds", "seconds", 1)]
     if any(row["error"] for row in rows):
@@ -812,6 +874,9 @@ def _arguments(argv, prog="micronet-sweep"):
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted sweep in --out DIR: finished points are kept, interrupted "
                              "ones resume from their checkpoints (give the same config and values)")
+    parser.add_argument("--select", metavar="COLUMN",
+                        help="rank the runs by this final value: val_loss (default when validating), val_accuracy, "
+                             "val_r2, ... or test_* without validation")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_version()
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -821,16 +886,36 @@ def _arguments(argv, prog="micronet-sweep"):
     return args
 
 
+def _verdict(rows, keys, selection):
+    """The closing lines: the best point by the selection, and which split chose it."""
+    ranked = selection.rank(rows)
+    lines = []
+    if ranked:
+        best = ranked[0]
+        values = " ".join(f"{k}={best[k]}" for k in keys)
+        metric = find_metric(selection.column)
+        shown = metric.show(best[selection.column]) if metric is not None else best[selection.column]
+        lines.append(f"best: run {best['index']} ({values}) with {selection.column} {shown}, "
+                     f"in {Path(best['run_dir']).name}")
+    else:
+        lines.append(f"best: none (no completed run has {selection.column})")
+    if not selection.validating:
+        lines.append("note: the test split ranked these runs, so the best one's test score is optimistic; to choose "
+                     "on held-out training data instead, add training.validation_split=0.2 (ranked by val_loss)")
+    return "\n".join(lines)
+
+
 def _sweep(args):
     jobs = 1 if args.jobs is None else args.jobs
     if args.cluster is not None and args.jobs is not None:
         raise UsageError("--jobs is for local sweeps; a cluster runs one point per worker thread")
+    selection = _selection([config for _, config in _check_points(args.config, args.items)[1]], args.select)
     with _prepared(args.config, args.items, args.out, jobs, args.backend, args.cluster,
                    args.resume) as (plan, results, client):
         if client is not None and "dashboard" in client.scheduler_info()["services"]:
             print(f"dask dashboard: {client.dashboard_link}", flush=True)
         try:
-            rows = _execute(plan, results, progress=not args.no_progress and sys.stderr.isatty())
+            rows = _execute(plan, results, progress=not args.no_progress and sys.stderr.isatty(), selection=selection)
         except KeyboardInterrupt:
             print(
                 f"interrupted; sweep.csv and the runs are in {plan.dir} "
@@ -838,8 +923,9 @@ def _sweep(args):
                 file=sys.stderr,
             )
             return EXIT_SIGINT
-    print(format_table(rows, plan.keys))
+    print(format_table(rows, plan.keys, selection))
     print(f"sweep directory: {plan.dir}\nplot: {plan.dir / 'sweep.png'}")
+    print(_verdict(rows, plan.keys, selection))
     failed = [row for row in rows if row["status"] != "completed"]
     if failed:
         which = ", ".join(f"{Path(row['run_dir']).name} ({row['status']})" for row in failed)

@@ -9,12 +9,13 @@ in its task's tuple (and a test of its numbers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LOSS", "TASKS", "Metric", "Task", "find_metric", "headlines"]
+__all__ = ["LOSS", "TASKS", "Metric", "Task", "class_report", "find_metric", "headlines"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,41 @@ class Metric:
 def _accuracy(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> float:
     """The fraction of samples whose largest output is their label's."""
     return float(np.mean(outputs.argmax(axis=1) == y))
+
+
+def _confusion(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The (k, k) confusion matrix of the predicted classes: row = true class, column = predicted."""
+    predicted = outputs.argmax(axis=1)
+    truth = np.asarray(y, dtype=np.int64)
+    k = max(outputs.shape[1], int(truth.max()) + 1 if len(truth) else 0)
+    return np.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+
+# Balanced accuracy and macro F1 are scored every epoch on every split, so they are read off the
+# confusion matrix (microseconds) rather than through scikit-learn's functions, whose checks cost
+# milliseconds a call; tests/test_tasks.py holds them equal to balanced_accuracy_score and
+# f1_score(average="macro", zero_division=0) on every case. A class missing from a split's labels
+# or predictions is what those functions would warn about; here it is simply counted as they count it.
+
+
+def _balanced_accuracy(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> float:
+    """The mean over the split's true classes of each class's recall (scikit-learn's balanced_accuracy_score)."""
+    if len(y) == 0:
+        return math.nan
+    matrix = _confusion(outputs, y)
+    support = matrix.sum(axis=1)
+    present = support > 0
+    return float(np.mean(np.diag(matrix)[present] / support[present]))
+
+
+def _macro_f1(outputs: np.ndarray, y: np.ndarray, scale: np.ndarray | float) -> float:
+    """The unweighted mean of each class's F1 = 2tp / (2tp + fp + fn), over the classes in truth or prediction."""
+    if len(y) == 0:
+        return math.nan
+    matrix = _confusion(outputs, y)
+    tp, truth, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    seen = (truth + predicted) > 0  # 2tp + fp + fn = truth + predicted: never 0 for these
+    return float(np.mean(2 * tp[seen] / (truth[seen] + predicted[seen])))
 
 
 def _columns(outputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +148,11 @@ TASKS: dict[str, Task] = {
         (
             Metric("accuracy", better="max", compute=_accuracy, short="acc", label="accuracy", axis="accuracy",
                    title="Accuracy", digits=3, limits=(0.0, 1.0)),
+            Metric("balanced_accuracy", better="max", compute=_balanced_accuracy, short="bacc",
+                   label="balanced accuracy", axis="balanced accuracy", title="Balanced accuracy", digits=3,
+                   limits=(0.0, 1.0)),
+            Metric("f1_macro", better="max", compute=_macro_f1, short="f1", label="macro F1", axis="macro F1",
+                   title="Macro F1", digits=3, limits=(0.0, 1.0)),
         ),
         headline="accuracy",
     ),
@@ -141,3 +182,29 @@ def find_metric(key: str) -> Metric | None:
 def headlines() -> list[Metric]:
     """Each task's headline metric, in the registry's order: what a history is scored by when its task is unknown."""
     return [task.headline_metric for task in TASKS.values()]
+
+
+COLLAPSE_ADVICE = "the classes may be imbalanced: try training.class_weight: balanced"
+
+
+def class_report(outputs: np.ndarray, y: np.ndarray, names: list[object]) -> dict[str, object]:
+    """Per-class precision, recall and F1 of one split (scikit-learn's precision_recall_fscore_support), keyed by
+    class name, and `collapsed` when the model predicts one class for every sample of a split that holds others."""
+    import warnings
+
+    from sklearn.metrics import precision_recall_fscore_support
+
+    predicted = outputs.argmax(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y, predicted, labels=list(range(len(names))), zero_division=0.0)
+    report: dict[str, object] = {"per_class": {str(name): {"precision": float(p), "recall": float(r), "f1": float(f)}
+                                  for name, p, r, f in zip(names, precision, recall, f1)}}
+    if len(y) and len(np.unique(predicted)) == 1 and len(np.unique(y)) > 1:
+        report["collapsed"] = {
+            "predicted_class": str(names[int(predicted[0])]),
+            "balanced_accuracy": _balanced_accuracy(outputs, y, 1.0),
+            "advice": COLLAPSE_ADVICE,
+        }
+    return report

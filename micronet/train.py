@@ -224,7 +224,7 @@ def run(config: RunConfig, run_dir: str | os.PathLike[str], *, data: PreparedDat
     finally:
         if bar is not None:
             bar.close()
-    summary = writer.summary(state, status, error)
+    summary = writer.summary(state, status, error, executor if status == "completed" else None)
     if status == "diverged" and writer.last_good is not None:
         state.model.load_state_dict(writer.last_good)  # draw the last good epoch, not the wreck
     if state.history and not _stopping(should_stop):  # after the summary: it must exist even if plotting fails
@@ -447,6 +447,10 @@ def _final_line(summary, task, run_dir):
             parts.append(f"{split} {LOSS.short} {LOSS.show(loss)} {headline.short} {headline.show(score)}")
     if summary.get("stopped_early"):
         parts.append(f"stopped early at epoch {summary['epochs']}, best epoch {summary['best_epoch']}")
+    collapsed = summary.get("collapsed")
+    if collapsed:
+        parts.append(f"warning: the model predicts class {collapsed['predicted_class']} for every test sample "
+                     f"(balanced accuracy {collapsed['balanced_accuracy']:.3f}); {collapsed['advice']}")
     return " | ".join([*parts, f"{summary['seconds']:.1f}s", str(run_dir)])
 
 

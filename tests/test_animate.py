@@ -261,3 +261,19 @@ def test_training_that_stops_early_still_ends_on_its_last_epoch(tmp_path):
     frames, _, _ = frames_of(tmp_path / "t.gif")
     sure_of_1 = 1.0 - 0.75 * (1.0 - np.array(class_colors(2)[1]))
     assert np.abs(frames[-1][144, 160] - sure_of_1).max() < 0.03  # the final model, as predict sees it now
+
+
+def test_the_boundary_panel_has_axis_labels_and_a_legend_drawn_over_the_picture():
+    rec = record_alternating(3)
+    rec.class_names = ["north-west", "south-east"]
+    fig, update, redrawn = rec._figure(rec.frame_epochs())
+    update(len(rec.frame_epochs()) - 1)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("feature 0", "feature 1")
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["north-west", "south-east", "train", "test"]
+    assert legend in redrawn  # else each frame's picture is drawn over it and hides it
+    inside = ax.get_window_extent()
+    box = legend.get_window_extent()
+    assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1

@@ -598,7 +598,8 @@ def test_the_task_follows_the_loss_and_the_dataset(mapping, task, loss):
         ({"training": {"early_stopping": "soon"}}, "training.early_stopping must be null, true, a patience"),
         ({"training": {"early_stopping": {"patience": 0}}}, r"training.early_stopping.patience must be an int >= 1, got 0"),
         ({"training": {"early_stopping": {"monitor": "val_loss"}}}, r"training.early_stopping.monitor 'val_loss' needs training.validation_split > 0"),
-        ({"training": {"early_stopping": {"monitor": "test_loss"}}}, r"training.early_stopping.monitor must be one of loss, accuracy, val_loss, val_accuracy; got 'test_loss'"),
+        ({"training": {"early_stopping": {"monitor": "test_loss"}}}, r"training.early_stopping.monitor must be one of loss, accuracy, balanced_accuracy, f1_macro, val_loss, "
+                                                              r"val_accuracy, val_balanced_accuracy, val_f1_macro; got 'test_loss'"),
         ({"training": {"early_stopping": {"wait": 3}}}, r"unknown key 'training.early_stopping.wait'"),
     ],
 )

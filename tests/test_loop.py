@@ -181,7 +181,8 @@ def test_validation_split_is_a_seeded_stratified_draw(moons):
 
     history = micronet.fit(MLP(2, [8, 2], seed=0), X, y, epochs=2, validation_split=0.2, callbacks=[record],
                            seed=0, progress=False)
-    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    scores = ("loss", "accuracy", "balanced_accuracy", "f1_macro")
+    assert set(history.history) == {*scores, *(f"val_{name}" for name in scores), "lr"}
     assert seen[2]["val_loss"] == history.history["val_loss"][1]
     # 40 of 200 held out, 20 per class: accuracies are multiples of 1/40 and 1/160.
     assert all(round(a * 40, 9).is_integer() for a in history.history["val_accuracy"])
@@ -464,7 +465,9 @@ def test_r2_of_a_constant_target_is_one_when_exact_and_zero_otherwise():
 
 def test_classification_score_is_accuracy():
     logits = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
-    assert score("classification", logits, np.array([0, 1, 1])) == {"accuracy": 2 / 3}
+    # predicted 0, 1, 0: recalls 1 and 1/2 (balanced 3/4); F1 2/3 for each class (precision 1/2 and 1)
+    assert score("classification", logits, np.array([0, 1, 1])) == pytest.approx(
+        {"accuracy": 2 / 3, "balanced_accuracy": 0.75, "f1_macro": 2 / 3})
 
 
 def test_fit_works_on_a_prepared_data_like_object_without_test_split(moons):
@@ -473,7 +476,8 @@ def test_fit_works_on_a_prepared_data_like_object_without_test_split(moons):
     config = parse_config({"model": {"hidden": [4]}, "training": {"epochs": 2}})
     state = new_state(config, data)
     run_epochs(Plan.from_config(config), data, state, make_executor(state.model, config_loss(config), "eager", 2))
-    assert set(state.history[-1]) == {"epoch", "train_loss", "train_accuracy", "lr", "seconds"}
+    assert set(state.history[-1]) == {"epoch", "train_loss", "train_accuracy", "train_balanced_accuracy",
+                                      "train_f1_macro", "lr", "seconds"}
 
 
 def test_a_cosine_schedule_spans_the_run_when_built_by_name(moons):

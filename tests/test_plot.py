@@ -189,6 +189,24 @@ def test_decision_boundary_legend_names_every_class_then_the_two_splits(tmp_path
     assert labels == [*names, "train", "test"]
 
 
+def legend_is_whole(ax):
+    """True when the legend, as drawn, lies inside its figure: nothing of it is cut off at an edge."""
+    fig = ax.figure
+    fig.canvas.draw()
+    box, page = ax.get_legend().get_window_extent(), fig.bbox
+    return page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+def test_the_run_directorys_decision_boundary_keeps_its_whole_legend(tmp_path, figures):
+    X_train, y_train, X_test, y_test, predict_proba = four_class_problem()
+    names = ["a long class name", "b", "c", "d"]
+    plot_decision_boundary(predict_proba, X_train, y_train, X_test, y_test, tmp_path / "db.png", class_names=names)
+    (fig,) = figures
+    assert legend_is_whole(fig.axes[0])
+    ax = plot.decision_boundary(predict_proba, X_train, y_train, X_test=X_test, y_test=y_test, class_names=names)
+    assert legend_is_whole(ax)  # the library's own figure, too
+
+
 # ----- confusion matrix ------------------------------------------------------------------
 
 # A worked example: rows are the true class, columns the predicted one.

@@ -25,8 +25,10 @@ dataset: {name: moons, n_samples: 60}
 model: {hidden: [4]}
 training: {epochs: 3, backend: compiled}
 """
-RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.json", "loss.png", "decision_boundary.png"}
-CSV_COLUMNS = ["index", "run_dir", "status", "error", "train_loss", "train_accuracy", "test_loss", "test_accuracy"]
+RUN_FILES = {"config.yaml", "metrics.csv", "summary.json", "model.json", "loss.png", "decision_boundary.png",
+             "confusion_matrix.png"}
+CSV_COLUMNS = ["index", "run_dir", "status", "error", "train_loss", "train_accuracy", "train_balanced_accuracy",
+               "train_f1_macro", "test_loss", "test_accuracy", "test_balanced_accuracy", "test_f1_macro"]
 
 
 @pytest.fixture
@@ -196,7 +198,8 @@ def test_a_regression_sweep_reports_r2_and_mae_in_its_csv_table_and_panels(tmp_p
     panels = figure.axes
     assert [ax.get_title() for ax in panels] == [f"test {m} vs optimizer.lr" for m in ("R²", "MAE", "loss")]
     for ax, column in zip(panels, ("test_r2", "test_mae", "test_loss")):
-        (line,) = ax.get_lines()
+        line, star = ax.get_lines()  # the runs, and the best one by test_loss (no validation here)
+        assert star.get_label() == "best by test_loss"
         assert list(line.get_xdata()) == [0.01, 0.1]
         assert list(line.get_ydata()) == [float(row[column]) for row in table]  # no empty panel
     assert matplotlib.image.imread(out / "sweep.png").shape[1] >= 1600  # three panels side by side
@@ -435,3 +438,83 @@ def test_help_describes_the_sweep_and_ends_with_examples(capsys):
     for phrase in ("Cartesian product", "--jobs", "--backend", "--cluster", "local:N", "--out", "--help-config",
                    "model.hidden=[16],[32,32] is two values", "1 if any failed or diverged", "examples:"):  # fmt: skip
         assert phrase in text
+
+
+# ----- choosing a point: by validation, named -------------------------------------------
+
+
+def test_a_validating_sweep_ranks_by_val_loss_and_names_the_best_point(config, tmp_path, capsys, monkeypatch):
+    import matplotlib.figure
+
+    drawn = []
+
+    class RecordedFigure(matplotlib.figure.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            drawn.append(self)
+
+    monkeypatch.setattr(matplotlib.figure, "Figure", RecordedFigure)
+    out = tmp_path / "sweep"
+    assert main([str(config), "optimizer.lr=0.001,1", "training.validation_split=0.25", "training.epochs=10",
+                 "--out", str(out), "--no-progress"]) == 0
+    table = read_csv(out / "sweep.csv")
+    assert {"val_loss", "val_accuracy", "val_balanced_accuracy", "val_f1_macro", "test_accuracy"} <= set(table[0])
+    val = {row["optimizer.lr"]: float(row["val_loss"]) for row in table}
+    summary = json.loads((Path(table[0]["run_dir"]) / "summary.json").read_text())
+    assert float(table[0]["val_loss"]) == summary["val_loss"]
+    best = min(val, key=val.get)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:9] == "# optimizer.lr status train loss val loss test loss".split()
+    assert [line.split()[1] for line in lines[1:3]] == sorted(val, key=val.get)  # best first
+    assert lines[-1].startswith(f"best: run {[r['optimizer.lr'] for r in table].index(best)} (optimizer.lr={best}) "
+                                f"with val_loss {val[best]:.4f}")
+    assert not any(line.startswith("note:") for line in lines)
+    figure = drawn[-1]  # sweep.png is drawn last
+    assert figure.axes[0].get_title() == "validation accuracy vs optimizer.lr"
+    stars = [line for line in figure.axes[-1].get_lines() if line.get_label() == "best by val_loss"]
+    assert len(stars) == 1 and list(stars[0].get_ydata()) == [pytest.approx(val[best])]
+
+
+def test_select_takes_any_metric_with_its_direction(config, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main([str(config), "optimizer.lr=0.001,1", "training.validation_split=0.25", "training.epochs=10",
+                 "--select", "val_f1_macro", "--out", str(out), "--no-progress"]) == 0
+    table = read_csv(out / "sweep.csv")
+    f1 = {row["optimizer.lr"]: float(row["val_f1_macro"]) for row in table}
+    best = max(f1, key=f1.get)  # higher is better for F1, from the task spec
+    lines = capsys.readouterr().out.splitlines()
+    assert "val f1" in lines[0] and lines[1].split()[1] == best
+    best_dir = Path(next(row["run_dir"] for row in table if row["optimizer.lr"] == best)).name
+    assert lines[-1].endswith(f"with val_f1_macro {f1[best]:.3f}, in {best_dir}")
+
+
+def test_without_validation_the_output_says_the_test_split_ranked_the_runs(config, tmp_path, capsys):
+    assert main([str(config), "optimizer.lr=0.01,0.1", "--out", str(tmp_path / "sweep"), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("best: run ") and "with test_loss" in lines[-2]
+    assert lines[-1] == ("note: the test split ranked these runs, so the best one's test score is optimistic; "
+                         "to choose on held-out training data instead, add training.validation_split=0.2 "
+                         "(ranked by val_loss)")
+
+
+def test_a_bad_select_is_one_error_line_listing_the_choices_and_writes_nothing(config, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main([str(config), "optimizer.lr=0.01,0.1", "training.validation_split=0.25", "--select", "val_r2",
+                 "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "error: --select must be one of val_loss, val_accuracy, val_balanced_accuracy, val_f1_macro, test_loss, "
+        "test_accuracy, test_balanced_accuracy, test_f1_macro; got 'val_r2'\n")
+    assert not out.exists()
+    assert main([str(config), "optimizer.lr=0.01,0.1", "--select", "val_loss", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("got 'val_loss' (val_ needs training.validation_split > 0)\n")
+
+
+def test_a_regression_sweep_ranks_by_val_r2(tmp_path, capsys):
+    quick = ["training.epochs=3", "dataset.n_samples=60", "model.hidden=[4]", "training.validation_split=0.25"]
+    assert main(["sine", "optimizer.lr=0.01,0.1", *quick, "--select", "val_r2", "--out", str(tmp_path / "s"),
+                 "--no-progress"]) == 0
+    table = read_csv(tmp_path / "s" / "sweep.csv")
+    r2 = {row["optimizer.lr"]: float(row["val_r2"]) for row in table}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[1] == max(r2, key=r2.get) and "with val_r2" in lines[-1]

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,9 +34,10 @@ from micronet.checkpoint import load_checkpoint, load_model
 from micronet.config import config_to_dict, load_config, parse_config
 from micronet.data import prepare_data
 from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
-from micronet.train import main
+from micronet.train import _final_line, main, run
 
-HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds"
+HEADER = ("epoch,train_loss,train_accuracy,train_balanced_accuracy,train_f1_macro,"
+          "test_loss,test_accuracy,test_balanced_accuracy,test_f1_macro,lr,seconds")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUMMARY_KEYS = {
     "train_loss", "train_accuracy", "test_loss", "test_accuracy", "epochs", "seconds", "n_parameters", "status"
@@ -163,9 +165,10 @@ def test_run_exits_0_with_one_final_line_naming_the_run_directory(moons):
 
 def test_run_directory_holds_exactly_the_documented_files(moons):
     names = {p.name for p in moons.dir.iterdir()}
-    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png", "model.json"}
+    assert names == {".lock", "config.yaml", "metrics.csv", "summary.json", "loss.png", "decision_boundary.png",
+                     "confusion_matrix.png", "model.json"}
     assert is_png(moons.dir / "loss.png")
-    assert is_png(moons.dir / "decision_boundary.png")
+    assert is_png(moons.dir / "decision_boundary.png") and is_png(moons.dir / "confusion_matrix.png")
 
 
 def test_metrics_csv_has_the_header_and_one_row_per_epoch(moons):
@@ -665,7 +668,47 @@ def test_early_stopping_through_the_cli_reports_and_saves_the_best_epoch(runs):
     assert float(rows[best - 1]["val_loss"]) == min(float(r["val_loss"]) for r in rows)
     assert summary["test_accuracy"] == float(rows[best - 1]["test_accuracy"])  # the saved model's, not the last
     assert f"stopped early at epoch {summary['epochs']}, best epoch {best}" in run.stdout
-    assert list(rows[0]) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                             "test_loss", "test_accuracy", "lr", "seconds"]
+    scores = ("loss", "accuracy", "balanced_accuracy", "f1_macro")
+    assert list(rows[0]) == ["epoch", *(f"{split}_{name}" for split in ("train", "val", "test") for name in scores),
+                             "lr", "seconds"]
     resumed = cli(["--resume", str(run.dir)], run.cwd)
     assert resumed.returncode == 0 and f"already stopped early after {summary['epochs']} epochs" in resumed.stdout
+
+
+def imbalanced_csv(path, seed=0):
+    """191 rows of class 0 and 9 of class 1, the features pure noise: a model can only learn the majority."""
+    rng = np.random.default_rng(seed)
+    labels = np.array([0] * 191 + [1] * 9)
+    rng.shuffle(labels)
+    X = rng.normal(size=(200, 2))
+    lines = ["x0,x1,label", *(f"{a:.6f},{b:.6f},{c}" for (a, b), c in zip(X, labels))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_collapsed_classifier_is_named_in_the_summary_and_the_final_line(tmp_path):
+    csv_path = imbalanced_csv(tmp_path / "imbalanced.csv")
+    config = parse_config({"dataset": {"name": "csv", "path": str(csv_path), "target": "label"},
+                           "model": {"hidden": [4]}, "training": {"epochs": 20}})
+    (tmp_path / "run").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no library warning text on the way
+        summary = run(config, tmp_path / "run")
+    assert summary["test_accuracy"] > 0.9 and summary["test_balanced_accuracy"] == 0.5
+    assert summary["collapsed"] == {"predicted_class": "0", "balanced_accuracy": 0.5,
+                                    "advice": "the classes may be imbalanced: try training.class_weight: balanced"}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["collapsed"] == summary["collapsed"]
+    per_class = summary["test_per_class"]
+    assert per_class["1"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0} and per_class["0"]["recall"] == 1.0
+    line = _final_line(summary, "classification", tmp_path / "run")
+    assert ("warning: the model predicts class 0 for every test sample (balanced accuracy 0.500); "
+            "the classes may be imbalanced: try training.class_weight: balanced") in line
+
+
+def test_a_classifier_that_predicts_several_classes_is_not_called_collapsed(tmp_path):
+    config = parse_config({"dataset": {"name": "moons", "n_samples": 100}, "model": {"hidden": [8]},
+                           "training": {"epochs": 30}})
+    (tmp_path / "run").mkdir()
+    summary = run(config, tmp_path / "run")
+    assert "collapsed" not in summary and set(summary["test_per_class"]) == {"0", "1"}
+    assert summary["test_per_class"]["1"]["f1"] > 0.5
