@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
     from micronet.animate import TrainingRecorder
     from micronet.compile import CompiledModel
     from micronet.data import PreparedData
-    from micronet.loop import EagerExecutor, TrainState
+    from micronet.executors import EagerExecutor
+    from micronet.state import TrainState
 
     Executor = EagerExecutor | CompiledModel
 
