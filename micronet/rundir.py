@@ -29,7 +29,8 @@ import numpy as np
 
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
-from micronet.config import RunConfig, _show, config_to_dict, config_yaml
+from micronet.config import RunConfig, config_to_dict, config_yaml
+from micronet.options import show as _show
 from micronet.tasks import LOSS, TASKS
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
