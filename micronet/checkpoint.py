@@ -35,6 +35,7 @@ __all__ = [
     "load_state",
     "load_model",
     "load_checkpoint",
+    "load_into",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -263,10 +264,10 @@ def load_state(model: Module, path: str | os.PathLike) -> Module:
     left unchanged. Works for any Module, including an MLP saved by the
     trainer (its architecture must then match too).
     """
-    return _load_into(model, path).model
+    return load_into(model, path).model
 
 
-def _load_into(model, path):
+def load_into(model, path):
     """load_state, returning the whole Checkpoint (classes, scaling) around `model`."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")

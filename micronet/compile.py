@@ -36,8 +36,10 @@ from numpy.typing import ArrayLike
 
 from micronet.activations import ACTIVATIONS
 from micronet.batch_losses import kernel_for
-from micronet.engine import Value, _topological_order, make_node, unfused
-from micronet.optim import _Optimizer, array_twin
+from micronet.engine import Value, make_node, unfused
+from micronet.engine import topological_order as _topological_order
+from micronet.optim import Optimizer as _Optimizer
+from micronet.optim import array_twin
 
 __all__ = ["CompileError", "CompiledModel", "TrainingSession", "Traceable", "compile_model"]
 

@@ -25,7 +25,7 @@ from typing import Any, TypeGuard
 
 from micronet.activations import Activation, get_activation
 
-__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at"]
+__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at", "topological_order", "unfused"]
 
 
 class Value:
@@ -246,7 +246,7 @@ class Value:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            order = _topological_order(self)
+            order = topological_order(self)
             self.grad += 1.0
             for node in reversed(order):
                 g = node.grad
@@ -268,7 +268,7 @@ class Value:
         return repr_html(self)
 
 
-def _topological_order(root: Value) -> list[Value]:
+def topological_order(root: Value) -> list[Value]:
     """Interior nodes below `root` (and root), oldest first, their grads zeroed.
 
     A node is always created after its children, so creation order is a

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "Optimizer",
     "SGD",
     "Adam",
     "ConstantSchedule",
@@ -124,7 +125,7 @@ def _lr(default: float) -> Option:
 _WEIGHT_DECAY = Option(_NON_NEGATIVE, 0.0, "an L2 penalty folded into the gradient, as in PyTorch")
 
 
-class _Optimizer(ABC):
+class Optimizer(ABC):
     """What SGD and Adam share: the parameter list, checked options, `lr`, and `zero_grad`.
 
     Each optimizer declares its options once, in `options` (rule, default,
@@ -188,7 +189,7 @@ class _Optimizer(ABC):
         return f"{type(self).__name__}({len(self.params)} params, {self._hyper_repr()})"
 
 
-class SGD(_Optimizer):
+class SGD(Optimizer):
     """Stochastic gradient descent with PyTorch's momentum and Nesterov rule.
 
     For each parameter p with gradient grad, in this order:
@@ -280,7 +281,7 @@ class SGD(_Optimizer):
         )
 
 
-class Adam(_Optimizer):
+class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's bias correction and L2 weight decay.
 
     With t the step number (1 on the first step) and m, v starting at 0:
@@ -374,7 +375,7 @@ def _lerp(start: float, end: float, weight: float) -> float:
     return end - (end - start) * (1.0 - weight)
 
 
-OPTIMIZERS: dict[str, type[_Optimizer]] = {"sgd": SGD, "adam": Adam}
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 # ----- array twins -----------------------------------------------------------
@@ -477,10 +478,10 @@ class ArrayTwin(Protocol):
 
 
 # optimizer class -> its twin on arrays
-ARRAY_TWINS: dict[type[_Optimizer], Callable[[Any], ArrayTwin]] = {SGD: SGDArrays, Adam: AdamArrays}
+ARRAY_TWINS: dict[type[Optimizer], Callable[[Any], ArrayTwin]] = {SGD: SGDArrays, Adam: AdamArrays}
 
 
-def array_twin(optimizer: _Optimizer) -> ArrayTwin:
+def array_twin(optimizer: Optimizer) -> ArrayTwin:
     """The optimizer's twin on arrays, or TypeError for a class without one (a subclass
     too: it may step differently)."""
     twin = ARRAY_TWINS.get(type(optimizer))
@@ -511,7 +512,7 @@ class _Schedule(ABC):
     name = ""
     options: ClassVar[Mapping[str, Option]] = {}
 
-    def __init__(self, optimizer: _Optimizer, **params: Any) -> None:
+    def __init__(self, optimizer: Optimizer, **params: Any) -> None:
         if not isinstance(getattr(optimizer, "lr", None), float):
             raise TypeError(
                 f"a schedule needs an optimizer with a float lr, got {type(optimizer).__name__}"
@@ -575,7 +576,7 @@ class ConstantSchedule(_Schedule):
 
     name = "constant"
 
-    def __init__(self, optimizer: _Optimizer) -> None:
+    def __init__(self, optimizer: Optimizer) -> None:
         super().__init__(optimizer)
 
     def _lr_at(self, t: int) -> float:
@@ -593,7 +594,7 @@ class StepSchedule(_Schedule):
     step_size: int
     gamma: float
 
-    def __init__(self, optimizer: _Optimizer, *, step_size: int, gamma: float = options["gamma"].default) -> None:
+    def __init__(self, optimizer: Optimizer, *, step_size: int, gamma: float = options["gamma"].default) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
     def _lr_at(self, t: int) -> float:
@@ -607,7 +608,7 @@ class ExponentialSchedule(_Schedule):
     options = {"gamma": Option(_GAMMA, 0.95, "the decay factor per interval")}
     gamma: float
 
-    def __init__(self, optimizer: _Optimizer, *, gamma: float = options["gamma"].default) -> None:
+    def __init__(self, optimizer: Optimizer, *, gamma: float = options["gamma"].default) -> None:
         super().__init__(optimizer, gamma=gamma)
 
     def _lr_at(self, t: int) -> float:
@@ -634,7 +635,7 @@ class CosineSchedule(_Schedule):
     T_max: int
     eta_min: float
 
-    def __init__(self, optimizer: _Optimizer, *, T_max: int, eta_min: float = options["eta_min"].default) -> None:
+    def __init__(self, optimizer: Optimizer, *, T_max: int, eta_min: float = options["eta_min"].default) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
 
     def _lr_at(self, t: int) -> float:
@@ -659,7 +660,7 @@ class LinearSchedule(_Schedule):
     end_factor: float
     total_iters: int
 
-    def __init__(self, optimizer: _Optimizer, *, start_factor: float = options["start_factor"].default,
+    def __init__(self, optimizer: Optimizer, *, start_factor: float = options["start_factor"].default,
                  end_factor: float = options["end_factor"].default, total_iters: int) -> None:
         super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
 
@@ -678,7 +679,7 @@ class InverseScalingSchedule(_Schedule):
     options = {"power_t": Option(_NON_NEGATIVE, 0.5, "the exponent of the decay")}
     power_t: float
 
-    def __init__(self, optimizer: _Optimizer, *, power_t: float = options["power_t"].default) -> None:
+    def __init__(self, optimizer: Optimizer, *, power_t: float = options["power_t"].default) -> None:
         super().__init__(optimizer, power_t=power_t)
 
     def _lr_at(self, t: int) -> float:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # annotations only: nn and callbacks are imported when a mode
     from micronet.nn import Module
 
 __all__ = [
+    "METRICS",
+    "SPLITS",
     "class_colors",
     "decision_boundary",
     "history",

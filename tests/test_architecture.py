@@ -183,6 +183,117 @@ def test_the_rows_name_real_modules_and_third_party_packages():
             assert name not in STDLIB, f"row {module!r}: {name!r} is in the standard library"
 
 
+# ----- public and private names across modules --------------------------------------------
+
+
+def dotted_of(path):
+    """`micronet.engine` for micronet/engine.py, `micronet.playground` for its __init__.py."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_of(dotted):
+    """The file of a dotted micronet module or package, or None when it names something inside one."""
+    path = ROOT.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def exported_names(path):
+    """The strings a module's `__all__` holds (assigned or added to), or None without an `__all__`."""
+    names = None
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        target = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AugAssign, ast.AnnAssign)) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in target) and node.value is not None:
+            names = names or set()
+            names |= {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return names
+
+
+def private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def names_across_modules():
+    """(private, unexported): one message per private name a module takes from another micronet module
+    (imported by name, or read as `module._name`), and per name imported from a module whose `__all__`
+    does not list it. Imports under `if TYPE_CHECKING:` count: an annotation uses the name too."""
+    taken_private, unexported = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = dotted_of(path)
+        package = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+        tree = ast.parse(path.read_text(), str(path))
+        modules = {}  # local name -> the micronet module it is bound to
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                modules.update({a.asname or a.name: a.name for a in node.names if a.name.startswith("micronet.")})
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base.split(".")[0] != "micronet" or base == me:
+                continue
+            for alias in node.names:
+                if source_of(f"{base}.{alias.name}") is not None:  # a module, bound to a name
+                    modules[alias.asname or alias.name] = f"{base}.{alias.name}"
+                elif private(alias.name):
+                    taken_private.append(f"{where}: {me} imports {base}.{alias.name}")
+                elif not alias.name.startswith("__") and alias.name not in (exported_names(source_of(base)) or set()):
+                    unexported.append(f"{where}: {me} imports {alias.name}, which {base}.__all__ does not list")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and private(node.attr) and ast.unparse(node.value) in modules:
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                taken_private.append(f"{where}: {me} reads {modules[ast.unparse(node.value)]}.{node.attr}")
+    return taken_private, unexported
+
+
+def test_no_module_takes_another_modules_private_names():
+    taken, _ = names_across_modules()
+    assert not taken, "make the name public (and list it in __all__), or keep it in its module:\n" + "\n".join(taken)
+
+
+def test_every_name_used_across_modules_is_in_its_modules_all():
+    _, unexported = names_across_modules()
+    assert not unexported, "add these names to their module's __all__:\n" + "\n".join(unexported)
+
+
+def test_the_name_checker_sees_private_and_unexported_names(tmp_path, monkeypatch):
+    package = tmp_path / "micronet"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("__version__ = '1'\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "low.py").write_text("__all__ = ['shown']\n__all__ += ['added']\nshown = added = hidden = _inner = 1\n")
+    (package / "bare.py").write_text("thing = 1\n")
+    (package / "sub" / "high.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from micronet import __version__, low\n"
+        "from micronet.low import shown, added, hidden\n"
+        "from ..low import _inner\n"
+        "import micronet.bare as b\n"
+        "if TYPE_CHECKING:\n"
+        "    from micronet.bare import thing\n"
+        "x = low._inner + b._secret + low.shown\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    taken, unexported = names_across_modules()
+    assert taken == [
+        "micronet/sub/high.py:4: micronet.sub.high imports micronet.low._inner",
+        "micronet/sub/high.py:8: micronet.sub.high reads micronet.low._inner",
+        "micronet/sub/high.py:8: micronet.sub.high reads micronet.bare._secret",
+    ]
+    assert unexported == [
+        "micronet/sub/high.py:3: micronet.sub.high imports hidden, which micronet.low.__all__ does not list",
+        "micronet/sub/high.py:7: micronet.sub.high imports thing, which micronet.bare.__all__ does not list",
+    ]
+
+
 # ----- the rules in prose ------------------------------------------------------------------
 
 

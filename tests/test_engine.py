@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from micronet.engine import Value, _topological_order, dot, dots, log_softmax_at, unfused
+from micronet.engine import Value, dot, dots, log_softmax_at, topological_order, unfused
 from micronet.gradcheck import gradcheck, numerical_grad
 
 finite = st.floats(-5.0, 5.0, allow_nan=False)
@@ -555,7 +555,7 @@ def test_stacked_diamonds_visit_each_node_once():
     y = x
     for _ in range(60):
         y = y * 1.0 + y * 1.0
-    assert len(_topological_order(y)) == 3 * 60
+    assert len(topological_order(y)) == 3 * 60
     y.backward()
     assert x.grad == 2.0**60
 
@@ -566,7 +566,7 @@ def test_work_is_linear_in_the_number_of_nodes():
         y = Value(0.1)
         for _ in range(n):
             y = y.tanh()
-        assert len(_topological_order(y)) == n
+        assert len(topological_order(y)) == n
 
 
 def test_finished_graph_leaves_no_cycles_for_the_collector():

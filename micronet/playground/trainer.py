@@ -41,6 +41,7 @@ __all__ = [
     "MAX_WIDTH",
     "SetupError",
     "Trainer",
+    "config_setup",
     "in_page_words",
     "options",
     "setup_to_config",
