@@ -267,7 +267,7 @@ def load_state(model: Module, path: str | os.PathLike) -> Module:
     return load_into(model, path).model
 
 
-def load_into(model, path):
+def load_into(model: Module, path: str | os.PathLike[str]) -> Checkpoint:
     """load_state, returning the whole Checkpoint (classes, scaling) around `model`."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")
