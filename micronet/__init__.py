@@ -1,9 +1,10 @@
 """micronet: a scalar autograd engine, neural-net modules and a config-driven trainer."""
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from micronet.engine import Value, dot, dots, log_softmax_at, make_node
+from micronet.engine import DISPLAY, Value, dot, dots, log_softmax_at, make_node
 from micronet.losses import cross_entropy, hinge_loss, log_softmax, mse_loss, multiclass_hinge_loss, softmax
 from micronet.nn import MLP, Layer, Module, Neuron
 from micronet.optim import SGD, Adam
@@ -55,3 +56,16 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'micronet' has no attribute {name!r}")
+
+
+def _notebook_drawing(kind: str) -> Callable[[Value], str | None]:
+    """A Value's notebook display of `kind`, drawn by micronet.graph (loaded when a notebook first asks)."""
+    def draw(value: Value) -> str | None:
+        from micronet import graph
+
+        return graph.repr_svg(value) if kind == "svg" else graph.repr_html(value)
+
+    return draw
+
+
+DISPLAY.update(svg=_notebook_drawing("svg"), html=_notebook_drawing("html"))

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 from micronet.data import DATASETS
 from micronet.files import regular_file_size
 
-if TYPE_CHECKING:  # for the annotations only: config imports this module
-    from micronet.config import DatasetConfig, RunConfig
+if TYPE_CHECKING:  # for the annotations only: the schema is checked before the budget
+    from micronet.schema import DatasetConfig, RunConfig
 
 __all__ = [
     "BYTES_PER_CSV_BYTE",

@@ -39,6 +39,7 @@ __all__ = [
     "load_checkpoint",
     "MAX_CONTENT_BYTES",
     "MAX_FILE_BYTES",
+    "load_into",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -267,10 +268,10 @@ def load_state(model: Module, path: str | os.PathLike) -> Module:
     left unchanged. Works for any Module, including an MLP saved by the
     trainer (its architecture must then match too).
     """
-    return _load_into(model, path).model
+    return load_into(model, path).model
 
 
-def _load_into(model, path):
+def load_into(model: Module, path: str | os.PathLike[str]) -> Checkpoint:
     """load_state, returning the whole Checkpoint (classes, scaling) around `model`."""
     if not isinstance(model, Module):
         raise TypeError(f"model must be a micronet Module, got {type(model).__name__}")

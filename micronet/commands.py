@@ -13,8 +13,8 @@ import signal
 from types import FrameType
 from typing import Any, NoReturn
 
-__all__ = ["CommandParser", "program_name", "version_text", "starting", "train", "sweep", "predict", "export",
-           "graph", "playground"]
+__all__ = ["CommandParser", "program_name", "version_text", "starting", "started", "train", "sweep", "predict",
+           "export", "graph", "playground"]
 
 
 def _interrupted_while_starting(signum: int, frame: FrameType | None) -> None:

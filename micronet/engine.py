@@ -27,7 +27,7 @@ from typing import Any, TypeGuard
 
 from micronet.activations import Activation, get_activation
 
-__all__ = ["Value", "make_node", "dot", "dots", "log_softmax_at", "topological_order", "unfused"]
+__all__ = ["DISPLAY", "Value", "make_node", "dot", "dots", "log_softmax_at", "topological_order", "unfused"]
 
 
 class Value:
@@ -267,16 +267,19 @@ class Value:
             if collecting:
                 gc.enable()
 
-    # Jupyter shows a Value as its graph; the drawing lives in micronet.graph.
+    # Jupyter shows a Value as its graph. The drawing (micronet.graph) sits above the engine,
+    # so the package hands it in through DISPLAY and the engine never imports it.
     def _repr_svg_(self) -> str | None:
-        from micronet.graph import repr_svg
-
-        return repr_svg(self)
+        draw = DISPLAY.get("svg")
+        return None if draw is None else draw(self)
 
     def _repr_html_(self) -> str | None:
-        from micronet.graph import repr_html
+        draw = DISPLAY.get("html")
+        return None if draw is None else draw(self)
 
-        return repr_html(self)
+
+DISPLAY: dict[str, Callable[[Value], str | None]] = {}
+"""How a notebook shows a Value, by kind ("svg", "html"); micronet's __init__ fills it with micronet.graph's."""
 
 
 def topological_order(root: Value) -> list[Value]:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "append_text",
+    "csv_text",
     "finite_or_null",
     "json_text",
     "open_regular",

@@ -30,13 +30,15 @@ from micronet.files import write_figure
 from micronet.palette import SPLIT_COLORS, class_colors
 from micronet.tasks import LOSS, TASKS, find_metric, headlines
 
-if TYPE_CHECKING:  # annotations only: nn and loop are imported when a model is drawn
+if TYPE_CHECKING:  # annotations only: nn and callbacks are imported when a model is drawn
     from matplotlib.axes import Axes
 
-    from micronet.loop import History
+    from micronet.callbacks import History
     from micronet.nn import Module
 
 __all__ = [
+    "METRICS",
+    "SPLITS",
     "class_colors",
     "decision_boundary",
     "history",

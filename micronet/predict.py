@@ -39,7 +39,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from micronet import files
-from micronet.checkpoint import Checkpoint, _load_into, load_checkpoint
+from micronet.checkpoint import Checkpoint, load_checkpoint
+from micronet.checkpoint import load_into as _load_into
 from micronet.compile import CompileError, compile_model
 from micronet.data import DECIMAL, parse_number
 from micronet.engine import Value
@@ -48,7 +49,7 @@ from micronet.nn import MLP, Layer, Module, Neuron
 if TYPE_CHECKING:  # annotations only: config is imported when a run is predicted from
     from micronet.config import RunConfig
 
-__all__ = ["Predictor", "load", "predict", "predict_proba", "main"]
+__all__ = ["Predictor", "load", "predict", "predict_proba", "softmax", "main"]
 
 TASKS = ("classification", "regression")
 

@@ -29,14 +29,16 @@ import numpy as np
 
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
-from micronet.config import RunConfig, _show, config_to_dict, config_yaml
+from micronet.config import RunConfig, config_to_dict, config_yaml
+from micronet.options import show as _show
 from micronet.tasks import LOSS, TASKS, class_report
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
     from micronet.animate import TrainingRecorder
     from micronet.compile import CompiledModel
     from micronet.data import PreparedData
-    from micronet.loop import EagerExecutor, TrainState
+    from micronet.executors import EagerExecutor
+    from micronet.state import TrainState
 
     Executor = EagerExecutor | CompiledModel
 

@@ -27,12 +27,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from micronet.config import parse_config
 from micronet.data import PreparedData, Standardizer, split_validation
 from micronet.defaults import SETTINGS, default
-from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.epochs import Diverged, run_epochs
+from micronet.executors import make_executor
 from micronet.losses import TASKS
 from micronet.nn import Module
 from micronet.optim import OPTIMIZERS
 from micronet.options import Choice, Flag, Integer, Option, Real, check_options
 from micronet.predict import softmax
+from micronet.state import Plan, config_loss, new_state
 
 __all__ = ["MicronetClassifier", "MicronetRegressor"]
 

@@ -2,9 +2,9 @@
 
     micronet-train moons [KEY=VALUE ...] [--out DIR]        (or python -m micronet.train ...)
 
-`run` trains a config into a run directory (micronet.loop runs the epochs,
-micronet.rundir writes the files); `main` is the only function that touches
-argv, signals and the terminal.
+`run` (micronet.runner, re-exported here) trains a config into a run
+directory; `main` is the only function that touches argv, signals and the
+terminal.
 """
 
 import signal
@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from micronet import files
-from micronet.budget import config_problem, data_problem
+from micronet.budget import config_problem
 from micronet.checkpoint import load_checkpoint
 from micronet.commands import CommandParser, program_name
 from micronet.config import (
     ConfigError,
-    RunConfig,
     apply_overrides,
     config_reference,
     config_yaml,
@@ -42,18 +41,7 @@ from micronet.config import (
     parse_config,
     shipped_configs,
 )
-from micronet.data import DataError, PreparedData, prepare_data
-from micronet.loop import (
-    Diverged,
-    EagerExecutor,
-    Plan,
-    ProgressBar,
-    TrainState,
-    config_loss,
-    make_executor,
-    new_state,
-    run_epochs,
-)
+from micronet.data import DataError
 from micronet.rundir import (
     RunWriter,
     UsageError,
@@ -64,21 +52,13 @@ from micronet.rundir import (
     read_history,
     start_run_dir,
 )
+from micronet.runner import load_run_data, run
+from micronet.state import new_state
 from micronet.tasks import LOSS, TASKS
 
 __all__ = ["run", "resume", "run_cli", "main", "load_run_data", "UsageError", "new_run_dir", "check_out"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 3, 130, 143
-
-
-def load_run_data(config: RunConfig) -> PreparedData:
-    """The prepared data a config trains on, checked against micronet.budget before a model is built."""
-    data = prepare_data(config.dataset, config.seed, config.task, config.training.validation_split)
-    problem = data_problem(config, len(data.y_train) + len(data.y_val) + len(data.y_test), data.feature_count,
-                           data.n_outputs)
-    if problem is not None:
-        raise ConfigError(problem)
-    return data
 
 
 # ----- the command line -------------------------------------------------------
@@ -156,88 +136,6 @@ class _StopFlag:
         return EXIT_SIGTERM if self.signal == signal.SIGTERM else EXIT_SIGINT
 
 
-def run(config: RunConfig, run_dir: str | os.PathLike[str], *, data: PreparedData | None = None,
-        state: TrainState | None = None, resumed: bool = False, progress: bool = False,
-        should_stop: Callable[[], bool] | None = None, warn: Callable[[str], object] | None = None) -> dict:
-    """Train `config` into the existing directory `run_dir`; return the summary dict.
-
-    The library form of the CLI (the sweep runs it once per point): every
-    file of the run directory is written here. `data` and `state` default to
-    a fresh start; `summary["status"]` is completed, interrupted or diverged
-    (then `summary["error"]` says why). Any other failure writes a `failed`
-    summary naming it, when it can, and is raised. `should_stop()` is polled
-    before every batch (before every sample with the eager backend) and
-    between plots. `warn` receives notes such as a fallback to the eager
-    backend.
-    """
-    data = load_run_data(config) if data is None else data
-    state = new_state(config, data) if state is None else state
-    on_disk = state.epoch  # the epoch of the checkpoint in run_dir until this run writes one
-    writer = RunWriter(run_dir, config, data, resumed=resumed)
-    executor = make_executor(state.model, config_loss(config), config.training.backend, data.feature_count,
-                             warn or _note)
-    if isinstance(executor, EagerExecutor):
-        executor.should_stop = should_stop
-    bar = ProgressBar(config.training.epochs, state.epoch, notebook=False) if progress else None
-    error = None
-    try:
-        if resumed:
-            writer.restart_metrics(state.history)
-        else:
-            writer.save_checkpoint(state)  # from the start, model.json records the run (see _load_resume)
-        if config.training.animate:
-            writer.start_animation(executor, state.history)
-
-        def on_epoch(state, row):
-            writer.on_epoch(state, row)
-            writer.record(state, row)
-
-        status = run_epochs(
-            Plan.from_config(config), data, state, executor,
-            on_epoch=on_epoch, should_stop=should_stop, callbacks=[bar] if bar else [],
-        )
-        if status == "completed":
-            state.finish()
-            writer.save_checkpoint(state)  # the final weights (the best epoch's, with restore_best)
-        else:
-            writer.flush()  # interrupted: every finished epoch is kept
-    except Diverged as e:
-        status, error = "diverged", _divergence(e, config, data)
-        writer.flush()  # the last good epoch
-    except KeyboardInterrupt:
-        if not _stopping(should_stop):
-            raise
-        status = "interrupted"  # the eager executor gave up a batch part-way
-        writer.flush()
-    except Exception as e:
-        try:
-            writer.flush()  # keep what can be kept (a full disk may refuse this too)
-        except Exception:  # noqa: BLE001 - the caller still hears of `e`
-            pass
-        kept = on_disk if writer.saved_epoch is None else writer.saved_epoch  # later epochs are lost
-        state.epoch, state.history = kept, state.history[:kept]
-        try:
-            writer.summary(state, "failed", _one_line(f"{type(e).__name__}: {e}"))
-        except Exception:  # noqa: BLE001 - e.g. the disk that just filled up; the caller still hears of `e`
-            pass
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    summary = writer.summary(state, status, error, executor if status == "completed" else None)
-    if status == "diverged" and writer.last_good is not None:
-        state.model.load_state_dict(writer.last_good)  # draw the last good epoch, not the wreck
-    if state.history and not _stopping(should_stop):  # after the summary: it must exist even if plotting fails
-        try:
-            writer.plots(state, executor, should_stop)
-            if not _stopping(should_stop):
-                writer.render_animation()
-        except KeyboardInterrupt:
-            if not _stopping(should_stop):
-                raise
-    return summary
-
-
 def resume(run_dir: str | os.PathLike[str], *, should_stop: Callable[[], bool] | None = None) -> dict:
     """Continue the run in `run_dir` from its checkpoint, exactly (the library form of --resume); its summary.
 
@@ -255,44 +153,6 @@ def resume(run_dir: str | os.PathLike[str], *, should_stop: Callable[[], bool] |
             if all(_regular(run_dir / name) for name in RunWriter(run_dir, config, data, resumed=True).plot_names()):
                 return summary
         return run(config, run_dir, data=data, state=state, resumed=True, should_stop=should_stop)
-
-
-def _stopping(should_stop):
-    return should_stop is not None and should_stop()
-
-
-UNSCALED_LIMIT = 1e3  # unstandardised features this large make the data the likely cause of divergence
-
-
-def _divergence(error, config, data):
-    """The divergence message, naming the data when the data is the cause.
-
-    It is when even the untrained model gives a non-finite loss on it (no
-    learning rate can help), or when unstandardised features are so large
-    that any usable learning rate would be absurdly small.
-    """
-    largest = float(np.max(np.abs(data.X_train))) if data.X_train.size else 0.0
-    fix = "" if config.dataset.standardize else "; set dataset.standardize: true"
-    if not _finite_at_start(config, data):
-        why = f"the untrained model already gives a non-finite loss on it (features up to {largest:.3g}){fix}"
-    elif not config.dataset.standardize and largest >= UNSCALED_LIMIT:
-        why = f"its features reach {largest:.3g} unscaled{fix}"
-    else:
-        return str(error)
-    blame = "the data is the cause, not the learning rate"
-    return f"training diverged at epoch {error.epoch} ({error.cause}); {blame}: {why}"
-
-
-def _finite_at_start(config, data):
-    """Whether the untrained model gives a finite loss on every training sample."""
-    model = new_state(config, data).model
-    executor = make_executor(model, config_loss(config), config.training.backend, data.feature_count)
-    try:
-        with np.errstate(all="ignore"):
-            losses, _ = executor.evaluate(data.X_train, data.y_train)
-    except (ArithmeticError, ValueError):  # the engine's overflow and domain errors
-        return False
-    return bool(np.all(np.isfinite(losses)))
 
 
 def _config(args):
@@ -481,10 +341,6 @@ def _load_resume(run_dir):
     state.load_dict(checkpoint.training)
     state.history = read_history(run_dir / "metrics.csv", state.epoch, RunWriter.columns(config, data))
     return config, state, data
-
-
-def _note(message):
-    print(message, file=sys.stderr)
 
 
 def _one_line(text):

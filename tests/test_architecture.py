@@ -134,7 +134,7 @@ CODE = code_imports()
 
 def test_the_table_is_read():
     assert {"engine", "nn", "config", "loop", "train", "micronet"} <= set(TABLE)
-    assert TABLE["loop"].micronet_lazy == {"compile", "files", "plot"}
+    assert TABLE["callbacks"].micronet_lazy == {"files", "plot"}
     assert TABLE["data"].third_party_lazy == {"sklearn"}
 
 
@@ -164,15 +164,24 @@ def test_imports_follow_the_table(module):
 
 
 def test_the_table_has_no_cycles():
-    edges = {m: (r.micronet | r.micronet_lazy) & set(TABLE) for m, r in TABLE.items()}
-    edges["engine"] = edges["engine"] - {"graph"}  # the one exception: notebook display, on demand
+    edges = {m: (r.micronet | r.micronet_lazy) & set(TABLE) for m, r in TABLE.items()}  # inside functions too
     order, done = [], set()
     while len(done) < len(edges):
         ready = sorted(m for m in edges if m not in done and edges[m] <= done)
         assert ready, f"the import table has a cycle among {sorted(set(edges) - done)}"
         order += ready
         done |= set(ready)
-    assert order.index("engine") < order.index("nn") < order.index("loop") < order.index("train") < order.index("sweep")
+    assert order.index("engine") < order.index("nn") < order.index("epochs") < order.index("loop") < order.index("train") < order.index("sweep")
+
+
+def test_the_code_has_no_import_cycles_even_inside_functions():
+    edges = {m: {target_of(i)[1] for i in found if target_of(i)[0] == "micronet"} & set(CODE) for m, found in CODE.items()}
+    done = set()
+    while len(done) < len(edges):
+        ready = {m for m in edges if m not in done and edges[m] <= done}
+        assert ready, "modules that import each other (at import time or inside functions): " + ", ".join(
+            f"{m} -> {sorted(edges[m] - done)}" for m in sorted(set(edges) - done) if edges[m] - done)
+        done |= ready
 
 
 def test_the_rows_name_real_modules_and_third_party_packages():
@@ -183,16 +192,126 @@ def test_the_rows_name_real_modules_and_third_party_packages():
             assert name not in STDLIB, f"row {module!r}: {name!r} is in the standard library"
 
 
+# ----- public and private names across modules --------------------------------------------
+
+
+def dotted_of(path):
+    """`micronet.engine` for micronet/engine.py, `micronet.playground` for its __init__.py."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_of(dotted):
+    """The file of a dotted micronet module or package, or None when it names something inside one."""
+    path = ROOT.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def exported_names(path):
+    """The strings a module's `__all__` holds (assigned or added to), or None without an `__all__`."""
+    names = None
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        target = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, (ast.AugAssign, ast.AnnAssign)) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in target) and node.value is not None:
+            names = names or set()
+            names |= {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)}
+    return names
+
+
+def private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def names_across_modules():
+    """(private, unexported): one message per private name a module takes from another micronet module
+    (imported by name, or read as `module._name`), and per name imported from a module whose `__all__`
+    does not list it. Imports under `if TYPE_CHECKING:` count: an annotation uses the name too."""
+    taken_private, unexported = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        me = dotted_of(path)
+        package = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+        tree = ast.parse(path.read_text(), str(path))
+        modules = {}  # local name -> the micronet module it is bound to
+        for node in ast.walk(tree):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                modules.update({a.asname or a.name: a.name for a in node.names if a.name.startswith("micronet.")})
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package[: len(package) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base.split(".")[0] != "micronet" or base == me:
+                continue
+            for alias in node.names:
+                if source_of(f"{base}.{alias.name}") is not None:  # a module, bound to a name
+                    modules[alias.asname or alias.name] = f"{base}.{alias.name}"
+                elif private(alias.name):
+                    taken_private.append(f"{where}: {me} imports {base}.{alias.name}")
+                elif not alias.name.startswith("__") and alias.name not in (exported_names(source_of(base)) or set()):
+                    unexported.append(f"{where}: {me} imports {alias.name}, which {base}.__all__ does not list")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and private(node.attr) and ast.unparse(node.value) in modules:
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                taken_private.append(f"{where}: {me} reads {modules[ast.unparse(node.value)]}.{node.attr}")
+    return taken_private, unexported
+
+
+def test_no_module_takes_another_modules_private_names():
+    taken, _ = names_across_modules()
+    assert not taken, "make the name public (and list it in __all__), or keep it in its module:\n" + "\n".join(taken)
+
+
+def test_every_name_used_across_modules_is_in_its_modules_all():
+    _, unexported = names_across_modules()
+    assert not unexported, "add these names to their module's __all__:\n" + "\n".join(unexported)
+
+
+def test_the_name_checker_sees_private_and_unexported_names(tmp_path, monkeypatch):
+    package = tmp_path / "micronet"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("__version__ = '1'\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "low.py").write_text("__all__ = ['shown']\n__all__ += ['added']\nshown = added = hidden = _inner = 1\n")
+    (package / "bare.py").write_text("thing = 1\n")
+    (package / "sub" / "high.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from micronet import __version__, low\n"
+        "from micronet.low import shown, added, hidden\n"
+        "from ..low import _inner\n"
+        "import micronet.bare as b\n"
+        "if TYPE_CHECKING:\n"
+        "    from micronet.bare import thing\n"
+        "x = low._inner + b._secret + low.shown\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    taken, unexported = names_across_modules()
+    assert taken == [
+        "micronet/sub/high.py:4: micronet.sub.high imports micronet.low._inner",
+        "micronet/sub/high.py:8: micronet.sub.high reads micronet.low._inner",
+        "micronet/sub/high.py:8: micronet.sub.high reads micronet.bare._secret",
+    ]
+    assert unexported == [
+        "micronet/sub/high.py:3: micronet.sub.high imports hidden, which micronet.low.__all__ does not list",
+        "micronet/sub/high.py:7: micronet.sub.high imports thing, which micronet.bare.__all__ does not list",
+    ]
+
+
 # ----- the rules in prose ------------------------------------------------------------------
 
 
 def test_the_engine_imports_only_the_standard_library():
-    # Its notebook display hooks (Value._repr_svg_, _repr_html_) load graph when a notebook asks;
-    # the activations' specs it reads are standard library only themselves.
-    lazy_graph = [i for i in CODE["engine"] if target_of(i) == ("micronet", "graph") and i.lazy]
+    # The activations' specs it reads are standard library only themselves. Its notebook display
+    # is handed in (engine.DISPLAY, filled by the package), so not even a function imports graph.
     specs = [i for i in CODE["engine"] if target_of(i) == ("micronet", "activations") and not i.lazy]
     assert specs, "the engine reads the activation registry"
-    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib" and i not in lazy_graph + specs] == []
+    assert [i.name for i in CODE["engine"] if target_of(i)[0] != "stdlib" and i not in specs] == []
     assert [i.name for i in CODE["activations"] if target_of(i)[0] != "stdlib"] == []
 
 

@@ -14,6 +14,7 @@ import pytest
 from sklearn.datasets import make_moons
 
 import micronet
+import micronet.fitting
 import micronet.loop
 import micronet.sklearn
 from micronet.config import ConfigError, parse_config, reference_tables, render_reference
@@ -73,8 +74,8 @@ def from_fit(monkeypatch, X, y, **keywords) -> dict:
         })
         raise Caught
 
-    monkeypatch.setattr(micronet.loop, "run_epochs", record)
-    monkeypatch.setattr(micronet.loop, "make_executor", lambda model, loss, backend, n: _Named(loss, backend))
+    monkeypatch.setattr(micronet.fitting, "run_epochs", record)
+    monkeypatch.setattr(micronet.fitting, "make_executor", lambda model, loss, backend, n: _Named(loss, backend))
     n_outputs = 2 if y.dtype.kind in "iu" else 1
     with pytest.raises(Caught):
         micronet.fit(MLP(X.shape[1], [3, n_outputs], seed=0), X, y, progress=False, **keywords)

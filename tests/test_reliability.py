@@ -498,7 +498,7 @@ def test_resume_is_exact_twice_over(tmp_path, capsys, monkeypatch):
 
         return run_epochs(*args, should_stop=stop, **kwargs)
 
-    monkeypatch.setattr("micronet.train.run_epochs", fit_then_signal)
+    monkeypatch.setattr("micronet.runner.run_epochs", fit_then_signal)
     assert resume(twice) == 130
     monkeypatch.undo()
     assert strict_json(twice / "summary.json")["status"] == "interrupted"
@@ -1396,7 +1396,7 @@ def test_ctrl_c_during_a_long_eager_batch_stops_within_one_sample(tmp_path, caps
 
         return counted
 
-    monkeypatch.setattr("micronet.train.config_loss", loss_that_counts)
+    monkeypatch.setattr("micronet.runner.config_loss", loss_that_counts)
     run_dir = tmp_path / "run"
     assert main([write_config(tmp_path, config), "--out", str(run_dir), "--no-progress"]) == 130
     assert next(calls) == signal_at + 1  # no sample after the one the signal came in

@@ -141,9 +141,9 @@ def test_a_users_mypy_sees_the_lazy_names_types(tmp_path):
     )
     revealed = re.findall(r'^script\.py:\d+: note: Revealed type is "(.*)"$', done.stdout, flags=re.M)
     expected = [
-        r"micronet\.loop\.History",
+        r"micronet\.callbacks\.History",
         r"int \| None",
-        r"def \(rows: .*\) -> micronet\.loop\.History",  # the class itself
+        r"def \(rows: .*\) -> micronet\.callbacks\.History",  # the class itself
         r"pathlib\.Path",
         r"micronet\.nn\.Module",
         r"micronet\.predict\.Predictor",

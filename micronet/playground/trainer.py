@@ -23,11 +23,13 @@ import yaml
 from micronet.activations import ACTIVATIONS
 from micronet.config import HIDDEN_ACTIVATIONS, RunConfig, config_to_dict, parse_config
 from micronet.data import DATASETS, PreparedData, prepare_data
-from micronet.loop import Diverged, Plan, config_loss, make_executor, new_state, run_epochs
+from micronet.epochs import Diverged, run_epochs
+from micronet.executors import make_executor
 from micronet.losses import TASKS as TASK_LOSSES
 from micronet.optim import OPTIMIZERS
 from micronet.palette import CLASS_COLORS, NEGATIVE, POSITIVE, SPLIT_COLORS
 from micronet.predict import softmax
+from micronet.state import Plan, config_loss, new_state
 from micronet.tasks import TASKS as TASK_SPECS
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "MAX_WIDTH",
     "SetupError",
     "Trainer",
+    "config_setup",
     "in_page_words",
     "open_config",
     "options",
