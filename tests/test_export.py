@@ -278,12 +278,14 @@ def test_a_missing_extra_says_which_pip_install_to_run(monkeypatch, tmp_path):
         from_torch(None)
 
 
-def test_importing_the_exporter_loads_no_third_party_package():
+def test_importing_the_exporter_loads_neither_extra():
     probe = ("import sys, json; before = set(sys.modules); import micronet.export; "
              "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
              "print(json.dumps(sorted(new - set(sys.stdlib_module_names) - {'micronet'})))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert json.loads(out.stdout) == []
+    # onnx, onnxruntime and torch load only when a function needs them; NumPy, a base dependency, comes
+    # with the checkpoint reader (its memory budget reads the dataset specs)
+    assert set(json.loads(out.stdout)) <= {"numpy"}
 
 
 # ----- the command line ------------------------------------------------------------------------

@@ -305,7 +305,7 @@ def test_ctrl_c_cancels_the_points_left_and_keeps_the_finished_ones(client, tmp_
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not list(tmp_path.glob("sweep/*/decision_boundary.png")) and time.monotonic() < deadline:
+        while not list(tmp_path.glob("sweep/*/confusion_matrix.png")) and time.monotonic() < deadline:  # the last plot
             time.sleep(0.05)
         time.sleep(0.5)  # the first finished point reaches the sweep
         process.send_signal(signal.SIGINT)
