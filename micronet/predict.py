@@ -39,8 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from micronet import files
-from micronet.checkpoint import Checkpoint, load_checkpoint
-from micronet.checkpoint import load_into as _load_into
+from micronet.checkpoint import Checkpoint, load_checkpoint, load_into
 from micronet.compile import CompileError, compile_model
 from micronet.data import DECIMAL, parse_number
 from micronet.engine import Value
@@ -351,7 +350,7 @@ def load(path: str | os.PathLike, *, module: Module | None = None) -> Predictor:
         model_path = path
     else:
         raise ValueError(f"{path} does not exist; expected a run directory or a model.json")
-    checkpoint = load_checkpoint(model_path) if module is None else _load_into(module, model_path)
+    checkpoint = load_checkpoint(model_path) if module is None else load_into(module, model_path)
     task = getattr(config, "task", checkpoint.task)
     if task != checkpoint.task:  # a trainer that did not record the task (nor the target's scaling)
         raise ValueError(

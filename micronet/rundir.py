@@ -30,7 +30,7 @@ import numpy as np
 from micronet import files
 from micronet.checkpoint import save_model, write_json_atomic
 from micronet.config import RunConfig, config_to_dict, config_yaml
-from micronet.options import show as _show
+from micronet.options import show
 from micronet.tasks import LOSS, TASKS, class_report
 
 if TYPE_CHECKING:  # annotations only: the loop and the data come in as values
@@ -289,7 +289,7 @@ def check_fingerprint(recorded: object, config: RunConfig, run_dir: str | os.Pat
         if now.get(key, "<unset>") != then.get(key, "<unset>"):
             raise ValueError(
                 f"{config_file} does not match the checkpoint {checkpoint}: {key} is "
-                f"{_show(now.get(key, '<unset>'))} in config.yaml but was {_show(then.get(key, '<unset>'))} when "
+                f"{show(now.get(key, '<unset>'))} in config.yaml but was {show(then.get(key, '<unset>'))} when "
                 "training started; put it back, or start a new run"
             )
     if config.dataset.name == "csv" and recorded.get("data_sha256") != _sha256(config.dataset.path):
